@@ -1,0 +1,3 @@
+from .cli.shoald import main
+
+main()

@@ -1,0 +1,75 @@
+"""The agent: describes this node, opens a session with a manager, heartbeats, and hands
+assignments to the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from ..api.models import EngineDescription, NodeDescription, Platform, Resources
+from .engine import Engine
+from .session import Session
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+async def describe(engine: Engine) -> NodeDescription:
+    info = await engine.info()
+    labels = {}
+    for item in info.get("Labels") or []:
+        k, _, v = item.partition("=")
+        labels[k] = v
+    plugins = []
+    for kind, names in (info.get("Plugins") or {}).items():
+        for name in names or []:
+            plugins.append({"Type": kind, "Name": name})
+    return NodeDescription(
+        hostname=info.get("Name"),
+        platform=Platform(architecture=info.get("Architecture"), os=info.get("OSType")),
+        resources=Resources(
+            nano_cpus=int(info.get("NCPU", 0)) * 1_000_000_000, memory_bytes=info.get("MemTotal")
+        ),
+        engine=EngineDescription(
+            engine_version=info.get("ServerVersion"), labels=labels or None, plugins=plugins
+        ),
+    )
+
+
+class Agent:
+    def __init__(
+        self,
+        engine: Engine,
+        node_id: str,
+        connect: Callable[[NodeDescription], Awaitable[Session]],
+    ) -> None:
+        self.engine = engine
+        self.node_id = node_id
+        self.connect = connect
+        self.worker = Worker(engine, node_id)
+
+    async def run(self) -> None:
+        backoff = 0.1
+        try:
+            while True:
+                try:
+                    description = await describe(self.engine)
+                    session = await self.connect(description)
+                    backoff = 0.1
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._heartbeat(session))
+                        await self.worker.run(session)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - reconnect with back-off
+                    log.warning("agent session: %s", e)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 8)
+        finally:
+            await self.worker.stop()
+
+    async def _heartbeat(self, session: Session) -> None:
+        while True:
+            period = await session.heartbeat()
+            await asyncio.sleep(period / 2)

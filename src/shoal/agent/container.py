@@ -1,0 +1,149 @@
+"""Task → engine container: the pure conversion of a task spec into `POST /containers/create`.
+
+Containers are named `<service>.<slot>.<task-id>` and carry the labels Docker's swarm mode puts
+on its task containers, so engine-side tools recognise them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api.models import ContainerSpec, PortConfig, Task
+from ..api.naming import task_name
+
+LABEL_TASK_ID = "com.docker.swarm.task.id"
+LABEL_NODE_ID = "com.docker.swarm.node.id"
+LABEL_SERVICE_ID = "com.docker.swarm.service.id"
+
+DEFAULT_STOP_GRACE = 10_000_000_000
+
+
+def container_name(task: Task, service_name: str) -> str:
+    return task_name(service_name, task.slot, task.node_id, task.id)
+
+
+def swarm_labels(task: Task, service_name: str) -> dict[str, str]:
+    return {
+        LABEL_NODE_ID: task.node_id or "",
+        LABEL_SERVICE_ID: task.service_id,
+        "com.docker.swarm.service.name": service_name,
+        "com.docker.swarm.task": "",
+        LABEL_TASK_ID: task.id,
+        "com.docker.swarm.task.name": container_name(task, service_name),
+    }
+
+
+def stop_timeout(spec: ContainerSpec) -> int:
+    """The stop grace period in whole seconds, as the engine's stop call takes it."""
+    ns = spec.stop_grace_period if spec.stop_grace_period is not None else DEFAULT_STOP_GRACE
+    return max(0, -(-ns // 1_000_000_000))
+
+
+def host_ports(ports: list[PortConfig] | None) -> list[PortConfig]:
+    return [p for p in ports or [] if p.publish_mode == "host"]
+
+
+def create_body(task: Task, service_name: str, ports: list[PortConfig] | None) -> dict[str, Any]:
+    spec = task.spec.container_spec or ContainerSpec()
+    labels = {**(spec.labels or {}), **swarm_labels(task, service_name)}
+    config: dict[str, Any] = {
+        "Image": spec.image,
+        "Labels": labels,
+        "Env": spec.env or [],
+        "Tty": bool(spec.tty),
+        "OpenStdin": bool(spec.open_stdin),
+        "StopTimeout": stop_timeout(spec),
+    }
+    if spec.command:
+        config["Entrypoint"] = spec.command
+    if spec.args:
+        config["Cmd"] = spec.args
+    if spec.dir:
+        config["WorkingDir"] = spec.dir
+    if spec.user:
+        config["User"] = spec.user
+    if spec.hostname:
+        config["Hostname"] = spec.hostname
+    if spec.stop_signal:
+        config["StopSignal"] = spec.stop_signal
+    if spec.healthcheck is not None:
+        config["Healthcheck"] = spec.healthcheck.to_api()
+
+    host: dict[str, Any] = {"RestartPolicy": {"Name": "no"}}
+    if spec.init is not None:
+        host["Init"] = spec.init
+    if spec.mounts:
+        host["Mounts"] = [m.to_api() for m in spec.mounts]
+    if spec.read_only:
+        host["ReadonlyRootfs"] = True
+    if spec.groups:
+        host["GroupAdd"] = spec.groups
+    if spec.capability_add:
+        host["CapAdd"] = spec.capability_add
+    if spec.capability_drop:
+        host["CapDrop"] = spec.capability_drop
+    if spec.sysctls:
+        host["Sysctls"] = spec.sysctls
+    if spec.ulimits:
+        host["Ulimits"] = spec.ulimits
+    if spec.hosts:
+        host["ExtraHosts"] = [_extra_host(h) for h in spec.hosts]
+    dns = spec.dns_config or {}
+    if dns.get("Nameservers"):
+        host["Dns"] = dns["Nameservers"]
+    if dns.get("Search"):
+        host["DnsSearch"] = dns["Search"]
+    if dns.get("Options"):
+        host["DnsOptions"] = dns["Options"]
+
+    res = task.spec.resources
+    if res is not None and res.limits is not None:
+        if res.limits.nano_cpus:
+            host["NanoCpus"] = res.limits.nano_cpus
+        if res.limits.memory_bytes:
+            host["Memory"] = res.limits.memory_bytes
+        if res.limits.pids:
+            host["PidsLimit"] = res.limits.pids
+    if res is not None and res.reservations is not None and res.reservations.memory_bytes:
+        host["MemoryReservation"] = res.reservations.memory_bytes
+    log_driver = task.spec.log_driver
+    if log_driver and log_driver.get("Name"):
+        host["LogConfig"] = {"Type": log_driver["Name"], "Config": log_driver.get("Options") or {}}
+
+    published = host_ports(ports)
+    if published:
+        exposed: dict[str, dict[str, Any]] = {}
+        bindings: dict[str, list[dict[str, str]]] = {}
+        for p in published:
+            key = f"{p.target_port}/{p.protocol or 'tcp'}"
+            exposed[key] = {}
+            hp = str(p.published_port) if p.published_port else ""
+            bindings.setdefault(key, []).append({"HostIp": "", "HostPort": hp})
+        config["ExposedPorts"] = exposed
+        host["PortBindings"] = bindings
+
+    config["HostConfig"] = host
+    return config
+
+
+def _extra_host(entry: str) -> str:
+    """Swarm's `IP host [alias…]` (or `host:IP`) → the engine's `host:IP`."""
+    parts = entry.split()
+    if len(parts) >= 2:
+        return f"{parts[1]}:{parts[0]}"
+    return entry
+
+
+def port_status(inspect: dict[str, Any], ports: list[PortConfig] | None) -> list[PortConfig]:
+    """Host-mode ports as bound by the engine (a dynamic published port gets its number)."""
+    out = []
+    bound = (inspect.get("NetworkSettings") or {}).get("Ports") or {}
+    for p in host_ports(ports):
+        key = f"{p.target_port}/{p.protocol or 'tcp'}"
+        published = p.published_port or 0
+        for b in bound.get(key) or []:
+            if b.get("HostPort"):
+                published = int(b["HostPort"])
+                break
+        out.append(p.model_copy(update={"published_port": published}))
+    return out

@@ -1,0 +1,143 @@
+"""The engine side of one task: find, create, start, stop and remove its container.
+
+`Controller` is the boundary the task runner drives; `EngineController` implements it on the
+Docker Engine API, `shoal.testing.fakes.FakeController` in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..api.models import PortConfig, Task
+from .container import LABEL_TASK_ID, container_name, create_body, port_status, stop_timeout
+from .engine import Engine, EngineError
+
+
+@dataclass
+class Observed:
+    """What the engine says about a task's container."""
+
+    exists: bool = False
+    running: bool = False
+    exit_code: int | None = None
+    health: str | None = None  # starting | healthy | unhealthy | None (no healthcheck)
+    started: bool = False  # ever started
+    container_id: str | None = None
+    pid: int | None = None
+    error: str | None = None
+    ports: list[PortConfig] | None = None
+
+
+class Rejected(Exception):
+    """The task can never run here (bad image, invalid configuration)."""
+
+
+class Failed(Exception):
+    """The container could not be started."""
+
+
+class Controller(Protocol):
+    async def inspect(self) -> Observed: ...
+    async def prepare(self) -> None: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def remove(self) -> None: ...
+
+
+class EngineController:
+    def __init__(
+        self,
+        engine: Engine,
+        task: Task,
+        service_name: str,
+        ports: list[PortConfig] | None,
+        registry_auth: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.task = task
+        self.name = container_name(task, service_name)
+        self.service_name = service_name
+        self.ports = ports
+        self.registry_auth = registry_auth
+
+    async def inspect(self) -> Observed:
+        try:
+            data: dict[str, Any] = await self.engine.request("GET", f"/containers/{self.name}/json")
+        except EngineError as e:
+            if e.status == 404:
+                return Observed()
+            raise
+        if (data.get("Config") or {}).get("Labels", {}).get(LABEL_TASK_ID) != self.task.id:
+            return Observed()
+        st = data.get("State") or {}
+        health = (st.get("Health") or {}).get("Status")
+        started = st.get("StartedAt", "0001-01-01T00:00:00Z") != "0001-01-01T00:00:00Z"
+        return Observed(
+            exists=True,
+            running=bool(st.get("Running")),
+            exit_code=st.get("ExitCode"),
+            health=health,
+            started=started,
+            container_id=data.get("Id"),
+            pid=st.get("Pid") or None,
+            error=st.get("Error") or None,
+            ports=port_status(data, self.ports),
+        )
+
+    async def prepare(self) -> None:
+        spec = self.task.spec.container_spec
+        image = spec.image if spec else None
+        if not image:
+            raise Rejected("no image")
+        try:
+            await self.engine.pull(image, self.registry_auth)
+        except EngineError as e:
+            # Swarm's executor runs a local image when the registry cannot give it.
+            if not await self.engine.image_exists(image):
+                raise Rejected(f"No such image: {image}") from e
+        body = create_body(self.task, self.service_name, self.ports)
+        try:
+            await self.engine.request("POST", "/containers/create", params={"name": self.name}, body=body)
+        except EngineError as e:
+            if e.status == 409 and (await self.inspect()).exists:
+                return  # created by an earlier attempt
+            if e.status in (400, 404):
+                raise Rejected(e.message) from e
+            raise
+
+    async def start(self) -> None:
+        try:
+            await self.engine.request("POST", f"/containers/{self.name}/start")
+        except EngineError as e:
+            if e.status == 304:
+                return
+            if e.status in (400, 404, 500):
+                raise Failed(f"starting container failed: {e.message}") from e
+            raise
+
+    async def stop(self) -> None:
+        spec = self.task.spec.container_spec
+        timeout = stop_timeout(spec) if spec else 10
+        try:
+            await self.engine.request(
+                "POST", f"/containers/{self.name}/stop", params={"t": str(timeout)},
+                timeout=timeout + 30,
+            )  # fmt: skip
+        except EngineError as e:
+            if e.status not in (304, 404):
+                raise
+
+    async def remove(self) -> None:
+        try:
+            await self.engine.request(
+                "DELETE", f"/containers/{self.name}", params={"force": "1", "v": "0"}
+            )
+        except EngineError as e:
+            if e.status != 404:
+                raise
+
+
+async def sleep_forever() -> None:
+    await asyncio.Event().wait()

@@ -1,0 +1,142 @@
+"""The worker: turns assignment sets into one `TaskRunner` per task, watches the engine for
+container changes, batches status reports, adopts its tasks' containers after a restart and
+removes containers that belong to no task of this node."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ..api.models import Task, TaskStatus
+from .container import LABEL_NODE_ID, LABEL_TASK_ID
+from .controller import Controller, EngineController
+from .engine import Engine
+from .session import Assignment, ServiceInfo, Session
+from .task import TaskRunner
+
+log = logging.getLogger(__name__)
+
+REPORT_INTERVAL = 0.05
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: Engine,
+        node_id: str,
+        controller_factory: Callable[[Task, ServiceInfo], Controller] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.node_id = node_id
+        self.runners: dict[str, TaskRunner] = {}
+        self.runner_tasks: dict[str, asyncio.Task[None]] = {}
+        self.services: dict[str, ServiceInfo] = {}
+        self._pending: dict[str, TaskStatus] = {}
+        self._pending_event = asyncio.Event()
+        self._by_container: dict[str, str] = {}
+        self.controller_factory = controller_factory or self._engine_controller
+
+    def _engine_controller(self, task: Task, info: ServiceInfo) -> Controller:
+        return EngineController(self.engine, task, info.name, info.ports)
+
+    async def run(self, session: Session) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._report_loop(session))
+            tg.create_task(self._watch_engine())
+            async for assignment in session.assignments():
+                await self.apply(assignment)
+
+    async def apply(self, a: Assignment) -> None:
+        self.services.update(a.services)
+        if a.full:
+            keep = {t.id for t in a.tasks}
+            for tid in list(self.runners):
+                if tid not in keep:
+                    await self._forget(tid)
+            await self._remove_strays(keep)
+        for tid in a.removed:
+            await self._forget(tid)
+        for task in a.tasks:
+            runner = self.runners.get(task.id)
+            if runner is not None:
+                runner.update(task)
+                continue
+            info = self.services.get(task.service_id) or ServiceInfo(name=task.service_id)
+            runner = TaskRunner(task, self.controller_factory(task, info), self._report)
+            self.runners[task.id] = runner
+            self.runner_tasks[task.id] = asyncio.create_task(runner.run())
+
+    async def _forget(self, task_id: str) -> None:
+        """The task was deleted from the cluster: stop running it and remove its container."""
+        runner = self.runners.pop(task_id, None)
+        job = self.runner_tasks.pop(task_id, None)
+        if job is not None:
+            job.cancel()
+        self._pending.pop(task_id, None)
+        if runner is not None:
+            try:
+                await runner.controller.remove()
+            except Exception as e:  # noqa: BLE001 - retried by the stray sweep
+                log.warning("removing container of task %s: %s", task_id, e)
+
+    async def _remove_strays(self, keep: set[str]) -> None:
+        filters = f'{{"label":["{LABEL_NODE_ID}={self.node_id}"]}}'
+        try:
+            containers = await self.engine.request(
+                "GET", "/containers/json", params={"all": "1", "filters": filters}
+            )
+        except Exception as e:  # noqa: BLE001
+            log.warning("listing containers: %s", e)
+            return
+        for c in containers or []:
+            tid = (c.get("Labels") or {}).get(LABEL_TASK_ID)
+            if tid and tid not in keep:
+                log.info("removing stray container %s", c.get("Names"))
+                try:
+                    await self.engine.request(
+                        "DELETE", f"/containers/{c['Id']}", params={"force": "1"}
+                    )
+                except Exception as e:  # noqa: BLE001
+                    log.warning("removing stray %s: %s", c.get("Id"), e)
+
+    def _report(self, task_id: str, status: TaskStatus) -> None:
+        self._pending[task_id] = status
+        self._pending_event.set()
+
+    async def _report_loop(self, session: Session) -> None:
+        while True:
+            await self._pending_event.wait()
+            await asyncio.sleep(REPORT_INTERVAL)
+            self._pending_event.clear()
+            batch, self._pending = self._pending, {}
+            try:
+                await session.report(batch)
+            except Exception as e:  # noqa: BLE001 - keep them for the next try
+                log.warning("reporting task status: %s", e)
+                self._pending = {**batch, **self._pending}
+                self._pending_event.set()
+                await asyncio.sleep(0.5)
+
+    async def _watch_engine(self) -> None:
+        """Container events wake the runner of their task."""
+        filters = {"type": ["container"], "label": [f"{LABEL_NODE_ID}={self.node_id}"]}
+        while True:
+            try:
+                async for ev in self.engine.events(filters):
+                    attrs = (ev.get("Actor") or {}).get("Attributes") or {}
+                    runner = self.runners.get(attrs.get(LABEL_TASK_ID, ""))
+                    if runner is not None:
+                        runner.poke()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - engine restarting: look again later
+                log.warning("engine events: %s", e)
+            for runner in self.runners.values():
+                runner.poke()
+            await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        for job in self.runner_tasks.values():
+            job.cancel()
+        await asyncio.gather(*self.runner_tasks.values(), return_exceptions=True)

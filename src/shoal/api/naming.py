@@ -1,0 +1,23 @@
+"""Object IDs and the names derived from them."""
+
+from __future__ import annotations
+
+import secrets
+
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def new_id() -> str:
+    """A 25-character base-36 ID, like SwarmKit's (128 random bits)."""
+    n = secrets.randbits(128)
+    out = []
+    for _ in range(25):
+        n, r = divmod(n, 36)
+        out.append(_ALPHABET[r])
+    return "".join(reversed(out))
+
+
+def task_name(service_name: str, slot: int | None, node_id: str | None, task_id: str) -> str:
+    """`<service>.<slot>.<task-id>` (global tasks: `<service>.<node-id>.<task-id>`)."""
+    middle = str(slot) if slot else (node_id or "")
+    return f"{service_name}.{middle}.{task_id}"

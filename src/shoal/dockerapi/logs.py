@@ -1,0 +1,120 @@
+"""`docker service logs` and task logs: the engine's container logs, each line prefixed with
+the details the docker CLI needs to name its source (`com.docker.swarm.node.id=…,…`), merged
+into one multiplexed stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import struct
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import web
+
+from ..agent.container import LABEL_NODE_ID, LABEL_SERVICE_ID, LABEL_TASK_ID, container_name
+from ..api.models import Task
+from ..daemon import Daemon
+
+CONTENT_TYPE = "application/vnd.docker.multiplexed-stream"
+
+
+def details(task: Task) -> bytes:
+    pairs = sorted(
+        {
+            LABEL_NODE_ID: task.node_id or "",
+            LABEL_SERVICE_ID: task.service_id,
+            LABEL_TASK_ID: task.id,
+        }.items()
+    )
+    return ",".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs).encode()
+
+
+def frame(stream: int, payload: bytes) -> bytes:
+    return struct.pack(">BxxxL", stream, len(payload)) + payload
+
+
+def decorate(line: bytes, prefix: bytes, timestamps: bool) -> bytes:
+    """`[<timestamp> ]<details> <message>` from an engine line `[<timestamp> ]<message>`."""
+    if timestamps:
+        ts, _, rest = line.partition(b" ")
+        return ts + b" " + prefix + b" " + rest
+    return prefix + b" " + line
+
+
+async def stream(request: web.Request, daemon: Daemon, tasks: list[Task]) -> web.StreamResponse:
+    q = request.query
+    follow = q.get("follow", "") in ("1", "true")
+    timestamps = q.get("timestamps", "") in ("1", "true")
+    with_details = q.get("details", "") in ("1", "true")
+    params = {
+        "stdout": "1" if q.get("stdout", "") in ("1", "true") else "0",
+        "stderr": "1" if q.get("stderr", "") in ("1", "true") else "0",
+        "follow": "1" if follow else "0",
+        "timestamps": "1" if timestamps else "0",
+        "tail": q.get("tail", "all"),
+    }
+    if q.get("since"):
+        params["since"] = q["since"]
+    resp = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+    await resp.prepare(request)
+    store = daemon.store
+    local = daemon.state.node_id if daemon.state else None
+    out: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1024)
+
+    async def pump(task: Task) -> None:
+        service = store.get("services", task.service_id) if store else None
+        name = container_name(task, service.spec.name if service else task.service_id)
+        tty = bool(task.spec.container_spec and task.spec.container_spec.tty)
+        prefix = details(task) if with_details else b""
+        try:
+            async with daemon.engine.session.get(
+                daemon.engine.url(f"/containers/{name}/logs"), params=params,
+                timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
+            ) as r:  # fmt: skip
+                if r.status != 200:
+                    return
+                async for stream_id, payload in _frames(r.content, tty):
+                    for line in payload.splitlines(keepends=True):
+                        data = decorate(line, prefix, timestamps) if with_details else line
+                        await out.put(frame(stream_id, data))
+        except (aiohttp.ClientError, asyncio.IncompleteReadError):
+            return
+
+    pumps = [asyncio.create_task(pump(t)) for t in tasks if t.node_id == local]
+
+    async def close_when_done() -> None:
+        await asyncio.gather(*pumps, return_exceptions=True)
+        await out.put(None)
+
+    closer = asyncio.create_task(close_when_done())
+    try:
+        while (chunk := await out.get()) is not None:
+            await resp.write(chunk)
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        for p in pumps:
+            p.cancel()
+        closer.cancel()
+    with contextlib.suppress(ConnectionError):
+        await resp.write_eof()
+    return resp
+
+
+async def _frames(content: aiohttp.StreamReader, tty: bool):  # type: ignore[no-untyped-def]
+    if tty:
+        async for chunk in content.iter_any():
+            yield 1, chunk
+        return
+    while True:
+        try:
+            header = await content.readexactly(8)
+        except asyncio.IncompleteReadError:
+            return
+        stream_id, length = struct.unpack(">BxxxL", header)
+        yield stream_id, await content.readexactly(length)
+
+
+__all__ = ["stream", "json"]

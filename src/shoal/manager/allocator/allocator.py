@@ -1,0 +1,92 @@
+"""The allocator: gives services their endpoint and moves new tasks to `pending`.
+
+Host-mode published ports need no allocation: the service's `Endpoint.Ports` repeats them. The
+ingress routing mesh and overlay networks (VIPs, task addresses) are allocated here once shoal
+has networking; until then the control API refuses specs that need them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...api.models import Endpoint, EndpointSpec, Service, Task
+from ...api.states import TaskState
+from ...store.store import Event, Store, modify
+
+
+def endpoint_for(spec: EndpointSpec | None) -> Endpoint:
+    spec = spec or EndpointSpec(mode="vip")
+    ports = [p.model_copy() for p in spec.ports or []]
+    return Endpoint(spec=spec, ports=ports or None)
+
+
+def needs_endpoint(service: Service) -> bool:
+    want = endpoint_for(service.spec.endpoint_spec)
+    return service.endpoint != want
+
+
+class Allocator:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def run(self) -> None:
+        queue = self.store.subscribe()
+        try:
+            await self.tick(list(self.store.services()), list(self.store.list("tasks")))
+            while True:
+                events = await queue.get()
+                while not queue.empty():
+                    events.extend(queue.get_nowait())
+                services, tasks = _changed(events)
+                await self.tick(services, tasks)
+        finally:
+            self.store.unsubscribe(queue)
+
+    async def tick(self, services: list[Service], tasks: list[Task]) -> None:
+        fix = {s.id: _allocate_endpoint for s in services if needs_endpoint(s)}
+        if fix:
+            await modify(self.store, "services", fix)
+        pending = {}
+        for t in tasks:
+            service = self.store.get("services", t.service_id)
+            if (
+                t.status.state == TaskState.NEW.api
+                and TaskState.parse(t.desired_state) <= TaskState.RUNNING
+                and service is not None
+                and not needs_endpoint(service)
+            ):
+                pending[t.id] = _to_pending(service.endpoint)
+        if pending:
+            await modify(self.store, "tasks", pending)
+
+
+def _changed(events: list[Event]) -> tuple[list[Service], list[Task]]:
+    services: dict[str, Service] = {}
+    tasks: dict[str, Task] = {}
+    for ev in events:
+        if ev.new is None:
+            continue
+        if ev.kind == "services":
+            services[ev.id] = ev.new
+        elif ev.kind == "tasks" and ev.new.status.state == TaskState.NEW.api:
+            tasks[ev.id] = ev.new
+    return list(services.values()), list(tasks.values())
+
+
+def _allocate_endpoint(service: Service) -> bool:
+    service.endpoint = endpoint_for(service.spec.endpoint_spec)
+    return True
+
+
+def _to_pending(endpoint: Endpoint | None) -> Callable[[Task], bool]:
+    def apply(task: Task) -> bool:
+        if task.status.state != TaskState.NEW.api:
+            return False
+        task.status.state = TaskState.PENDING.api
+        task.status.message = "pending task scheduling"
+        task.endpoint = endpoint
+        return True
+
+    return apply
+
+

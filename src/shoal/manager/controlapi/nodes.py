@@ -1,0 +1,89 @@
+"""Nodes in the control API: inspect, update the user-owned spec, remove."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...api.errors import BadRequest, Conflict, rpc
+from ...api.models import Node, NodeSpec
+from ...api.validation import InvalidArgument, validate_node_spec
+from ...store.store import Store
+from .filters import Filters
+
+
+def node_name(n: Node) -> str | None:
+    return n.spec.name or (n.description.hostname if n.description else None)
+
+
+def get(store: Store, ref: str) -> Node:
+    from ...store.store import resolve
+
+    return resolve(store, "nodes", ref, node_name, "node")  # type: ignore[no-any-return]
+
+
+def list_nodes(store: Store, filters: Filters) -> list[Node]:
+    filters.check({"id", "name", "label", "node.label", "membership", "role"})
+    out = []
+    for n in store.nodes():
+        if not filters.match_prefix("id", n.id):
+            continue
+        if not filters.match_prefix("name", node_name(n) or ""):
+            continue
+        engine_labels = n.description.engine.labels if n.description and n.description.engine else None
+        if not filters.match_labels(engine_labels):
+            continue
+        if not filters.match_labels(n.spec.labels, "node.label"):
+            continue
+        if not filters.match_exact("role", n.spec.role):
+            continue
+        if "membership" in filters and "accepted" not in filters["membership"]:
+            continue
+        out.append(n)
+    return out
+
+
+async def update(store: Store, ref: str, version: int | None, body: Any) -> Node:
+    node = get(store, ref)
+    if not isinstance(body, dict):
+        raise BadRequest("invalid JSON: the body must be a node spec object")
+    try:
+        validate_node_spec(body)
+    except InvalidArgument as e:
+        raise BadRequest(str(e)) from e
+    if version != node.version.index:
+        raise Conflict(rpc("Unknown", "update out of sequence"))
+    spec = NodeSpec.from_api(body)
+    if spec.role != node.spec.role:
+        managers = [n for n in store.nodes() if n.spec.role == "manager"]
+        if spec.role == "worker" and len(managers) <= 1:
+            raise BadRequest(
+                rpc("FailedPrecondition", "attempting to demote the last manager of the swarm")
+            )
+        if spec.role == "manager":
+            raise BadRequest(
+                rpc("Unimplemented", "promoting nodes to managers is not supported by this "
+                    "shoal version yet")
+            )  # fmt: skip
+    node = node.model_copy(deep=True)
+    node.spec = spec
+    return await store.update(node)
+
+
+async def remove(store: Store, ref: str, force: bool, self_id: str) -> None:
+    node = get(store, ref)
+    if node.spec.role == "manager" or (node.manager_status is not None):
+        raise BadRequest(
+            rpc(
+                "FailedPrecondition",
+                f"node {node.id} is a cluster manager and is a member of the raft cluster. "
+                "It must be demoted to worker before removal",
+            )
+        )
+    if node.status.state != "down" and not force:
+        raise BadRequest(
+            rpc(
+                "FailedPrecondition",
+                f"node {node.id} is not down and can't be removed",
+            )
+        )
+    await store.delete(node)

@@ -1,0 +1,176 @@
+"""Services in the control API: validate, write the spec, nothing else. The orchestrators do
+the rest from the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...api.errors import BadRequest, Conflict, NotFound, rpc
+from ...api.models import (
+    JobIteration,
+    JobStatus,
+    ReplicatedService,
+    Service,
+    ServiceSpec,
+    ServiceStatus,
+    UpdateStatus,
+    now,
+)
+from ...api.naming import new_id
+from ...api.states import TaskState
+from ...api.validation import InvalidArgument, validate_service_spec
+from ...store.store import Store, resolve
+from .filters import Filters
+
+
+def get(store: Store, ref: str) -> Service:
+    return resolve(store, "services", ref, lambda s: s.spec.name, "service")  # type: ignore[no-any-return]
+
+
+def parse_spec(body: Any) -> ServiceSpec:
+    if not isinstance(body, dict):
+        raise BadRequest("invalid JSON: the body must be a service spec object")
+    try:
+        validate_service_spec(body)
+    except InvalidArgument as e:
+        raise BadRequest(str(e)) from e
+    try:
+        spec = ServiceSpec.from_api(body)
+    except ValueError as e:
+        raise BadRequest(rpc("InvalidArgument", f"invalid service spec: {e}")) from e
+    _refuse_networking(spec)
+    mode = spec.mode
+    if mode.replicated is None and mode.kind == "replicated":
+        mode.replicated = ReplicatedService(replicas=1)
+    elif mode.replicated is not None and mode.replicated.replicas is None:
+        mode.replicated.replicas = 1
+    return spec
+
+
+def _refuse_networking(spec: ServiceSpec) -> None:
+    """Overlay networks and the ingress routing mesh come with shoal's networking; until then a
+    spec that needs them is refused rather than silently run without them."""
+    if spec.task_template.networks or spec.networks:
+        raise BadRequest(
+            rpc(
+                "InvalidArgument",
+                "networks are not supported by this shoal version yet: "
+                "create the service without --network",
+            )
+        )
+    ports = spec.endpoint_spec.ports if spec.endpoint_spec else None
+    for p in ports or []:
+        if (p.publish_mode or "ingress") == "ingress":
+            raise BadRequest(
+                rpc(
+                    "InvalidArgument",
+                    f"EndpointSpec: port {p.published_port or p.target_port}: the ingress routing "
+                    "mesh is not supported by this shoal version yet: publish with mode=host "
+                    "(--publish published=P,target=T,mode=host)",
+                )
+            )
+
+
+def _name_taken(store: Store, name: str, except_id: str | None = None) -> bool:
+    return any(s.spec.name == name and s.id != except_id for s in store.services())
+
+
+async def create(store: Store, body: Any) -> Service:
+    spec = parse_spec(body)
+    if _name_taken(store, spec.name):
+        raise Conflict(
+            rpc(
+                "AlreadyExists",
+                f"name conflicts with an existing object: service {spec.name} already exists",
+            )
+        )
+    service = Service(id=new_id(), spec=spec)
+    if spec.mode.kind.endswith("job"):
+        service.job_status = JobStatus(job_iteration=JobIteration(index=0), last_execution=now())
+    return await store.create(service)
+
+
+async def update(
+    store: Store, ref: str, version: int | None, body: Any, rollback: bool = False
+) -> Service:
+    service = get(store, ref)
+    if version is None:
+        raise BadRequest("invalid service version: version must be given")
+    if version != service.version.index:
+        raise Conflict(rpc("Unknown", "update out of sequence"))
+    service = service.model_copy(deep=True)
+    if rollback:
+        if service.previous_spec is None:
+            raise BadRequest(
+                rpc("FailedPrecondition", f"service {service.id} does not have a previous spec")
+            )
+        spec = service.previous_spec
+        service.previous_spec = service.spec
+        service.update_status = UpdateStatus(
+            state="rollback_started", started_at=now(), message="manually requested rollback"
+        )
+    else:
+        spec = parse_spec(body)
+        if spec.name != service.spec.name:
+            raise BadRequest(
+                rpc("Unimplemented", "renaming services is not supported")
+            )
+        if spec.mode.kind != service.spec.mode.kind:
+            raise BadRequest(rpc("InvalidArgument", "service mode change is not allowed"))
+        service.previous_spec = service.spec
+        service.update_status = None
+    service.spec = spec
+    if spec.mode.kind.endswith("job") and (
+        rollback or spec.task_template != service.previous_spec.task_template
+        or spec.mode != service.previous_spec.mode
+    ):
+        index = service.job_status.job_iteration.index + 1 if service.job_status else 0
+        service.job_status = JobStatus(job_iteration=JobIteration(index=index), last_execution=now())
+    return await store.update(service)
+
+
+async def remove(store: Store, ref: str) -> None:
+    service = get(store, ref)
+    await store.delete(service)
+
+
+def status(store: Store, service: Service) -> ServiceStatus:
+    """`ServiceStatus` as `GET /services?status=true` shows it."""
+    nodes = {n.id: n for n in store.nodes()}
+    running = desired = completed = 0
+    for t in store.tasks_of(service.id):
+        node = nodes.get(t.node_id or "")
+        if t.status.state == TaskState.RUNNING.api and node is not None and node.status.state != "down":
+            running += 1
+        if t.desired_state in ("running", "ready") and t.status.state != "complete":
+            desired += 1
+        if t.status.state == TaskState.COMPLETE.api:
+            completed += 1
+    kind = service.spec.mode.kind
+    if kind == "replicated":
+        desired = service.spec.mode.replicated.replicas or 0  # type: ignore[union-attr]
+    elif kind == "replicated-job":
+        job = service.spec.mode.replicated_job
+        concurrent = (job.max_concurrent or 1) if job else 1
+        total = (job.total_completions or concurrent) if job else 1
+        desired = max(0, min(concurrent, total - completed))
+    return ServiceStatus(running_tasks=running, desired_tasks=desired, completed_tasks=completed)
+
+
+def list_services(store: Store, filters: Filters) -> list[Service]:
+    filters.check({"id", "name", "label", "mode"})
+    out = []
+    for s in store.services():
+        if not filters.match_prefix("id", s.id):
+            continue
+        if not filters.match_prefix("name", s.spec.name):
+            continue
+        if not filters.match_labels(s.spec.labels):
+            continue
+        if "mode" in filters and s.spec.mode.kind not in filters["mode"]:
+            continue
+        out.append(s)
+    return out
+
+
+__all__ = ["create", "update", "remove", "get", "list_services", "status", "NotFound"]

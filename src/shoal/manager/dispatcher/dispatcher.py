@@ -1,0 +1,171 @@
+"""The dispatcher: the manager's side of agent sessions (every manager runs one).
+
+It registers nodes, streams each node its assignment set (the tasks the scheduler gave it,
+first in full, then as increments), takes their status reports and writes them to the store in
+batches, and records heartbeats in memory so that a heartbeat costs no store write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from ...agent.session import Assignment, ServiceInfo
+from ...api.models import Node, NodeDescription, NodeStatus, Service, Task, TaskStatus
+from ...api.states import TaskState
+from ...store.store import Event, Store, modify
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.1
+DEFAULT_HEARTBEAT_PERIOD = 5.0
+
+
+def assigned(task: Task, node_id: str) -> bool:
+    return task.node_id == node_id and TaskState.parse(task.status.state) >= TaskState.ASSIGNED
+
+
+def service_info(service: Service | None, service_id: str) -> ServiceInfo:
+    if service is None:
+        return ServiceInfo(name=service_id)
+    ports = service.endpoint.ports if service.endpoint else None
+    return ServiceInfo(name=service.spec.name, ports=ports)
+
+
+class Dispatcher:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self.last_seen: dict[str, float] = {}
+        self.sessions: dict[str, LocalSession] = {}
+        self._statuses: dict[str, TaskStatus] = {}
+        self._flush = asyncio.Event()
+
+    @property
+    def heartbeat_period(self) -> float:
+        cluster = next(iter(self.store.list("clusters")), None)
+        if cluster is not None and cluster.spec.dispatcher.heartbeat_period:
+            return float(cluster.spec.dispatcher.heartbeat_period) / 1e9
+        return DEFAULT_HEARTBEAT_PERIOD
+
+    async def run(self) -> None:
+        queue = self.store.subscribe()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._flush_loop())
+                while True:
+                    self._route(await queue.get())
+        finally:
+            self.store.unsubscribe(queue)
+
+    async def register(self, node_id: str, description: NodeDescription, addr: str) -> LocalSession:
+        """A node's agent (re)connects: the node is ready; its session starts with the full
+        assignment set."""
+        self.last_seen[node_id] = self.clock()
+
+        def ready(node: Node) -> bool:
+            node.description = description
+            node.status = NodeStatus(state="ready", addr=addr)
+            return True
+
+        await modify(self.store, "nodes", {node_id: ready})
+        old = self.sessions.get(node_id)
+        if old is not None:
+            old.closed = True
+        session = LocalSession(self, node_id)
+        self.sessions[node_id] = session
+        tasks = [t for t in self.store.tasks_on(node_id) if assigned(t, node_id)]
+        session.push(Assignment(full=True, tasks=tasks, services=self._services(tasks)))
+        return session
+
+    def _services(self, tasks: list[Task]) -> dict[str, ServiceInfo]:
+        ids = {t.service_id for t in tasks}
+        return {sid: service_info(self.store.get("services", sid), sid) for sid in ids}
+
+    def _route(self, events: list[Event]) -> None:
+        per_node: dict[str, Assignment] = {}
+        for ev in events:
+            if ev.kind != "tasks":
+                continue
+            old, new = ev.old, ev.new
+            old_node = old.node_id if old is not None and assigned(old, old.node_id) else None
+            new_node = new.node_id if new is not None and assigned(new, new.node_id) else None
+            if new_node in self.sessions and (
+                old_node != new_node
+                or old.desired_state != new.desired_state
+                or old.spec != new.spec
+            ):
+                per_node.setdefault(new_node, Assignment(full=False)).tasks.append(new)
+            if old_node in self.sessions and old_node != new_node:
+                per_node.setdefault(old_node, Assignment(full=False)).removed.append(old.id)
+        for node_id, a in per_node.items():
+            a.services = self._services(a.tasks)
+            self.sessions[node_id].push(a)
+
+    async def report(self, node_id: str, statuses: dict[str, TaskStatus]) -> None:
+        self.last_seen[node_id] = self.clock()
+        self._statuses.update(statuses)
+        self._flush.set()
+
+    def heartbeat(self, node_id: str) -> float:
+        self.last_seen[node_id] = self.clock()
+        return self.heartbeat_period
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._flush.wait()
+            await asyncio.sleep(FLUSH_INTERVAL)
+            self._flush.clear()
+            batch, self._statuses = self._statuses, {}
+            try:
+                await modify(self.store, "tasks", {tid: _advance(st) for tid, st in batch.items()})
+            except Exception as e:  # noqa: BLE001 - retried with the next batch
+                log.warning("writing task statuses: %s", e)
+                self._statuses = {**batch, **self._statuses}
+                self._flush.set()
+                await asyncio.sleep(0.5)
+
+
+def _advance(status: TaskStatus) -> Callable[[Any], bool]:
+    """Set a reported status unless the stored one is already further along."""
+
+    def apply(task: Task) -> bool:
+        if TaskState.parse(status.state) < TaskState.parse(task.status.state):
+            return False
+        if task.status == status:
+            return False
+        task.status = status
+        return True
+
+    return apply
+
+
+class LocalSession:
+    """An in-process session (the agent of the node this manager runs on)."""
+
+    def __init__(self, dispatcher: Dispatcher, node_id: str) -> None:
+        self.dispatcher = dispatcher
+        self.node_id = node_id
+        self.queue: asyncio.Queue[Assignment] = asyncio.Queue()
+        self.closed = False
+
+    def push(self, a: Assignment) -> None:
+        self.queue.put_nowait(a)
+
+    async def assignments(self) -> AsyncIterator[Assignment]:
+        while not self.closed:
+            yield await self.queue.get()
+
+    async def report(self, statuses: dict[str, TaskStatus]) -> None:
+        await self.dispatcher.report(self.node_id, statuses)
+
+    async def heartbeat(self) -> float:
+        return self.dispatcher.heartbeat(self.node_id)
+
+    async def close(self) -> None:
+        self.closed = True
+        if self.dispatcher.sessions.get(self.node_id) is self:
+            del self.dispatcher.sessions[self.node_id]

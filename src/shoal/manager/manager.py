@@ -1,0 +1,70 @@
+"""A manager: campaigns for leadership and, while it leads, runs the control loops in one task
+group that is cancelled the moment the lease is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..store.election import Election
+from ..store.store import Store, modify
+from .allocator.allocator import Allocator
+from .orchestrator.orchestrator import Orchestrator
+from .orchestrator.reaper import Reaper
+from .scheduler.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+class Manager:
+    def __init__(self, store: Store, node_id: str) -> None:
+        self.store = store
+        self.node_id = node_id
+        self.election = Election(store.etcd, node_id)
+        self.is_leader = False
+
+    async def run(self) -> None:
+        await self.store.synced.wait()
+        while True:
+            await self.election.campaign()
+            self.is_leader = True
+            try:
+                await self._mark_leader(True)
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(Orchestrator(self.store).run())
+                    tg.create_task(Allocator(self.store).run())
+                    tg.create_task(Scheduler(self.store).run())
+                    tg.create_task(Reaper(self.store).run())
+                    await self.election.hold()
+                    raise _LostLease
+            except* _LostLease:
+                log.warning("leadership lost; stopping the leader's loops")
+            except* Exception as eg:
+                log.error("a leader loop failed; campaigning again", exc_info=eg)
+                await asyncio.sleep(0.5)
+            finally:
+                self.is_leader = False
+                await self.election.resign()
+
+    async def _mark_leader(self, leader: bool) -> None:
+        def apply(node: object) -> bool:
+            ms = node.manager_status  # type: ignore[attr-defined]
+            if ms is None or ms.leader == leader:
+                return False
+            ms.leader = leader
+            return True
+
+        others = {n.id: _not_leader for n in self.store.nodes() if n.id != self.node_id}
+        await modify(self.store, "nodes", {self.node_id: apply, **others})
+
+
+def _not_leader(node: object) -> bool:
+    ms = node.manager_status  # type: ignore[attr-defined]
+    if ms is None or not ms.leader:
+        return False
+    ms.leader = False
+    return True
+
+
+class _LostLease(Exception):
+    pass

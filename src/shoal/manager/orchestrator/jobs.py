@@ -1,0 +1,104 @@
+"""Pure reconciliation of jobs: replicated-job (TotalCompletions, at most MaxConcurrent at a
+time) and global-job (one run per eligible node). A job runs once per *iteration*; updating the
+service starts a new iteration (`JobStatus.JobIteration.Index`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ...api.models import Service, Task
+from ...api.states import TaskState
+from .plan import Plan, desired, new_task, promote_ready, runnable, should_restart, state
+from .services import NodeOk
+
+
+def iteration_of(service: Service) -> int:
+    return service.job_status.job_iteration.index if service.job_status else 0
+
+
+def job_counts(service: Service) -> tuple[int, int]:
+    """(max concurrent, total completions) with Docker's defaults."""
+    job = service.spec.mode.replicated_job
+    if job is None:
+        return 1, 1
+    concurrent = job.max_concurrent or 1
+    return concurrent, job.total_completions or concurrent
+
+
+def reconcile_job(
+    service: Service,
+    tasks: Iterable[Task],
+    node_ok: NodeOk,
+    now: float,
+    eligible: set[str] | None = None,
+) -> Plan:
+    """`eligible` is given for global jobs: the nodes that should each run the job once."""
+    plan = Plan()
+    iteration = iteration_of(service)
+    current: list[Task] = []
+    for t in tasks:
+        if (t.job_iteration.index if t.job_iteration else 0) != iteration:
+            if runnable(t):
+                plan.set_desired(t, TaskState.SHUTDOWN)  # a previous iteration
+        else:
+            current.append(t)
+
+    def key(t: Task) -> object:
+        return t.node_id if eligible is not None else t.slot
+
+    by_key: dict[object, list[Task]] = {}
+    for t in current:
+        by_key.setdefault(key(t), []).append(t)
+
+    done = set()  # keys (slots or nodes) that completed
+    active = 0
+    for k, ts in by_key.items():
+        if any(state(t) == TaskState.COMPLETE for t in ts):
+            done.add(k)
+            for t in ts:
+                if runnable(t) and state(t) == TaskState.COMPLETE:
+                    plan.set_desired(t, TaskState.SHUTDOWN)
+            continue
+        live = [t for t in ts if runnable(t)]
+        for t in live:
+            if state(t) > TaskState.RUNNING or not node_ok(t.node_id):
+                plan.set_desired(t, TaskState.SHUTDOWN)
+                if not node_ok(t.node_id) or should_restart(service, t, ts, now):
+                    _create(plan, service, k, eligible, iteration, TaskState.READY)
+                    active += 1
+                else:
+                    done.add(k)  # failed for good: the slot is spent
+            else:
+                active += 1
+                promote_ready(plan, service, t, ts, node_ok, now)
+
+    if eligible is not None:
+        for node_id in sorted(eligible):
+            if node_id not in by_key:
+                _create(plan, service, node_id, eligible, iteration, TaskState.RUNNING)
+        return plan
+
+    concurrent, total = job_counts(service)
+    used = set(by_key)
+    free = (s for s in range(1, total + 1) if s not in used)
+    for _ in range(max(0, min(concurrent - active, total - len(used)))):
+        _create(plan, service, next(free), None, iteration, TaskState.RUNNING)
+    return plan
+
+
+def _create(
+    plan: Plan,
+    service: Service,
+    key: object,
+    eligible: set[str] | None,
+    iteration: int,
+    desired_state: TaskState,
+) -> None:
+    if eligible is not None:
+        t = new_task(service, node_id=str(key), desired_state=desired_state, job_iteration=iteration)
+    else:
+        t = new_task(service, slot=int(key), desired_state=desired_state, job_iteration=iteration)  # type: ignore[call-overload]
+    plan.create.append(t)
+
+
+__all__ = ["reconcile_job", "job_counts", "iteration_of", "desired"]

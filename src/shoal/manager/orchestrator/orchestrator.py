@@ -1,0 +1,175 @@
+"""The orchestrator loop: one for every service mode. Events mark services dirty; each batch of
+store changes (or a due restart delay) triggers one `tick()` that reconciles the dirty services
+with the pure functions of `services.py` and `jobs.py` and writes the plans."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from ...api.models import JobIteration, JobStatus, Node, Service, UpdateStatus, now
+from ...api.states import TaskState
+from ...store.store import Event, Store, modify, put_op
+from .eligible import eligible_nodes, node_usable
+from .jobs import reconcile_job
+from .plan import Plan
+from .services import reconcile_global, reconcile_replicated
+
+log = logging.getLogger(__name__)
+
+
+class Orchestrator:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self.dirty: set[str] = set()
+        self.wake_at: dict[str, float] = {}
+
+    async def run(self) -> None:
+        queue = self.store.subscribe()
+        try:
+            self.dirty.update(s.id for s in self.store.services())
+            # Tasks whose service is gone (deleted while no leader ran).
+            self.dirty.update(self.store.tasks_by_service)
+            while True:
+                await self.tick()
+                timeout = None
+                if self.wake_at:
+                    timeout = max(0.0, min(self.wake_at.values()) - self.clock())
+                try:
+                    batch = await asyncio.wait_for(queue.get(), timeout)
+                    self.handle(batch)
+                    while not queue.empty():
+                        self.handle(queue.get_nowait())
+                except TimeoutError:
+                    pass
+                due = [sid for sid, at in self.wake_at.items() if at <= self.clock()]
+                for sid in due:
+                    del self.wake_at[sid]
+                    self.dirty.add(sid)
+        finally:
+            self.store.unsubscribe(queue)
+
+    def handle(self, events: list[Event]) -> None:
+        for ev in events:
+            if ev.kind == "services":
+                self.dirty.add(ev.id)
+            elif ev.kind == "tasks":
+                task = ev.new or ev.old
+                if _matters(ev):
+                    self.dirty.add(task.service_id)
+            elif ev.kind == "nodes":
+                self._node_changed(ev.old, ev.new)
+
+    def _node_changed(self, old: Node | None, new: Node | None) -> None:
+        if old is not None and new is not None:
+            if node_usable(old) == node_usable(new) and old.spec == new.spec:
+                return
+        node = new or old
+        assert node is not None
+        self.dirty.update(t.service_id for t in self.store.tasks_on(node.id))
+        self.dirty.update(
+            s.id for s in self.store.services() if s.spec.mode.kind in ("global", "global-job")
+        )
+
+    async def tick(self) -> None:
+        dirty, self.dirty = self.dirty, set()
+        task_changes: dict[str, str] = {}
+        creates = []
+        service_changes = {}
+        for sid in dirty:
+            service = self.store.get("services", sid)
+            if service is None:
+                # Deleted service: its tasks are told to go; the reaper deletes them.
+                for t in self.store.tasks_of(sid):
+                    if TaskState.parse(t.desired_state) < TaskState.REMOVE:
+                        task_changes[t.id] = TaskState.REMOVE.api
+                continue
+            plan = self.plan(service)
+            task_changes.update(plan.desired)
+            creates.extend(plan.create)
+            if plan.update_status is not None:
+                service_changes[sid] = plan.update_status
+            if plan.wake_at is not None:
+                self.wake_at[sid] = plan.wake_at
+        if creates:
+            stamp = now()
+            for t in creates:
+                t.created_at = t.updated_at = stamp
+                t.status.timestamp = stamp
+            await self.store.commit_batches([put_op(t, expect=0) for t in creates])
+        if task_changes:
+            await modify(
+                self.store,
+                "tasks",
+                {tid: _set_desired(state) for tid, state in task_changes.items()},
+            )
+        if service_changes:
+            await modify(
+                self.store,
+                "services",
+                {sid: _set_update_status(fields) for sid, fields in service_changes.items()},
+            )
+
+    def plan(self, service: Service) -> Plan:
+        nodes = {n.id: n for n in self.store.nodes()}
+
+        def node_ok(node_id: str | None) -> bool:
+            if not node_id:
+                return True
+            node = nodes.get(node_id)
+            return node is not None and node_usable(node)
+
+        tasks = list(self.store.tasks_of(service.id))
+        now_s = self.clock()
+        kind = service.spec.mode.kind
+        if kind == "replicated":
+            return reconcile_replicated(service, tasks, node_ok, now_s)
+        if kind == "global":
+            return reconcile_global(
+                service, tasks, eligible_nodes(service, nodes.values()), node_ok, now_s
+            )
+        eligible = eligible_nodes(service, nodes.values()) if kind == "global-job" else None
+        return reconcile_job(service, tasks, node_ok, now_s, eligible)
+
+
+def _matters(ev: Event) -> bool:
+    """Only changes of observed or desired state (or creation/deletion) concern the
+    orchestrator; the scheduler's node assignment and status messages do not."""
+    if ev.old is None or ev.new is None:
+        return True
+    return (
+        ev.old.status.state != ev.new.status.state
+        or ev.old.desired_state != ev.new.desired_state
+        or ev.old.node_id != ev.new.node_id
+    )
+
+
+def _set_desired(state: str) -> Callable[[object], bool]:
+    def apply(task: object) -> bool:
+        current = TaskState.parse(task.desired_state)  # type: ignore[attr-defined]
+        new = TaskState.parse(state)
+        if new <= current:
+            return False  # desired states only move forward
+        task.desired_state = state  # type: ignore[attr-defined]
+        return True
+
+    return apply
+
+
+def _set_update_status(fields: dict[str, str]) -> Callable[[Service], bool]:
+    def apply(service: Service) -> bool:
+        status = service.update_status or UpdateStatus()
+        data = {**status.to_api(), **fields}
+        service.update_status = UpdateStatus.from_api(data)
+        return True
+
+    return apply
+
+
+def start_job_iteration(service: Service) -> None:
+    """A (re)created job starts a new iteration."""
+    index = service.job_status.job_iteration.index + 1 if service.job_status else 0
+    service.job_status = JobStatus(job_iteration=JobIteration(index=index), last_execution=now())

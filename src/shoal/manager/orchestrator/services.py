@@ -1,0 +1,186 @@
+"""Pure reconciliation of long-running services: replicated (slots 1..N) and global (one per
+eligible node). Both work on *slots*: an int for replicated tasks, the node ID for global ones.
+
+Per slot, every pass:
+  * a task on a node that is gone (down, drained, removed) is shut down and replaced at once;
+  * a task that ended by itself is shut down and, if the restart policy says so, replaced by
+    a task with desired state `ready` that becomes `running` after the restart delay;
+  * a task whose spec is not the service's is replaced, `parallelism` slots at a time:
+    stop-first (new task waits in `ready` until the old one stopped) or start-first (the old
+    task is shut down once the new one runs).
+Then the set of slots is made to match the service: replicas, or the eligible nodes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable
+
+from ...api.models import Service, Task, now as now_str
+from ...api.states import TaskState
+from .plan import Plan, desired, new_task, promote_ready, runnable, should_restart, state, up_to_date
+
+NodeOk = Callable[[str | None], bool]
+
+
+def replicas_of(service: Service) -> int:
+    rep = service.spec.mode.replicated
+    return 1 if rep is None or rep.replicas is None else rep.replicas
+
+
+def reconcile_replicated(
+    service: Service, tasks: Iterable[Task], node_ok: NodeOk, now: float
+) -> Plan:
+    slots: dict[Hashable, list[Task]] = defaultdict(list)
+    for t in tasks:
+        slots[t.slot or 0].append(t)
+    return _reconcile(service, slots, node_ok, now, want=_replicated_slots(service, slots, node_ok))
+
+
+def reconcile_global(
+    service: Service, tasks: Iterable[Task], eligible: set[str], node_ok: NodeOk, now: float
+) -> Plan:
+    slots: dict[Hashable, list[Task]] = defaultdict(list)
+    for t in tasks:
+        slots[t.node_id or ""].append(t)
+    return _reconcile(service, slots, node_ok, now, want=set(eligible))
+
+
+def _keeps(t: Task, node_ok: NodeOk) -> bool:
+    return runnable(t) and state(t) <= TaskState.RUNNING and node_ok(t.node_id)
+
+
+def _replicated_slots(
+    service: Service, slots: dict[Hashable, list[Task]], node_ok: NodeOk
+) -> set[Hashable]:
+    """The slot numbers the service should have: the live ones, trimmed or topped up to the
+    replica count. Scale-down removes slots whose tasks are not running first, then those on
+    the nodes with the most tasks of the service, then the highest numbers."""
+    replicas = replicas_of(service)
+    live = {s for s, ts in slots.items() if s and occupied(ts, service)}
+    if len(live) > replicas:
+        per_node: dict[str | None, int] = defaultdict(int)
+        for s in live:
+            for t in slots[s]:
+                if runnable(t):
+                    per_node[t.node_id] += 1
+
+        def removal_order(s: Hashable) -> tuple[int, int, int]:
+            ts = [t for t in slots[s] if runnable(t)]
+            running = any(state(t) == TaskState.RUNNING and node_ok(t.node_id) for t in ts)
+            load = max((per_node[t.node_id] for t in ts), default=0)
+            return (int(running), -load, -int(s))  # type: ignore[call-overload]
+
+        ordered = sorted(live, key=removal_order)
+        return set(ordered[len(live) - replicas :])
+    wanted = set(live)
+    n = 1
+    while len(wanted) < replicas:
+        if n not in wanted:
+            wanted.add(n)
+        n += 1
+    return wanted
+
+
+def _reconcile(
+    service: Service,
+    slots: dict[Hashable, list[Task]],
+    node_ok: NodeOk,
+    now: float,
+    want: set[Hashable],
+) -> Plan:
+    plan = Plan()
+    is_global = service.spec.mode.kind == "global"
+    cfg = service.spec.update_config
+    parallelism = 1 if cfg is None or cfg.parallelism is None else cfg.parallelism
+    start_first = cfg is not None and cfg.order == "start-first"
+
+    def create(slot: Hashable, desired_state: TaskState) -> Task:
+        t = new_task(
+            service,
+            slot=None if is_global else int(slot),  # type: ignore[call-overload]
+            node_id=str(slot) if is_global else None,
+            desired_state=desired_state,
+        )
+        plan.create.append(t)
+        return t
+
+    # Slots no longer wanted: every runnable task there goes.
+    for slot, ts in slots.items():
+        if slot not in want:
+            for t in ts:
+                if runnable(t):
+                    plan.set_desired(t, TaskState.REMOVE if not is_global else TaskState.SHUTDOWN)
+
+    dirty: list[Hashable] = []
+    in_progress = 0
+    for slot in sorted(want, key=str):
+        ts = slots.get(slot, [])
+        kept = sorted((t for t in ts if _keeps(t, node_ok)), key=lambda t: t.created_at or "")
+        # Tasks that ended or lost their node: shut down, maybe replaced.
+        replace: TaskState | None = None
+        kept_ids = {t.id for t in kept}
+        for t in ts:
+            if not runnable(t) or t.id in kept_ids:
+                continue
+            plan.set_desired(t, TaskState.SHUTDOWN)
+            if not node_ok(t.node_id):
+                replace = TaskState.RUNNING
+            elif should_restart(service, t, ts, now) and replace is None:
+                replace = TaskState.READY
+        if not kept:
+            if replace is not None:
+                kept = [create(slot, replace)]
+            elif not any(runnable(t) for t in ts) and not _ended_for_good(ts, service):
+                kept = [create(slot, TaskState.RUNNING)]
+            else:
+                continue
+        newest = kept[-1]
+        for t in kept:
+            if desired(t) == TaskState.READY:
+                promote_ready(plan, service, t, ts, node_ok, now)
+        if not up_to_date(newest, service):
+            dirty.append(slot)
+            continue
+        older = kept[:-1]
+        if state(newest) != TaskState.RUNNING or older:
+            in_progress += 1
+            if state(newest) == TaskState.RUNNING:
+                for t in older:  # start-first: the new task runs, the old one goes
+                    plan.set_desired(t, TaskState.SHUTDOWN)
+
+    budget = len(dirty) if parallelism == 0 else max(parallelism - in_progress, 0)
+    for slot in dirty[:budget]:
+        old = [t for t in slots.get(slot, []) if _keeps(t, node_ok)]
+        if start_first:
+            create(slot, TaskState.RUNNING)
+        else:
+            for t in old:
+                plan.set_desired(t, TaskState.SHUTDOWN)
+            create(slot, TaskState.READY)
+
+    status = service.update_status
+    if status is not None and status.state == "updating" and not dirty and not in_progress:
+        plan.update_status = {
+            "State": "completed",
+            "CompletedAt": now_str(),
+            "Message": "update completed",
+        }
+    return plan
+
+
+def _ended_for_good(ts: list[Task], service: Service) -> bool:
+    """The slot's last task ended and the restart policy let it be (condition `none`, max
+    attempts reached, a completed job task): the slot stays as it is until the spec changes."""
+    if not ts:
+        return False
+    last = max(ts, key=lambda t: t.created_at or "")
+    return (
+        desired(last) == TaskState.SHUTDOWN
+        and state(last) in (TaskState.FAILED, TaskState.COMPLETE, TaskState.REJECTED)
+        and up_to_date(last, service)
+    )
+
+
+def occupied(ts: list[Task], service: Service) -> bool:
+    return any(runnable(t) for t in ts) or _ended_for_good(ts, service)

@@ -1,0 +1,154 @@
+"""A thin asyncio wrapper over etcd's KV API: ranged loads, compare-and-swap transactions, watches.
+
+Only this module knows etcd's wire types; the rest of shoal sees keys, bytes and revisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import aetcd
+from aetcd import rpc, utils
+
+# etcd's default --max-txn-ops.
+MAX_TXN_OPS = 128
+
+
+@dataclass(frozen=True, slots=True)
+class KV:
+    key: str
+    value: bytes | None  # None: deleted
+    mod_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    key: str
+    value: bytes
+    # None: unconditional; 0: the key must not exist; N: the key's mod_revision must be N.
+    expect: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    key: str
+    expect: int | None = None
+
+
+Op = Put | Delete
+
+
+class Etcd:
+    def __init__(self, endpoint: str, timeout: float = 10.0) -> None:
+        host, _, port = endpoint.rpartition(":")
+        self._client = aetcd.Client(host=host, port=int(port), timeout=timeout)
+        self.endpoint = endpoint
+
+    @property
+    def client(self) -> aetcd.Client:
+        return self._client
+
+    async def connect(self) -> None:
+        await self._client.connect()
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def status(self) -> int:
+        """The cluster's current revision (raises when etcd cannot answer)."""
+        resp = await self._client.kvstub.Range(
+            rpc.RangeRequest(key=b"\0", count_only=True), timeout=self._client._timeout
+        )
+        return int(resp.header.revision)
+
+    async def load(self, prefix: str) -> tuple[int, list[KV]]:
+        """Every key under `prefix`, read at one revision."""
+        key = prefix.encode()
+        req = rpc.RangeRequest(key=key, range_end=utils.prefix_range_end(key))
+        resp = await self._client.kvstub.Range(req, timeout=self._client._timeout)
+        kvs = [KV(kv.key.decode(), kv.value, kv.mod_revision) for kv in resp.kvs]
+        return int(resp.header.revision), kvs
+
+    async def get(self, key: str) -> KV | None:
+        resp = await self._client.kvstub.Range(
+            rpc.RangeRequest(key=key.encode()), timeout=self._client._timeout
+        )
+        if not resp.kvs:
+            return None
+        kv = resp.kvs[0]
+        return KV(key, kv.value, kv.mod_revision)
+
+    async def txn(self, ops: Sequence[Op], lease: int = 0) -> tuple[bool, int]:
+        """Apply `ops` atomically if every expectation holds. Returns (succeeded, revision)."""
+        compare = []
+        success = []
+        for op in ops:
+            key = op.key.encode()
+            if op.expect is not None:
+                c = rpc.Compare(key=key, target=rpc.Compare.MOD, result=rpc.Compare.EQUAL)
+                c.mod_revision = op.expect
+                compare.append(c)
+            if isinstance(op, Put):
+                success.append(
+                    rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=op.value, lease=lease))
+                )
+            else:
+                success.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key)))
+        req = rpc.TxnRequest(compare=compare, success=success, failure=[])
+        resp = await self._client.kvstub.Txn(req, timeout=self._client._timeout)
+        return bool(resp.succeeded), int(resp.header.revision)
+
+    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[KV]]:
+        """Yield the changes under `prefix` from `start_revision` on, in batches: everything
+        that has arrived by the time the consumer asks again comes as one list."""
+        key = prefix.encode()
+        watch = await self._client.watch(
+            key, range_end=utils.prefix_range_end(key), start_revision=start_revision
+        )
+        queue: asyncio.Queue[KV | BaseException] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for ev in watch:
+                    kv = ev.kv
+                    value = None if ev.kind == "DELETE" else kv.value
+                    queue.put_nowait(KV(kv.key.decode(), value, kv.mod_revision))
+                queue.put_nowait(ConnectionError("etcd watch ended"))
+            except BaseException as e:  # noqa: BLE001 - handed to the consumer
+                queue.put_nowait(e)
+
+        pumper = asyncio.create_task(pump())
+        try:
+            while True:
+                batch = [await queue.get()]
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
+                errors = [x for x in batch if isinstance(x, BaseException)]
+                changes = [x for x in batch if isinstance(x, KV)]
+                if changes:
+                    yield changes
+                if errors:
+                    raise errors[0]
+        finally:
+            pumper.cancel()
+            try:
+                await asyncio.wait_for(asyncio.shield(watch.cancel()), 2)
+            except Exception:  # noqa: BLE001 - the connection may be gone already
+                pass
+
+    # Leases, for leader election.
+    async def grant(self, ttl: int) -> int:
+        resp = await self._client.leasestub.LeaseGrant(
+            rpc.LeaseGrantRequest(TTL=ttl), timeout=self._client._timeout
+        )
+        return int(resp.ID)
+
+    async def keepalive(self, lease: int) -> int:
+        """Refresh `lease`; returns its remaining TTL (0: it has expired)."""
+        resp = await self._client.refresh_lease(lease)
+        return int(resp.TTL)
+
+    async def revoke(self, lease: int) -> None:
+        await self._client.revoke_lease(lease)

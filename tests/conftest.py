@@ -1,0 +1,70 @@
+"""Shared fixtures.
+
+* ``engine`` (session): a real dockerd in its own network/UTS/mount namespaces
+  (``shoal.testing.engine.Engine``) with the test images (``shoal.testing.images``) built.
+  Its API socket ``engine.host`` works from any namespace; published ports of its
+  containers are reached from inside its namespace (``engine.http_get(port, path)``,
+  ``engine.run_in_ns([...])``).
+* ``docker_cli`` (session): ``docker_cli(host, *args, input=None, timeout=120)`` →
+  ``(rc, stdout, stderr)``, running the docker client chosen by ``SHOAL_TEST_DOCKER_CLI``
+  (default ``docker`` from PATH) with ``DOCKER_HOST=host``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from shoal.testing.engine import Engine
+from shoal.testing.images import ensure_test_images
+
+DockerCLI = Callable[..., tuple[int, str, str]]
+
+
+def docker_cli(
+    host: str, *args: str, input: str | None = None, timeout: float = 120.0
+) -> tuple[int, str, str]:
+    """Run the docker CLI against host; returns (returncode, stdout, stderr)."""
+    binary = os.environ.get("SHOAL_TEST_DOCKER_CLI", "docker")
+    env = dict(os.environ, DOCKER_HOST=host)
+    for var in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+        env.pop(var, None)
+    proc = subprocess.run(
+        [binary, *args],
+        env=env,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(name="docker_cli", scope="session")
+def docker_cli_fixture() -> DockerCLI:
+    return docker_cli
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """A real, isolated dockerd with the shoal-test/* images; stopped after the session."""
+    eng = Engine(hostname="shoal-test-engine").start()
+    try:
+        ensure_test_images(eng.host)
+        yield eng
+    finally:
+        eng.stop()
+
+
+# ---------------------------------------------------------------------------------------
+# shoald fixture: TO BE ADDED by the lead engineer.
+#
+# Suggested shape: start shoald against `engine.host` (the engine's socket is reachable
+# from any namespace). To make shoald "that host" (its :2377 listener, host-mode published
+# ports next to the engine's containers, nftables/VXLAN later) start it inside the engine's
+# namespaces with `engine.popen_in_ns([...])`; `engine.stop()` kills it at the latest.
+# ---------------------------------------------------------------------------------------
