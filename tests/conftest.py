@@ -20,6 +20,7 @@ import pytest
 
 from shoal.testing.engine import Engine
 from shoal.testing.images import ensure_test_images
+from shoal.testing.shoald import Shoald
 
 DockerCLI = Callable[..., tuple[int, str, str]]
 
@@ -60,11 +61,24 @@ def engine() -> Iterator[Engine]:
         eng.stop()
 
 
-# ---------------------------------------------------------------------------------------
-# shoald fixture: TO BE ADDED by the lead engineer.
-#
-# Suggested shape: start shoald against `engine.host` (the engine's socket is reachable
-# from any namespace). To make shoald "that host" (its :2377 listener, host-mode published
-# ports next to the engine's containers, nftables/VXLAN later) start it inside the engine's
-# namespaces with `engine.popen_in_ns([...])`; `engine.stop()` kills it at the latest.
-# ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def shoald(engine: Engine) -> Iterator[Shoald]:
+    """A real shoald inside the engine's namespaces ("that host"), outside any swarm."""
+    daemon = Shoald(engine).start()
+    try:
+        yield daemon
+    finally:
+        if daemon.proc is not None:
+            docker_cli(daemon.host, "swarm", "leave", "--force", timeout=60)
+        log = daemon.log_tail(200)
+        daemon.cleanup()
+        if os.environ.get("SHOAL_TEST_DEBUG"):
+            print(log)
+
+
+@pytest.fixture(scope="module")
+def swarm(shoald: Shoald) -> Shoald:
+    """`shoald` after `docker swarm init`: a one-node swarm."""
+    rc, out, err = docker_cli(shoald.host, "swarm", "init", "--advertise-addr", "127.0.0.1")
+    assert rc == 0, err + shoald.log_tail()
+    return shoald

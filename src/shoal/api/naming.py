@@ -19,5 +19,5 @@ def new_id() -> str:
 
 def task_name(service_name: str, slot: int | None, node_id: str | None, task_id: str) -> str:
     """`<service>.<slot>.<task-id>` (global tasks: `<service>.<node-id>.<task-id>`)."""
-    middle = str(slot) if slot else (node_id or "")
+    middle = str(slot) if slot is not None else (node_id or "")
     return f"{service_name}.{middle}.{task_id}"

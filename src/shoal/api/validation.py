@@ -16,7 +16,9 @@ Docker rejects a bad body at one of three places, and the answer differs by plac
 
 `validate_*` run the three stages in Docker's order and raise the first error. Every error
 is a `shoal.api.errors.ShoalError`: answer with `err.status` and `{"message": str(err)}`
-(`str()` carries the `rpc error: …` prefix; `err.message` is the bare text).
+(`str()` carries the `rpc error: …` prefix; `err.message` is the bare text). All 400s are
+`InvalidArgument` (daemon-side ones the subclass `InvalidParameter`); `RPCUnknown` (500),
+`Unimplemented` (501) and `DaemonError` (500) are not, so catch `ShoalError` to see them all.
 
 Stateful checks (network, secret and config existence; name conflicts) belong to the caller;
 `check_port_conflicts` and `check_service_update` are the pure parts of swarmkit's.
@@ -26,7 +28,7 @@ Sources and the rules are listed in docs/design/validation.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +36,9 @@ from .constraints import ConstraintError, parse_constraints
 from .errors import BadRequest, ShoalError, rpc
 
 __all__ = [
+    "DUMMY_CONTEXT",
     "DaemonError",
+    "Expander",
     "InvalidArgument",
     "InvalidParameter",
     "RPCUnknown",
@@ -87,8 +91,14 @@ class Unimplemented(_RPCText, ShoalError):
     code = "Unimplemented"
 
 
-class InvalidParameter(BadRequest):
-    """moby `errdefs.InvalidParameter` raised by the daemon itself: HTTP 400, bare text."""
+class InvalidParameter(InvalidArgument):
+    """moby `errdefs.InvalidParameter` raised by the daemon itself: HTTP 400, bare text.
+
+    A subclass of InvalidArgument so that `except InvalidArgument` catches every 400 this
+    module raises; str() is the bare text, as Docker shows it."""
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class DaemonError(ShoalError):
@@ -626,7 +636,7 @@ _EXPAND = re.compile(
     r"Task\.Slot)\s*\}\}"
 )
 # the dummy task swarmkit expands templates against when validating (validateContainerSpec)
-_DUMMY_CONTEXT = {
+DUMMY_CONTEXT = {
     "Service.ID": "serviceid",
     "Service.Name": "servicename",
     "Node.ID": "nodeid",
@@ -732,17 +742,74 @@ def _validate_healthcheck(hc: Mapping[str, Any] | None) -> None:
         raise InvalidArgument("ContainerSpec: Retries in HealthConfig cannot be negative")
 
 
-def _validate_container(cs: Mapping[str, Any]) -> None:
-    """swarmkit `validateContainerSpec` (image, mounts, healthcheck)."""
+Expander = Callable[[str], str]
+"""Expands one Go-template string against swarmkit's validation context (`DUMMY_CONTEXT`), or
+raises an exception whose str() is Go's text/template error."""
+
+
+def _simple_expand(s: str) -> str:
+    """Fallback expander: plain `{{.X.Y}}` field references only, never fails."""
+    return _EXPAND.sub(lambda g: DUMMY_CONTEXT[g.group(1)], s)
+
+
+def _expand_map(expand: Expander, m: Any) -> None:
+    for k, v in _obj(m).items():
+        try:
+            expand(_text(v))
+        except Exception as e:
+            raise ValueError(f"expanding map entry {go_quote(k)}={go_quote(_text(v))}: {e}") from e
+
+
+def _expanded_mount_targets(cs: Mapping[str, Any], expand: Expander | None) -> list[str]:
+    """swarmkit `template.ExpandContainerSpec` (env, mounts, hostname, in that order) with its
+    error wrapping; returns the expanded mount targets."""
+    if expand is None:
+        return [_simple_expand(_text(_obj(m).get("Target"))) for m in _list(cs.get("Mounts"))]
+    step = "expanding env failed"
+    try:
+        for entry in map(_text, _list(cs.get("Env"))):
+            if "=" in entry:
+                try:
+                    expand(entry.split("=", 1)[1])
+                except Exception as e:
+                    raise ValueError(f"expanding env {go_quote(entry)}: {e}") from e
+        step, targets = "expanding mounts failed", []
+        for m in map(_obj, _list(cs.get("Mounts"))):
+            for field in ("Source", "Target"):
+                try:
+                    value = expand(_text(m.get(field)))
+                except Exception as e:
+                    raise ValueError(
+                        f"expanding mount {field.lower()} {go_quote(_text(m.get(field)))}: {e}"
+                    ) from e
+            targets.append(value)
+            vol = m.get("VolumeOptions")
+            if vol is not None:
+                try:
+                    _expand_map(expand, vol.get("Labels"))
+                except ValueError as e:
+                    raise ValueError(f"expanding volume labels: {e}") from e
+                try:
+                    _expand_map(expand, _obj(vol.get("DriverConfig")).get("Options"))
+                except ValueError as e:
+                    raise ValueError(f"expanding volume driver config: {e}") from e
+        step = "expanding hostname failed"
+        expand(_text(cs.get("Hostname")))
+    except Exception as e:
+        raise InvalidArgument(f"{step}: {e}") from None
+    return targets
+
+
+def _validate_container(cs: Mapping[str, Any], expand: Expander | None) -> None:
+    """swarmkit `validateContainerSpec`: templates, image, duplicate mounts, healthcheck."""
+    targets = _expanded_mount_targets(cs, expand)
     image = _text(cs.get("Image"))
     if not image:
         raise InvalidArgument("ContainerSpec: image reference must be provided")
     if not is_valid_image_reference(image):
         raise InvalidArgument(f"ContainerSpec: {go_quote(image)} is not a valid repository/tag")
     seen: set[str] = set()
-    for m in map(_obj, _list(cs.get("Mounts"))):
-        # targets are compared after template expansion (simple field references only)
-        target = _EXPAND.sub(lambda g: _DUMMY_CONTEXT[g.group(1)], _text(m.get("Target")))
+    for target in targets:
         if target in seen:
             raise InvalidArgument(f"ContainerSpec: duplicate mount point: {target}")
         seen.add(target)
@@ -804,7 +871,9 @@ def _validate_endpoint(ep: Mapping[str, Any] | None) -> None:
         seen.add(key)
 
 
-def swarmkit_validate_service_spec(spec: Mapping[str, Any], *, check_name: bool = True) -> None:
+def swarmkit_validate_service_spec(
+    spec: Mapping[str, Any], *, check_name: bool = True, expand: Expander | None = None
+) -> None:
     """swarmkit `validateServiceSpec` on a spec the daemon has already accepted.
 
     `check_name=False` skips the name checks (the daemon gives a nameless service a random
@@ -823,7 +892,7 @@ def swarmkit_validate_service_spec(spec: Mapping[str, Any], *, check_name: bool 
         if cs is None:
             raise InvalidArgument("TaskSpec: missing runtime")
         _validate_refs(cs)
-        _validate_container(cs)
+        _validate_container(cs, expand)
     _validate_mode(spec)
     if _mode_kind(spec) in ("ReplicatedJob", "GlobalJob"):
         if spec.get("UpdateConfig") is not None:
@@ -833,14 +902,16 @@ def swarmkit_validate_service_spec(spec: Mapping[str, Any], *, check_name: bool 
     _validate_endpoint(spec.get("EndpointSpec"))
 
 
-def validate_service_spec(spec: Any, *, api_version: str | None = None) -> None:
+def validate_service_spec(
+    spec: Any, *, api_version: str | None = None, expand: Expander | None = None
+) -> None:
     """Everything Docker checks in `POST /services/create` (and `…/update`) before it looks at
     the store: JSON types, the daemon's conversion, swarmkit's `validateServiceSpec`."""
     check_json_types("ServiceSpec", spec)
     spec = _obj(spec)  # a JSON null decodes to the zero spec
     _daemon_service(spec, api_version)
     name = _text(spec.get("Name"))
-    swarmkit_validate_service_spec(spec, check_name=bool(name))
+    swarmkit_validate_service_spec(spec, check_name=bool(name), expand=expand)
 
 
 # ==================================================================== stateful parts, pure
@@ -869,7 +940,7 @@ def check_service_update(current: Mapping[str, Any], new: Mapping[str, Any]) -> 
     if _mode_kind(current) != _mode_kind(new):
         raise Unimplemented("service mode change is not allowed")
     # a nameless update gets a random name from the daemon, so it is a rename too
-    if not new.get("Name") or new.get("Name") != current.get("Name"):
+    if not new.get("Name") or new["Name"] != current.get("Name"):
         raise Unimplemented("renaming services is not supported")
 
 

@@ -29,8 +29,8 @@ class Manager:
             await self.election.campaign()
             self.is_leader = True
             try:
-                await self._mark_leader(True)
                 async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._keep_leader_mark())
                     tg.create_task(Orchestrator(self.store).run())
                     tg.create_task(Allocator(self.store).run())
                     tg.create_task(Scheduler(self.store).run())
@@ -46,16 +46,31 @@ class Manager:
                 self.is_leader = False
                 await self.election.resign()
 
-    async def _mark_leader(self, leader: bool) -> None:
-        def apply(node: object) -> bool:
-            ms = node.manager_status  # type: ignore[attr-defined]
-            if ms is None or ms.leader == leader:
-                return False
-            ms.leader = leader
-            return True
+    async def _keep_leader_mark(self) -> None:
+        """`ManagerStatus.Leader` is true on this node and false on every other one."""
+        queue = self.store.subscribe()
+        try:
+            while True:
+                fixes = {
+                    n.id: _leader if n.id == self.node_id else _not_leader
+                    for n in self.store.nodes()
+                    if n.manager_status is not None
+                    and bool(n.manager_status.leader) != (n.id == self.node_id)
+                }
+                if fixes:
+                    await modify(self.store, "nodes", fixes)
+                while not any(ev.kind == "nodes" for ev in await queue.get()):
+                    pass
+        finally:
+            self.store.unsubscribe(queue)
 
-        others = {n.id: _not_leader for n in self.store.nodes() if n.id != self.node_id}
-        await modify(self.store, "nodes", {self.node_id: apply, **others})
+
+def _leader(node: object) -> bool:
+    ms = node.manager_status  # type: ignore[attr-defined]
+    if ms is None or ms.leader:
+        return False
+    ms.leader = True
+    return True
 
 
 def _not_leader(node: object) -> bool:

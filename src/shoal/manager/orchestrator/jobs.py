@@ -80,7 +80,8 @@ def reconcile_job(
 
     concurrent, total = job_counts(service)
     used = set(by_key)
-    free = (s for s in range(1, total + 1) if s not in used)
+    # Replicated-job slots count from 0, as the docker CLI's job progress expects.
+    free = (s for s in range(total) if s not in used)
     for _ in range(max(0, min(concurrent - active, total - len(used)))):
         _create(plan, service, next(free), None, iteration, TaskState.RUNNING)
     return plan

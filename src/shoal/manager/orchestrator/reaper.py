@@ -27,7 +27,7 @@ def doomed(tasks: Iterable[Task], retention: int, live_services: set[str]) -> li
             if stopped:
                 out.append(t)
             continue
-        slots[(t.service_id, t.slot or t.node_id)].append(t)
+        slots[(t.service_id, t.slot if t.slot is not None else t.node_id)].append(t)
     if retention < 0:
         return out
     for ts in slots.values():
