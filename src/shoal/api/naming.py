@@ -21,3 +21,20 @@ def task_name(service_name: str, slot: int | None, node_id: str | None, task_id:
     """`<service>.<slot>.<task-id>` (global tasks: `<service>.<node-id>.<task-id>`)."""
     middle = str(slot) if slot is not None else (node_id or "")
     return f"{service_name}.{middle}.{task_id}"
+
+
+_ADJECTIVES = (
+    "admiring amazing bold brave busy calm clever cool dazzling eager elated epic focused "
+    "friendly gallant gifted happy hopeful jolly keen kind laughing lucid modest nifty "
+    "optimistic peaceful quirky relaxed serene sharp stoic sweet tender upbeat vibrant wizardly"
+).split()
+_NAMES = (
+    "albattani babbage bohr curie darwin dijkstra einstein euler faraday feynman galileo "
+    "hopper hypatia kepler knuth lamarr lovelace meitner newton noether pascal ritchie "
+    "shannon thompson turing wozniak"
+).split()
+
+
+def random_name() -> str:
+    """A name like Docker gives unnamed services: `adjective_surname`."""
+    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NAMES)}"

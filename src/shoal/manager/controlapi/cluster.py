@@ -6,7 +6,7 @@ from typing import Any
 
 from ...api.errors import BadRequest, Conflict, NotAcceptable, NOT_A_MANAGER, rpc
 from ...api.models import Cluster, ClusterSpec
-from ...api.validation import InvalidArgument, validate_cluster_spec
+from ...api.validation import validate_cluster_spec
 from ...store.store import Store
 from ..ca.tokens import new_token
 
@@ -49,10 +49,7 @@ async def update(
     cluster = get(store)
     if not isinstance(body, dict):
         raise BadRequest("invalid JSON: the body must be a swarm spec object")
-    try:
-        validate_cluster_spec(body)
-    except InvalidArgument as e:
-        raise BadRequest(str(e)) from e
+    validate_cluster_spec(body)
     if version != cluster.version.index:
         raise Conflict(rpc("Unknown", "update out of sequence"))
     cluster = cluster.model_copy(deep=True)

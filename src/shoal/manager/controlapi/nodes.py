@@ -6,7 +6,7 @@ from typing import Any
 
 from ...api.errors import BadRequest, Conflict, rpc
 from ...api.models import Node, NodeSpec
-from ...api.validation import InvalidArgument, validate_node_spec
+from ...api.validation import validate_node_spec
 from ...store.store import Store
 from .filters import Filters
 
@@ -46,10 +46,7 @@ async def update(store: Store, ref: str, version: int | None, body: Any) -> Node
     node = get(store, ref)
     if not isinstance(body, dict):
         raise BadRequest("invalid JSON: the body must be a node spec object")
-    try:
-        validate_node_spec(body)
-    except InvalidArgument as e:
-        raise BadRequest(str(e)) from e
+    validate_node_spec(body)
     if version != node.version.index:
         raise Conflict(rpc("Unknown", "update out of sequence"))
     spec = NodeSpec.from_api(body)

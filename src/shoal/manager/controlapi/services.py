@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...api.errors import BadRequest, Conflict, NotFound, rpc
+
 from ...api.models import (
     JobIteration,
     JobStatus,
@@ -18,7 +19,12 @@ from ...api.models import (
 )
 from ...api.naming import new_id
 from ...api.states import TaskState
-from ...api.validation import InvalidArgument, validate_service_spec
+from ...api.naming import random_name
+from ...api.validation import (
+    check_port_conflicts,
+    check_service_update,
+    validate_service_spec,
+)
 from ...store.store import Store, resolve
 from .filters import Filters
 
@@ -30,10 +36,7 @@ def get(store: Store, ref: str) -> Service:
 def parse_spec(body: Any) -> ServiceSpec:
     if not isinstance(body, dict):
         raise BadRequest("invalid JSON: the body must be a service spec object")
-    try:
-        validate_service_spec(body)
-    except InvalidArgument as e:
-        raise BadRequest(str(e)) from e
+    validate_service_spec(body)
     try:
         spec = ServiceSpec.from_api(body)
     except ValueError as e:
@@ -75,8 +78,17 @@ def _name_taken(store: Store, name: str, except_id: str | None = None) -> bool:
     return any(s.spec.name == name and s.id != except_id for s in store.services())
 
 
+def _check_ports(store: Store, spec: ServiceSpec, service_id: str = "") -> None:
+    check_port_conflicts(
+        spec.to_api(), [s.to_api() for s in store.services()], service_id=service_id
+    )
+
+
 async def create(store: Store, body: Any) -> Service:
+    if isinstance(body, dict) and not body.get("Name"):
+        body = {**body, "Name": random_name()}
     spec = parse_spec(body)
+    _check_ports(store, spec)
     if _name_taken(store, spec.name):
         raise Conflict(
             rpc(
@@ -111,12 +123,8 @@ async def update(
         )
     else:
         spec = parse_spec(body)
-        if spec.name != service.spec.name:
-            raise BadRequest(
-                rpc("Unimplemented", "renaming services is not supported")
-            )
-        if spec.mode.kind != service.spec.mode.kind:
-            raise BadRequest(rpc("InvalidArgument", "service mode change is not allowed"))
+        check_service_update(service.spec.to_api(), spec.to_api())
+        _check_ports(store, spec, service.id)
         service.previous_spec = service.spec
         service.update_status = None
     service.spec = spec

@@ -162,7 +162,8 @@ def _set_desired(state: str) -> Callable[[object], bool]:
 def _set_update_status(fields: dict[str, str]) -> Callable[[Service], bool]:
     def apply(service: Service) -> bool:
         status = service.update_status or UpdateStatus()
-        data = {**status.to_api(), **fields}
+        # A new update starts from a clean status; its end keeps when it started.
+        data = fields if "StartedAt" in fields else {**status.to_api(), **fields}
         service.update_status = UpdateStatus.from_api(data)
         return True
 

@@ -159,14 +159,27 @@ def _reconcile(
                 plan.set_desired(t, TaskState.SHUTDOWN)
             create(slot, TaskState.READY)
 
-    status = service.update_status
-    if status is not None and status.state == "updating" and not dirty and not in_progress:
-        plan.update_status = {
-            "State": "completed",
-            "CompletedAt": now_str(),
-            "Message": "update completed",
-        }
+    plan.update_status = update_status(service, bool(dirty), bool(in_progress))
     return plan
+
+
+def update_status(service: Service, dirty: bool, in_progress: bool) -> dict[str, str] | None:
+    """The `UpdateStatus` change this pass makes: an update starts when tasks are found out of
+    date, and completes (or its rollback does) once every slot runs the service's spec."""
+    status = service.update_status
+    state = status.state if status is not None else None
+    if dirty and state in (None, "completed", "rollback_completed"):
+        return {"State": "updating", "StartedAt": now_str(), "Message": "update in progress"}
+    if not dirty and not in_progress:
+        if state == "updating":
+            return {"State": "completed", "CompletedAt": now_str(), "Message": "update completed"}
+        if state == "rollback_started":
+            return {
+                "State": "rollback_completed",
+                "CompletedAt": now_str(),
+                "Message": "rollback completed",
+            }
+    return None
 
 
 def _ended_for_good(ts: list[Task], service: Service) -> bool:
