@@ -110,11 +110,15 @@ class Proxy:
             out = web.Response(status=status, body=data)
             out.content_type = resp.headers.get("Content-Type", "application/json").split(";")[0]
             return out
+        resp.force_close()
         await resp.prepare(request)
         transport = request.transport
         assert transport is not None
         inbound = _Inbound()
+        # Bytes aiohttp already read past the request, then the raw connection itself: the
+        # client may half-close (docker exec without -i does), which must not end the pipe.
         request.protocol.set_parser(inbound)  # type: ignore[arg-type]
+        transport.set_protocol(inbound)
 
         async def client_to_engine() -> None:
             while (data := await inbound.queue.get()) is not None:
@@ -137,8 +141,9 @@ class Proxy:
         return resp
 
 
-class _Inbound:
-    """Receives the client's bytes once the connection is upgraded (aiohttp's parser hook)."""
+class _Inbound(asyncio.Protocol):
+    """The client's side of an upgraded connection: first as aiohttp's payload parser (for
+    what it had buffered), then as the transport's protocol."""
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -148,6 +153,16 @@ class _Inbound:
         return False, b""
 
     def feed_eof(self) -> None:
+        self.queue.put_nowait(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.queue.put_nowait(bytes(data))
+
+    def eof_received(self) -> bool:
+        self.queue.put_nowait(None)
+        return True  # half-close: keep sending the engine's output
+
+    def connection_lost(self, exc: Exception | None) -> None:
         self.queue.put_nowait(None)
 
 
