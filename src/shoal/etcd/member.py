@@ -7,6 +7,7 @@ the cluster's peer traffic (port 2380, mutual TLS) comes with multi-manager swar
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import shutil
@@ -64,6 +65,7 @@ class Member:
     async def run(self) -> None:
         delay = 0.2
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        _kill_leftover(self.config.data_dir)
         logfile = self.config.data_dir.parent / "etcd.log"
         try:
             while True:
@@ -74,6 +76,7 @@ class Member:
                         stderr=out,
                         stdin=asyncio.subprocess.DEVNULL,
                         start_new_session=True,
+                        preexec_fn=_die_with_parent,
                     )
                 self.started.set()
                 rc = await self.proc.wait()
@@ -93,5 +96,32 @@ class Member:
         except (ProcessLookupError, TimeoutError):
             try:
                 os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when shoald dies, even by SIGKILL (no orphaned etcd)."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _kill_leftover(data_dir: Path) -> None:
+    """An etcd still serving our data directory (its shoald died before it) goes first."""
+    marker = f"--data-dir\0{data_dir}\0".encode()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if marker in cmdline + b"\0":
+            log.warning("killing leftover etcd %s for %s", pid, data_dir)
+            try:
+                os.kill(int(pid), signal.SIGKILL)
             except ProcessLookupError:
                 pass
