@@ -1,0 +1,762 @@
+#!/usr/bin/env python3
+"""Convergence and scaling, side by side: shoal vs Docker's own swarm mode vs `docker run`.
+
+One run of this script measures, one system after the other on this machine, each against
+its own fresh, isolated dockerd (``shoal.testing.engine.Engine``) with the test images:
+
+* ``shoal``  — a shoald in front of the engine; ``docker swarm init`` through shoald's socket.
+* ``docker`` — Docker's own swarm mode in that engine (``docker swarm init`` on the engine).
+* ``run``    — no orchestrator: N parallel ``docker run -d`` against the engine.
+
+For the two swarms it times, with the stock docker CLI,
+
+    docker service create -d --name web --replicas N shoal-test/whoami:1   → N/N running
+    docker service scale -d web=M                                           → M/M running
+    docker service rm web                                                   → 0 containers
+
+where "running" is what ``docker service ls`` shows (``GET /services?status=true``,
+``ServiceStatus.RunningTasks``, polled every ``--poll`` s); the number of running task
+containers in the engine is polled beside it as a cross-check. For ``run`` it times N
+parallel ``docker run -d`` until N containers run, then M-N more.
+
+It also reports, with M tasks running: the RSS of shoald and of its etcd child (and of
+dockerd/containerd of every engine), and the CPU they use over a few idle seconds.
+
+    python bench/converge.py [--replicas 50] [--scale-to 100] [--only shoal|docker|run]
+                             [--json results.json]
+
+Needs root (it starts dockerds in namespaces), docker, dockerd, etcd, busybox-static
+(``scripts/setup.sh``). Everything it starts is torn down at the end, also on failure or
+Ctrl-C. See ``docs/design/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+try:
+    import shoal  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(SRC))
+
+from shoal.testing.engine import Engine, api_request  # noqa: E402
+from shoal.testing.images import WHOAMI_1, ensure_test_images  # noqa: E402
+
+SERVICE = "web"
+SYSTEMS = ("shoal", "docker", "run")
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def docker_cli(host: str, *args: str, timeout: float = 120.0) -> tuple[int, str, str, float]:
+    """Run the stock docker CLI against host → (rc, stdout, stderr, seconds)."""
+    env = dict(os.environ, DOCKER_HOST=host)
+    for var in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+        env.pop(var, None)
+    t0 = time.monotonic()
+    p = subprocess.run(
+        [os.environ.get("SHOAL_BENCH_DOCKER_CLI", "docker"), *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return p.returncode, p.stdout, p.stderr, time.monotonic() - t0
+
+
+def docker_ok(host: str, *args: str, timeout: float = 120.0) -> tuple[str, float]:
+    rc, out, err, dt = docker_cli(host, *args, timeout=timeout)
+    if rc != 0:
+        raise RuntimeError(f"docker {' '.join(args)} → rc {rc}: {err.strip() or out.strip()}")
+    return out, dt
+
+
+def api_json(host: str, path: str, timeout: float = 30.0) -> Any:
+    status, body = api_request(host, "GET", path, timeout=timeout)
+    if status != 200:
+        raise RuntimeError(f"GET {path} → {status}: {body[:300]!r}")
+    return json.loads(body)
+
+
+def q(**params: Any) -> str:
+    return urllib.parse.urlencode(
+        {k: json.dumps(v) if isinstance(v, dict) else v for k, v in params.items()}
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def proc_status(pid: int | None, field: str) -> int | None:
+    """A ``kB`` field of /proc/<pid>/status (VmRSS, VmHWM) in kB, or None."""
+    if not pid:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    if not pid:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def ppid_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def comm_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def cmdline_of(pid: int) -> str:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+def children(pid: int, name: str | None = None) -> list[int]:
+    return [p for p in all_pids() if ppid_of(p) == pid and (name is None or comm_of(p) == name)]
+
+
+def mib(kb: int | None) -> float | None:
+    return None if kb is None else round(kb / 1024, 1)
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def service_running(api_host: str, name: str) -> tuple[int, int]:
+    """(RunningTasks, DesiredTasks) of a service, as ``docker service ls`` shows them."""
+    found = api_json(api_host, "/services?" + q(status="true", filters={"name": [name]}))
+    for s in found:
+        if s.get("Spec", {}).get("Name") == name:
+            st = s.get("ServiceStatus") or {}
+            return int(st.get("RunningTasks") or 0), int(st.get("DesiredTasks") or 0)
+    return 0, 0
+
+
+def engine_running(engine_host: str, label: str | None) -> int:
+    """Running containers in the engine (optionally those of one swarm service)."""
+    filters: dict[str, list[str]] = {"status": ["running"]}
+    if label:
+        filters["label"] = [label]
+    return len(api_json(engine_host, "/containers/json?" + q(filters=filters)))
+
+
+class Poller:
+    """Polls ``probe() → count`` every ``interval`` s and records when it reached targets."""
+
+    def __init__(self, t0: float, probe: Callable[[], int], interval: float) -> None:
+        self.t0, self.probe, self.interval = t0, probe, interval
+        self.samples: list[tuple[float, int]] = []
+        self.errors = 0
+
+    def wait_for(
+        self, done: Callable[[int], bool], timeout: float, extra: Callable[[int], None] | None
+    ) -> float | None:
+        deadline = self.t0 + timeout
+        while True:
+            try:
+                n = self.probe()
+            except Exception:  # noqa: BLE001 — a busy daemon may time out; keep polling
+                self.errors += 1
+                n = -1
+            now = time.monotonic() - self.t0
+            self.samples.append((round(now, 3), n))
+            if extra:
+                extra(n)
+            if n >= 0 and done(n):
+                return now
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(self.interval)
+
+    def first_at(self, pred: Callable[[int], bool]) -> float | None:
+        return next((t for t, n in self.samples if n >= 0 and pred(n)), None)
+
+
+def wait_converge(
+    api_host: str,
+    engine_host: str,
+    target: int,
+    t0: float,
+    interval: float,
+    timeout: float,
+) -> dict[str, Any]:
+    """Poll the swarm API (and the engine beside it) until target tasks run."""
+    label = f"com.docker.swarm.service.name={SERVICE}"
+    engine_samples: list[tuple[float, int]] = []
+    desired_seen: list[int] = []
+
+    def probe() -> int:
+        running, desired = service_running(api_host, SERVICE)
+        desired_seen.append(desired)
+        return running
+
+    def beside(_: int) -> None:  # the engine's view, for the cross-check
+        with contextlib.suppress(Exception):
+            engine_samples.append(
+                (round(time.monotonic() - t0, 3), engine_running(engine_host, label))
+            )
+
+    poller = Poller(t0, probe, interval)
+    t_api = poller.wait_for(lambda n: n >= target, timeout, beside)
+    t_engine = next((t for t, n in engine_samples if n >= target), None)
+    return {
+        "target": target,
+        "seconds": t_api,
+        "first_running_s": poller.first_at(lambda n: n > 0),
+        "half_running_s": poller.first_at(lambda n: n >= target / 2),
+        "engine_containers_at_target_s": t_engine,
+        "engine_containers_when_done": engine_samples[-1][1] if engine_samples else None,
+        "desired_reported": desired_seen[-1] if desired_seen else None,
+        "poll_errors": poller.errors,
+        "polls": len(poller.samples),
+        "samples": poller.samples,
+        "timed_out": t_api is None,
+    }
+
+
+def wait_gone(engine_host: str, t0: float, interval: float, timeout: float) -> float | None:
+    label = f"com.docker.swarm.service.name={SERVICE}"
+
+    def probe() -> int:
+        return len(
+            api_json(engine_host, "/containers/json?" + q(all="1", filters={"label": [label]}))
+        )
+
+    return Poller(t0, probe, interval).wait_for(lambda n: n == 0, timeout, None)
+
+
+def wait_node_ready(api_host: str, timeout: float = 60.0) -> float:
+    t0 = time.monotonic()
+    while True:
+        with contextlib.suppress(Exception):
+            nodes = api_json(api_host, "/nodes")
+            if nodes and all(
+                n.get("Status", {}).get("State") == "ready"
+                and n.get("Spec", {}).get("Availability") == "active"
+                for n in nodes
+            ):
+                return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError(f"swarm node not ready after {timeout}s")
+        time.sleep(0.1)
+
+
+def idle_cpu(pids: dict[str, int | None], seconds: float) -> dict[str, float | None]:
+    """CPU use (% of one core) of each pid over `seconds`."""
+    before = {k: cpu_seconds(p) for k, p in pids.items()}
+    time.sleep(seconds)
+    out: dict[str, float | None] = {}
+    for k, p in pids.items():
+        a, b = before[k], cpu_seconds(p)
+        out[k] = None if a is None or b is None else round(100 * (b - a) / seconds, 1)
+    return out
+
+
+def engine_pids(engine: Engine) -> dict[str, int | None]:
+    containerd = next(iter(children(engine.pid or 0, "containerd")), None)
+    return {"dockerd": engine.pid, "containerd": containerd}
+
+
+def swarm_scenario(
+    res: dict[str, Any],
+    api_host: str,
+    engine: Engine,
+    args: argparse.Namespace,
+    extra_pids: Callable[[], dict[str, int | None]],
+) -> None:
+    """create N → N running; scale to M → M running; measure; rm → 0 containers (into res)."""
+    t0 = time.monotonic()
+    out, res["create_cli_s"] = docker_ok(
+        api_host, "service", "create", "-d", "--name", SERVICE,
+        "--replicas", str(args.replicas), WHOAMI_1,
+    )  # fmt: skip
+    log(f"  service create returned after {res['create_cli_s']:.2f}s; waiting for {args.replicas}")
+    res["create"] = wait_converge(api_host, engine.host, args.replicas, t0, args.poll, args.timeout)
+    if res["create"]["timed_out"]:
+        raise TimeoutError(f"{args.replicas} tasks not running after {args.timeout}s")
+    log(f"  {args.replicas}/{args.replicas} running after {res['create']['seconds']:.2f}s")
+
+    t1 = time.monotonic()
+    _, res["scale_cli_s"] = docker_ok(
+        api_host, "service", "scale", "-d", f"{SERVICE}={args.scale_to}"
+    )
+    res["scale"] = wait_converge(api_host, engine.host, args.scale_to, t1, args.poll, args.timeout)
+    if res["scale"]["timed_out"]:
+        raise TimeoutError(f"{args.scale_to} tasks not running after {args.timeout}s")
+    log(f"  {args.scale_to}/{args.scale_to} running after {res['scale']['seconds']:.2f}s")
+
+    time.sleep(args.settle)
+    res["resources"] = resources({**extra_pids(), **engine_pids(engine)}, args.idle)
+    rc, out, _, _ = docker_cli(api_host, "service", "ls")
+    res["service_ls"] = out.strip()
+    res["engine_containers_running"] = engine_running(engine.host, None)
+
+    t2 = time.monotonic()
+    _, res["rm_cli_s"] = docker_ok(api_host, "service", "rm", SERVICE)
+    res["rm_seconds"] = wait_gone(engine.host, t2, args.poll, args.timeout)
+    log(f"  service rm → 0 containers after {res['rm_seconds']}s")
+
+
+def resources(pids: dict[str, int | None], idle_s: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"pids": pids}
+    out["rss_mib"] = {k: mib(proc_status(p, "VmRSS")) for k, p in pids.items()}
+    out["peak_rss_mib"] = {k: mib(proc_status(p, "VmHWM")) for k, p in pids.items()}
+    out["cpu_total_s"] = {k: cpu_seconds(p) for k, p in pids.items()}
+    if idle_s > 0:
+        out["idle_cpu_pct"] = idle_cpu(pids, idle_s)
+        out["idle_window_s"] = idle_s
+    return out
+
+
+# --------------------------------------------------------------------------- the three systems
+
+
+def new_engine(stack: contextlib.ExitStack, label: str) -> Engine:
+    t0 = time.monotonic()
+    eng = Engine(hostname=f"bench-{label}")
+    stack.callback(eng.stop)
+    eng.start()
+    ensure_test_images(eng.host)
+    log(f"  engine {eng.name} up with test images in {time.monotonic() - t0:.2f}s")
+    return eng
+
+
+class Shoald:
+    """A shoald in front of an engine (in the engine's namespaces unless told otherwise)."""
+
+    def __init__(self, engine: Engine, workdir: str, in_engine_ns: bool, log_level: str) -> None:
+        self.engine = engine
+        self.dir = workdir
+        self.host = f"unix://{workdir}/docker.sock"
+        self.log_path = os.path.join(workdir, "shoald.log")
+        self.state_dir = os.path.join(workdir, "state")
+        self.in_engine_ns = in_engine_ns
+        self.log_level = log_level
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.etcd_pids: set[int] = set()
+
+    def start(self) -> None:
+        argv = [
+            sys.executable, "-m", "shoal",
+            "--state-dir", self.state_dir,
+            "--host", self.host,
+            "--engine", self.engine.host,
+            "--etcd-client-port", str(free_port()),
+            "--etcd-peer-port", str(free_port()),
+            "--log-level", self.log_level,
+        ]  # fmt: skip
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
+        with open(self.log_path, "ab") as out:
+            kw: dict[str, Any] = dict(
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True,
+            )  # fmt: skip
+            # nsenter execs the command (no --fork): the Popen pid is shoald's.
+            self.proc = (
+                self.engine.popen_in_ns(argv, **kw)
+                if self.in_engine_ns
+                else (subprocess.Popen(argv, **kw))
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"shoald exited with {self.proc.returncode}:\n{self.tail()}")
+            with contextlib.suppress(OSError, Exception):
+                if api_request(self.host, "GET", "/_ping", timeout=2)[0] == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"shoald not answering /_ping:\n{self.tail()}")
+            time.sleep(0.05)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def etcd_pid(self) -> int | None:
+        found = children(self.pid or 0, "etcd")
+        self.etcd_pids.update(found)
+        return found[0] if found else None
+
+    def tail(self, n: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-n:])
+        return ""
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.etcd_pid()  # remember etcd before shoald goes (it runs in its own session)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                log("  shoald ignored SIGTERM for 15s: SIGKILL")
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        # Anything still running from our directory (etcd, whatever shoald left behind).
+        for pid in all_pids():
+            if pid in self.etcd_pids or self.dir + "/" in cmdline_of(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def log_findings(self) -> dict[str, Any]:
+        lines = Path(self.log_path).read_text(errors="replace").splitlines()
+        levels: dict[str, int] = {}
+        notable: dict[str, int] = {}
+        for ln in lines:
+            parts = ln.split(" ", 4)
+            lvl = parts[2] if len(parts) > 3 else "?"
+            levels[lvl] = levels.get(lvl, 0) + 1
+            if lvl in ("WARNING", "ERROR", "CRITICAL") or "Traceback" in ln:
+                msg = parts[4] if len(parts) > 4 else ln
+                key = msg[:160]
+                notable[key] = notable.get(key, 0) + 1
+        etcd_log = Path(self.state_dir, "swarm", "etcd.log")
+        etcd_warn = 0
+        with contextlib.suppress(OSError):
+            etcd_warn = sum(
+                1 for ln in etcd_log.read_text(errors="replace").splitlines()
+                if '"level":"warn"' in ln or '"level":"error"' in ln
+            )  # fmt: skip
+        top = sorted(notable.items(), key=lambda kv: -kv[1])[:15]
+        return {"lines": len(lines), "levels": levels, "notable": top, "etcd_warnings": etcd_warn}
+
+
+def run_shoal(args: argparse.Namespace, res: dict[str, Any]) -> None:
+    with contextlib.ExitStack() as stack:
+        eng = new_engine(stack, "shoal")
+        workdir = tempfile.mkdtemp(prefix="shoal-bench-")
+        stack.callback(shutil.rmtree, workdir, True)
+        shoald = Shoald(eng, workdir, not args.shoald_host_ns, args.shoald_log_level)
+        stack.callback(shoald.stop)
+        t0 = time.monotonic()
+        shoald.start()
+        res["shoald_start_s"] = round(time.monotonic() - t0, 3)
+        _, res["swarm_init_s"] = docker_ok(
+            shoald.host, "swarm", "init", "--advertise-addr", "127.0.0.1"
+        )
+        res["node_ready_after_init_s"] = wait_node_ready(shoald.host)
+        log(f"  shoald up in {res['shoald_start_s']}s, swarm init {res['swarm_init_s']:.2f}s")
+        time.sleep(args.settle)
+        try:
+            swarm_scenario(
+                res, shoald.host, eng, args,
+                lambda: {"shoald": shoald.pid, "etcd": shoald.etcd_pid()},
+            )  # fmt: skip
+        finally:
+            with contextlib.suppress(Exception):
+                res["shoald_log"] = shoald.log_findings()
+            if args.keep_logs:
+                dst = Path(args.keep_logs) / "shoald.log"
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(OSError):
+                    shutil.copy(shoald.log_path, dst)
+
+
+def run_docker_swarm(args: argparse.Namespace, res: dict[str, Any]) -> None:
+    with contextlib.ExitStack() as stack:
+        eng = new_engine(stack, "docker")
+        _, res["swarm_init_s"] = docker_ok(
+            eng.host, "swarm", "init", "--advertise-addr", "127.0.0.1"
+        )
+        res["node_ready_after_init_s"] = wait_node_ready(eng.host)
+        log(f"  swarm init {res['swarm_init_s']:.2f}s")
+        time.sleep(args.settle)
+        swarm_scenario(res, eng.host, eng, args, dict)
+
+
+def run_parallel(args: argparse.Namespace, res: dict[str, Any]) -> None:
+    with contextlib.ExitStack() as stack:
+        eng = new_engine(stack, "run")
+        time.sleep(args.settle)
+
+        def batch(n: int, already: int) -> dict[str, Any]:
+            t0 = time.monotonic()
+            with ThreadPoolExecutor(max_workers=n) as pool:
+                results = list(
+                    pool.map(lambda _: docker_cli(eng.host, "run", "-d", WHOAMI_1), range(n))
+                )
+            cli_done = time.monotonic() - t0
+            failed = [r[2].strip() for r in results if r[0] != 0]
+            poller = Poller(t0, lambda: engine_running(eng.host, None), args.poll)
+            t = poller.wait_for(lambda k: k >= already + n, args.timeout, None)
+            return {
+                "target": already + n,
+                "seconds": t,
+                "all_cli_returned_s": cli_done,
+                "cli_seconds_median": statistics.median(r[3] for r in results),
+                "cli_seconds_max": max(r[3] for r in results),
+                "failed": len(failed),
+                "failures": failed[:5],
+                "timed_out": t is None,
+            }
+
+        res["create"] = batch(args.replicas, 0)
+        log(f"  {args.replicas} containers running after {res['create']['seconds']}s")
+        res["scale"] = batch(args.scale_to - args.replicas, args.replicas)
+        log(f"  {args.scale_to} containers running after {res['scale']['seconds']}s")
+        time.sleep(args.settle)
+        res["resources"] = resources(engine_pids(eng), args.idle)
+
+
+RUNNERS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
+    "shoal": run_shoal,
+    "docker": run_docker_swarm,
+    "run": run_parallel,
+}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt(v: Any, unit: str = "s") -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.2f}{unit}" if unit else f"{v:.2f}"
+    return f"{v}{unit}"
+
+
+def ratio(other: float | None, shoal: float | None) -> float | None:
+    if not other or not shoal:
+        return None
+    return round(other / shoal, 2)
+
+
+def summarise(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    def get(system: str, phase: str) -> float | None:
+        r = results.get(system, {})
+        return (r.get(phase) or {}).get("seconds")
+
+    ratios: dict[str, Any] = {}
+    for other in ("docker", "run"):
+        if other in results and "shoal" in results:
+            ratios[f"{other}_over_shoal"] = {
+                "create": ratio(get(other, "create"), get("shoal", "create")),
+                "scale": ratio(get(other, "scale"), get("shoal", "scale")),
+            }
+    return ratios
+
+
+def print_report(
+    results: dict[str, dict[str, Any]], ratios: dict[str, Any], args: argparse.Namespace
+) -> None:
+    n, m = args.replicas, args.scale_to
+    names = {"shoal": "shoal", "docker": "Docker swarm", "run": "docker run ×N"}
+
+    def phase(name: str, key: str) -> Callable[[dict[str, Any]], Any]:
+        return lambda r: (r.get(name) or {}).get(key)
+
+    def res(kind: str, proc: str) -> Callable[[dict[str, Any]], Any]:
+        return lambda r: ((r.get("resources") or {}).get(kind) or {}).get(proc)
+
+    def cli_returned(r: dict[str, Any]) -> Any:
+        return r.get("create_cli_s", (r.get("create") or {}).get("all_cli_returned_s"))
+
+    spec: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
+        (f"0 → {n} running", phase("create", "seconds"), "s"),
+        (f"{n} → {m} running", phase("scale", "seconds"), "s"),
+        ("  first task running", phase("create", "first_running_s"), "s"),
+        (f"  {n // 2} running", phase("create", "half_running_s"), "s"),
+        ("  create CLI returned", cli_returned, "s"),
+        ("  scale CLI returned", lambda r: r.get("scale_cli_s"), "s"),
+        ("service rm → 0 containers", lambda r: r.get("rm_seconds"), "s"),
+        ("swarm init", lambda r: r.get("swarm_init_s"), "s"),
+    ]
+    for kind, label, unit in (("rss_mib", "RSS", " MiB"), ("idle_cpu_pct", "idle CPU", " %")):
+        for proc in ("shoald", "etcd", "dockerd", "containerd"):
+            if any(res(kind, proc)(r) is not None for r in results.values()):
+                spec.append((f"{label} {proc} @ {m} tasks", res(kind, proc), unit))
+    rows = [("", *[names[s] for s in results])]
+    rows += [(label, *[fmt(get(r), unit) for r in results.values()]) for label, get, unit in spec]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    print()
+    for i, row in enumerate(rows):
+        cells = [
+            c.ljust(w) if j == 0 else c.rjust(w)
+            for j, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    print()
+    for key, label in (
+        ("docker_over_shoal", "Docker swarm / shoal"),
+        ("run_over_shoal", "run / shoal"),
+    ):
+        if key in ratios:
+            r = ratios[key]
+            print(f"{label:21} create {fmt(r['create'], '×')}  scale {fmt(r['scale'], '×')}"
+                  "  (time ratio; > 1: shoal faster)")  # fmt: skip
+    for s, r in results.items():
+        if r.get("error"):
+            print(f"!! {s}: {r['error']}")
+    sh = results.get("shoal", {}).get("shoald_log")
+    if sh:
+        print(f"\nshoald log: {sh['lines']} lines {sh['levels']}; "
+              f"etcd warnings: {sh['etcd_warnings']}")  # fmt: skip
+        for msg, count in sh["notable"]:
+            print(f"  {count:5}× {msg}")
+    print()
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--replicas", type=int, default=50)
+    p.add_argument("--scale-to", type=int, default=100)
+    p.add_argument(
+        "--only",
+        choices=SYSTEMS,
+        action="append",
+        help="measure only this system (repeatable); default: all three",
+    )
+    p.add_argument("--json", help="write the results as JSON to this file")
+    p.add_argument("--poll", type=float, default=0.15, help="poll interval in seconds")
+    p.add_argument("--timeout", type=float, default=300.0, help="per-phase timeout in seconds")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="pause after setup and before the resource measurement",
+    )
+    p.add_argument(
+        "--idle",
+        type=float,
+        default=5.0,
+        help="seconds over which idle CPU is measured with all tasks running (0: skip)",
+    )
+    p.add_argument(
+        "--shoald-host-ns",
+        action="store_true",
+        help="run shoald in this (root) network namespace instead of the engine's",
+    )
+    p.add_argument("--shoald-log-level", default="info")
+    p.add_argument("--keep-logs", metavar="DIR", help="copy shoald's log into DIR")
+    a = p.parse_args(argv)  # fmt: skip
+    if a.scale_to < a.replicas:
+        p.error("--scale-to must be ≥ --replicas")
+    return a
+
+
+def machine_info() -> dict[str, Any]:
+    def ver(cmd: list[str]) -> str:
+        with contextlib.suppress(Exception):
+            return (
+                subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+                .stdout.strip()
+                .splitlines()[0]
+            )
+        return "?"
+
+    return {
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "docker_cli": ver(["docker", "--version"]),
+        "dockerd": ver(["dockerd", "--version"]),
+        "etcd": ver(["etcd", "--version"]),
+        "loadavg_before": os.getloadavg(),
+    }
+
+
+def _raise_exit(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)  # run the finally/ExitStack cleanups
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_exit)
+    systems = [s for s in SYSTEMS if not args.only or s in args.only]
+    out: dict[str, Any] = {
+        "benchmark": "converge",
+        "params": {"replicas": args.replicas, "scale_to": args.scale_to, "image": WHOAMI_1,
+                   "poll_s": args.poll},
+        "machine": machine_info(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }  # fmt: skip
+    results: dict[str, dict[str, Any]] = {}
+    for s in systems:
+        log(f"── {s}")
+        t0 = time.monotonic()
+        results[s] = {"system": s}
+        try:
+            RUNNERS[s](args, results[s])
+        except Exception as e:  # noqa: BLE001 — report it, go on with the next system
+            log(f"  {s} failed: {type(e).__name__}: {e}")
+            results[s]["error"] = f"{type(e).__name__}: {e}"
+        results[s]["wall_s"] = round(time.monotonic() - t0, 2)
+        log(f"  {s} done (wall {results[s]['wall_s']}s, torn down)")
+    ratios = summarise(results, args)
+    out["results"] = results
+    out["ratios"] = ratios
+    out["machine"]["loadavg_after"] = os.getloadavg()
+    print_report(results, ratios, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2, default=str) + "\n")
+        log(f"results written to {args.json}")
+    return 1 if any(r.get("error") for r in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
