@@ -225,6 +225,39 @@ class Poller:
         return next((t for t, n in self.samples if n >= 0 and pred(n)), None)
 
 
+TASK_STATES = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting",
+               "running")  # fmt: skip
+
+
+class StateTrace:
+    """When each task was first seen in each state (``--trace-states``: GET /tasks per poll)."""
+
+    def __init__(self, api_host: str, t0: float) -> None:
+        self.api_host, self.t0 = api_host, t0
+        self.first: dict[str, dict[str, float]] = {}
+
+    def poll(self) -> None:
+        tasks = api_json(self.api_host, "/tasks?" + q(filters={"service": [SERVICE]}))
+        now = round(time.monotonic() - self.t0, 3)
+        for t in tasks:
+            if t.get("DesiredState") != "running":
+                continue
+            seen = self.first.setdefault(t["ID"], {})
+            state = (t.get("Status") or {}).get("State", "")
+            if state in TASK_STATES:  # states are monotonic: reaching X means passing all < X
+                for st in TASK_STATES[: TASK_STATES.index(state) + 1]:
+                    seen.setdefault(st, now)
+
+    def summary(self, new_only: set[str]) -> dict[str, dict[str, float | None]]:
+        """Per state: when the first and the last of the phase's new tasks were seen in it."""
+        out: dict[str, dict[str, float | None]] = {}
+        for st in TASK_STATES:
+            times = [v[st] for k, v in self.first.items() if k not in new_only and st in v]
+            out[st] = {"first": min(times, default=None), "last": max(times, default=None),
+                       "count": len(times)}  # fmt: skip
+        return out
+
+
 def wait_converge(
     api_host: str,
     engine_host: str,
@@ -232,11 +265,14 @@ def wait_converge(
     t0: float,
     interval: float,
     timeout: float,
+    trace: bool = False,
+    old_tasks: set[str] | None = None,
 ) -> dict[str, Any]:
     """Poll the swarm API (and the engine beside it) until target tasks run."""
     label = f"com.docker.swarm.service.name={SERVICE}"
     engine_samples: list[tuple[float, int]] = []
     desired_seen: list[int] = []
+    tracer = StateTrace(api_host, t0) if trace else None
 
     def probe() -> int:
         running, desired = service_running(api_host, SERVICE)
@@ -248,11 +284,19 @@ def wait_converge(
             engine_samples.append(
                 (round(time.monotonic() - t0, 3), engine_running(engine_host, label))
             )
+        if tracer is not None:
+            with contextlib.suppress(Exception):
+                tracer.poll()
 
     poller = Poller(t0, probe, interval)
     t_api = poller.wait_for(lambda n: n >= target, timeout, beside)
     t_engine = next((t for t, n in engine_samples if n >= target), None)
+    extra: dict[str, Any] = {}
+    if tracer is not None:
+        extra["states"] = tracer.summary(old_tasks or set())
+        extra["task_ids"] = sorted(tracer.first)
     return {
+        **extra,
         "target": target,
         "seconds": t_api,
         "first_running_s": poller.first_at(lambda n: n > 0),
@@ -318,13 +362,19 @@ def swarm_scenario(
     extra_pids: Callable[[], dict[str, int | None]],
 ) -> None:
     """create N → N running; scale to M → M running; measure; rm → 0 containers (into res)."""
+    pids = {**extra_pids(), **engine_pids(engine)}
+    cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
     t0 = time.monotonic()
     out, res["create_cli_s"] = docker_ok(
         api_host, "service", "create", "-d", "--name", SERVICE,
         "--replicas", str(args.replicas), WHOAMI_1,
     )  # fmt: skip
     log(f"  service create returned after {res['create_cli_s']:.2f}s; waiting for {args.replicas}")
-    res["create"] = wait_converge(api_host, engine.host, args.replicas, t0, args.poll, args.timeout)
+    res["create"] = wait_converge(
+        api_host, engine.host, args.replicas, t0, args.poll, args.timeout, args.trace_states
+    )
+    cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
+    res["create"]["cpu_s"] = cpu_delta(cpu0, cpu1)
     if res["create"]["timed_out"]:
         raise TimeoutError(f"{args.replicas} tasks not running after {args.timeout}s")
     log(f"  {args.replicas}/{args.replicas} running after {res['create']['seconds']:.2f}s")
@@ -333,7 +383,11 @@ def swarm_scenario(
     _, res["scale_cli_s"] = docker_ok(
         api_host, "service", "scale", "-d", f"{SERVICE}={args.scale_to}"
     )
-    res["scale"] = wait_converge(api_host, engine.host, args.scale_to, t1, args.poll, args.timeout)
+    res["scale"] = wait_converge(
+        api_host, engine.host, args.scale_to, t1, args.poll, args.timeout, args.trace_states,
+        set(res["create"].get("task_ids") or ()),
+    )  # fmt: skip
+    res["scale"]["cpu_s"] = cpu_delta(cpu1, {k: cpu_seconds(p) for k, p in pids.items()})
     if res["scale"]["timed_out"]:
         raise TimeoutError(f"{args.scale_to} tasks not running after {args.timeout}s")
     log(f"  {args.scale_to}/{args.scale_to} running after {res['scale']['seconds']:.2f}s")
@@ -348,6 +402,13 @@ def swarm_scenario(
     _, res["rm_cli_s"] = docker_ok(api_host, "service", "rm", SERVICE)
     res["rm_seconds"] = wait_gone(engine.host, t2, args.poll, args.timeout)
     log(f"  service rm → 0 containers after {res['rm_seconds']}s")
+
+
+def cpu_delta(a: dict[str, float | None], b: dict[str, float | None]) -> dict[str, float | None]:
+    return {
+        k: None if a.get(k) is None or b.get(k) is None else round(b[k] - a[k], 2)  # type: ignore[operator]
+        for k in b
+    }
 
 
 def resources(pids: dict[str, int | None], idle_s: float) -> dict[str, Any]:
@@ -527,7 +588,10 @@ def run_parallel(args: argparse.Namespace, res: dict[str, Any]) -> None:
         eng = new_engine(stack, "run")
         time.sleep(args.settle)
 
+        pids = engine_pids(eng)
+
         def batch(n: int, already: int) -> dict[str, Any]:
+            cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
             t0 = time.monotonic()
             with ThreadPoolExecutor(max_workers=n) as pool:
                 results = list(
@@ -546,6 +610,7 @@ def run_parallel(args: argparse.Namespace, res: dict[str, Any]) -> None:
                 "failed": len(failed),
                 "failures": failed[:5],
                 "timed_out": t is None,
+                "cpu_s": cpu_delta(cpu0, {k: cpu_seconds(p) for k, p in pids.items()}),
             }
 
         res["create"] = batch(args.replicas, 0)
@@ -624,6 +689,17 @@ def print_report(
         for proc in ("shoald", "etcd", "dockerd", "containerd"):
             if any(res(kind, proc)(r) is not None for r in results.values()):
                 spec.append((f"{label} {proc} @ {m} tasks", res(kind, proc), unit))
+
+    def cpu(proc: str) -> Callable[[dict[str, Any]], Any]:
+        def get(r: dict[str, Any]) -> Any:
+            a, b = (((r.get(ph) or {}).get("cpu_s") or {}).get(proc) for ph in ("create", "scale"))
+            return None if a is None and b is None else f"{fmt(a, '')} + {fmt(b, '')}"
+
+        return get
+
+    for proc in ("shoald", "etcd", "dockerd", "containerd"):
+        if any(cpu(proc)(r) is not None for r in results.values()):
+            spec.append((f"CPU-s {proc}, create + scale", cpu(proc), ""))
     rows = [("", *[names[s] for s in results])]
     rows += [(label, *[fmt(get(r), unit) for r in results.values()]) for label, get, unit in spec]
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
@@ -691,6 +767,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run shoald in this (root) network namespace instead of the engine's",
     )
     p.add_argument("--shoald-log-level", default="info")
+    p.add_argument(
+        "--trace-states",
+        action="store_true",
+        help="also GET /tasks every poll and report when tasks reached each state "
+        "(diagnostic: adds API load)",
+    )
     p.add_argument("--keep-logs", metavar="DIR", help="copy shoald's log into DIR")
     a = p.parse_args(argv)  # fmt: skip
     if a.scale_to < a.replicas:

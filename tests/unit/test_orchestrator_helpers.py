@@ -206,3 +206,16 @@ def by_id(tasks: Iterable[Task]) -> dict[str, Task]:
 def live(tasks: Iterable[Task]) -> list[Task]:
     """Tasks the orchestrator still wants (desired ready/running)."""
     return [t for t in tasks if t.desired_state in ("running", "ready")]
+
+
+def agent_step(tasks: list[Task], *, at: float, start: bool = True, stop: bool = True) -> None:
+    """A perfect agent: stops tasks told to stop, starts tasks told to run (in place)."""
+    for t in tasks:
+        active = t.status.state in ("new", "pending", "assigned", "accepted", "preparing",
+                                    "ready", "starting", "running")  # fmt: skip
+        if stop and active and t.desired_state in ("shutdown", "remove"):
+            t.status.state = "shutdown"
+            t.status.timestamp = ts(at)
+        elif start and t.desired_state == "running" and active and t.status.state != "running":
+            t.status.state = "running"
+            t.status.timestamp = ts(at)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+import json
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic.alias_generators import to_pascal
 
 _SPECIAL = {
@@ -184,6 +186,8 @@ class NetworkAttachmentConfig(Model):
 
 
 class TaskSpec(Model):
+    _canonical: str | None = PrivateAttr(default=None)
+
     container_spec: ContainerSpec | None = None
     resources: ResourceRequirements | None = None
     restart_policy: RestartPolicy | None = None
@@ -192,6 +196,32 @@ class TaskSpec(Model):
     log_driver: dict[str, Any] | None = None
     force_update: int | None = None
     runtime: str | None = None
+
+
+def _strip(value: Any) -> Any:
+    """Drop empty values (None, {}, [], "", 0, False) so that specs that say the same thing
+    in different words (an absent field, an empty object, an explicit zero) compare equal."""
+    if isinstance(value, dict):
+        out = {k: _strip(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, {}, [], "", 0, False)}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def canonical(spec: TaskSpec) -> str:
+    """A task spec's meaning as a string: equal strings, same tasks. Cached on the spec
+    (specs are never changed in place once stored)."""
+    if spec._canonical is None:
+        from .defaults import TASK_DEFAULTS, merge_defaults
+
+        full = merge_defaults(spec.to_api(), TASK_DEFAULTS)
+        spec._canonical = json.dumps(_strip(full), sort_keys=True)
+    return spec._canonical
+
+
+def same_task_spec(a: TaskSpec, b: TaskSpec) -> bool:
+    return a is b or canonical(a) == canonical(b)
 
 
 class ReplicatedService(Model):

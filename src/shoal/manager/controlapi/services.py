@@ -26,6 +26,7 @@ from ...api.validation import (
     validate_service_spec,
 )
 from ...store.store import Store, resolve
+from ..allocator.allocator import endpoint_for
 from .filters import Filters
 
 
@@ -96,7 +97,9 @@ async def create(store: Store, body: Any) -> Service:
                 f"name conflicts with an existing object: service {spec.name} already exists",
             )
         )
-    service = Service(id=new_id(), spec=spec)
+    # The endpoint needs no allocation yet: written with the spec, so the service's version
+    # does not move under a client that updates it right after creating it.
+    service = Service(id=new_id(), spec=spec, endpoint=endpoint_for(spec.endpoint_spec))
     if spec.mode.kind.endswith("job"):
         service.job_status = JobStatus(job_iteration=JobIteration(index=0), last_execution=now())
     return await store.create(service)
@@ -128,6 +131,7 @@ async def update(
         service.previous_spec = service.spec
         service.update_status = None
     service.spec = spec
+    service.endpoint = endpoint_for(spec.endpoint_spec)
     if spec.mode.kind.endswith("job") and (
         rollback or spec.task_template != service.previous_spec.task_template
         or spec.mode != service.previous_spec.mode

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...api.models import Task
+from ...api.models import Task, same_task_spec
 from ...api.naming import task_name
 from ...store.store import Store, resolve
 from .filters import Filters
@@ -51,7 +51,7 @@ def list_tasks(store: Store, filters: Filters) -> list[Task]:
         if "name" in filters and not filters.match_prefix("name", display_name(store, t)):
             continue
         if "_up-to-date" in filters:
-            if service is None or t.spec != service.spec.task_template:
+            if service is None or not same_task_spec(t.spec, service.spec.task_template):
                 continue
         out.append(t)
     return out

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ...api.models import JobIteration, Service, Task, TaskSpec, TaskStatus, parse_time
+from ...api.models import (
+    JobIteration,
+    Service,
+    Task,
+    TaskSpec,
+    TaskStatus,
+    parse_time,
+    same_task_spec,
+)
 from ...api.naming import new_id
 from ...api.states import TaskState
 
@@ -50,7 +58,7 @@ def runnable(task: Task) -> bool:
 
 
 def up_to_date(task: Task, service: Service) -> bool:
-    return task.spec == service.spec.task_template
+    return same_task_spec(task.spec, service.spec.task_template)
 
 
 def new_task(
@@ -106,7 +114,7 @@ def should_restart(service: Service, task: Task, history: Iterable[Task], now: f
     tries = [
         t
         for t in [task, *history]
-        if t.spec == task.spec
+        if same_task_spec(t.spec, task.spec)
         and (not window or (t.created_at and parse_time(t.created_at) >= now - window))
     ]
     restarts = len({t.id for t in tries}) - 1

@@ -71,6 +71,8 @@ class Scheduler:
                         node.remove_task(ev.id)
                 else:
                     old = ev.old
+                    if _just_failed(old, ev.new) and ev.new.node_id in self.nodes:
+                        self.nodes[ev.new.node_id].task_failed(ev.new, self.clock())
                     if old is not None and old.node_id and old.node_id != ev.new.node_id:
                         node = self.nodes.get(old.node_id)
                         if node is not None:
@@ -152,3 +154,9 @@ def _frees_room(ev: Event) -> bool:
         >= TaskState.parse(ev.old.status.state)
         or TaskState.parse(ev.new.desired_state) > TaskState.RUNNING
     )
+
+
+def _just_failed(old: Task | None, new: Task) -> bool:
+    """A task that failed here now counts against its node for this service."""
+    failed = (TaskState.FAILED.api, TaskState.REJECTED.api)
+    return new.status.state in failed and (old is None or old.status.state not in failed)

@@ -1,5 +1,6 @@
-"""`insertDefaults=true`: a service spec with SwarmKit's defaults filled into absent fields, as
-`docker service inspect` shows it."""
+"""SwarmKit's defaults for absent spec fields: shown by `insertDefaults=true` (as `docker
+service inspect` asks), and applied before task specs are compared, so that a spec that spells
+a default out means the same as one that leaves it away."""
 
 from __future__ import annotations
 
@@ -10,25 +11,26 @@ _UPDATE = {
     "Parallelism": 1, "FailureAction": "pause", "Monitor": 5_000_000_000,
     "MaxFailureRatio": 0, "Order": "stop-first",
 }  # fmt: skip
+TASK_DEFAULTS: dict[str, Any] = {
+    "ContainerSpec": {"StopGracePeriod": 10_000_000_000},
+    "Resources": {"Limits": {}, "Reservations": {}},
+    "RestartPolicy": {"Condition": "any", "Delay": 5_000_000_000, "MaxAttempts": 0},
+    "Placement": {},
+}
 SERVICE_DEFAULTS: dict[str, Any] = {
-    "TaskTemplate": {
-        "ContainerSpec": {"StopGracePeriod": 10_000_000_000},
-        "Resources": {"Limits": {}, "Reservations": {}},
-        "RestartPolicy": {"Condition": "any", "Delay": 5_000_000_000, "MaxAttempts": 0},
-        "Placement": {},
-    },
+    "TaskTemplate": TASK_DEFAULTS,
     "UpdateConfig": _UPDATE,
     "RollbackConfig": {**_UPDATE, "FailureAction": "pause"},
     "EndpointSpec": {"Mode": "vip"},
 }
 
 
-def _merge(value: Any, defaults: Any) -> Any:
+def merge_defaults(value: Any, defaults: Any) -> Any:
     if not isinstance(defaults, dict):
         return value if value not in (None, "") else defaults
     out = dict(value) if isinstance(value, dict) else {}
     for key, d in defaults.items():
-        out[key] = _merge(out.get(key), d)
+        out[key] = merge_defaults(out.get(key), d)
     return out
 
 
@@ -36,5 +38,5 @@ def with_defaults(service: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(service)
     for key in ("Spec", "PreviousSpec"):
         if key in out:
-            out[key] = _merge(out[key], SERVICE_DEFAULTS)
+            out[key] = merge_defaults(out[key], SERVICE_DEFAULTS)
     return out
