@@ -635,7 +635,7 @@ def fmt(v: Any, unit: str = "s") -> str:
     if v is None:
         return "—"
     if isinstance(v, float):
-        return f"{v:.2f}{unit}" if unit else f"{v:.2f}"
+        return f"{v:.1f}{unit}" if unit.endswith(("MiB", "%")) else f"{v:.2f}{unit}"
     return f"{v}{unit}"
 
 
@@ -661,7 +661,10 @@ def summarise(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> d
 
 
 def print_report(
-    results: dict[str, dict[str, Any]], ratios: dict[str, Any], args: argparse.Namespace
+    results: dict[str, dict[str, Any]],
+    ratios: dict[str, Any],
+    args: argparse.Namespace,
+    rounds: dict[str, list[dict[str, Any]]],
 ) -> None:
     n, m = args.replicas, args.scale_to
     names = {"shoal": "shoal", "docker": "Docker swarm", "run": "docker run ×N"}
@@ -701,7 +704,16 @@ def print_report(
         if any(cpu(proc)(r) is not None for r in results.values()):
             spec.append((f"CPU-s {proc}, create + scale", cpu(proc), ""))
     rows = [("", *[names[s] for s in results])]
-    rows += [(label, *[fmt(get(r), unit) for r in results.values()]) for label, get, unit in spec]
+    for label, get, unit in spec:
+        cells = []
+        for s, r in results.items():
+            cell = fmt(get(r), unit)
+            each = [get(x) for x in rounds[s]]
+            each = [v for v in each if isinstance(v, int | float)]
+            if unit == "s" and len(each) > 1:  # the spread over the rounds
+                cell += f" ({min(each):.2f}–{max(each):.2f})"
+            cells.append(cell)
+        rows.append((label, *cells))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     print()
     for i, row in enumerate(rows):
@@ -713,6 +725,8 @@ def print_report(
         if i == 0:
             print("  ".join("-" * w for w in widths))
     print()
+    if args.rounds > 1:
+        print(f"medians over {args.rounds} rounds (min–max in brackets)\n")
     for key, label in (
         ("docker_over_shoal", "Docker swarm / shoal"),
         ("run_over_shoal", "run / shoal"),
@@ -724,12 +738,13 @@ def print_report(
     for s, r in results.items():
         if r.get("error"):
             print(f"!! {s}: {r['error']}")
-    sh = results.get("shoal", {}).get("shoald_log")
-    if sh:
-        print(f"\nshoald log: {sh['lines']} lines {sh['levels']}; "
-              f"etcd warnings: {sh['etcd_warnings']}")  # fmt: skip
-        for msg, count in sh["notable"]:
-            print(f"  {count:5}× {msg}")
+    for r in rounds.get("shoal", []):
+        sh = r.get("shoald_log")
+        if sh:
+            print(f"\nshoald log (round {r['round']}): {sh['lines']} lines {sh['levels']}; "
+                  f"etcd warnings: {sh['etcd_warnings']}")  # fmt: skip
+            for msg, count in sh["notable"]:
+                print(f"  {count:5}× {msg}")
     print()
 
 
@@ -747,6 +762,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="measure only this system (repeatable); default: all three",
     )
     p.add_argument("--json", help="write the results as JSON to this file")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat the whole comparison (systems interleaved); report medians",
+    )
     p.add_argument("--poll", type=float, default=0.15, help="poll interval in seconds")
     p.add_argument("--timeout", type=float, default=300.0, help="per-phase timeout in seconds")
     p.add_argument(
@@ -817,27 +838,59 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }  # fmt: skip
-    results: dict[str, dict[str, Any]] = {}
-    for s in systems:
-        log(f"── {s}")
-        t0 = time.monotonic()
-        results[s] = {"system": s}
-        try:
-            RUNNERS[s](args, results[s])
-        except Exception as e:  # noqa: BLE001 — report it, go on with the next system
-            log(f"  {s} failed: {type(e).__name__}: {e}")
-            results[s]["error"] = f"{type(e).__name__}: {e}"
-        results[s]["wall_s"] = round(time.monotonic() - t0, 2)
-        log(f"  {s} done (wall {results[s]['wall_s']}s, torn down)")
+    rounds: dict[str, list[dict[str, Any]]] = {s: [] for s in systems}
+    for i in range(args.rounds):
+        for s in systems:  # interleaved, so that a noisy minute hits every system alike
+            log(f"── {s}" + (f" (round {i + 1}/{args.rounds})" if args.rounds > 1 else ""))
+            t0 = time.monotonic()
+            res: dict[str, Any] = {"system": s, "round": i + 1, "loadavg": os.getloadavg()}
+            rounds[s].append(res)
+            try:
+                RUNNERS[s](args, res)
+            except Exception as e:  # noqa: BLE001 — report it, go on with the next system
+                log(f"  {s} failed: {type(e).__name__}: {e}")
+                res["error"] = f"{type(e).__name__}: {e}"
+            res["wall_s"] = round(time.monotonic() - t0, 2)
+            log(f"  {s} done (wall {res['wall_s']}s, torn down)")
+    results = {s: median_of(rs) for s, rs in rounds.items()}
     ratios = summarise(results, args)
-    out["results"] = results
+    out["results"] = results  # per system; numbers are medians over the rounds
+    out["rounds"] = rounds
     out["ratios"] = ratios
     out["machine"]["loadavg_after"] = os.getloadavg()
-    print_report(results, ratios, args)
+    print_report(results, ratios, args, rounds)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, default=str) + "\n")
         log(f"results written to {args.json}")
-    return 1 if any(r.get("error") for r in results.values()) else 0
+    return 1 if any(r.get("error") for rs in rounds.values() for r in rs) else 0
+
+
+VERBATIM = {"shoald_log", "pids", "states", "round", "loadavg"}  # not averaged: first round's
+
+
+def median_of(rounds: list[dict[str, Any]], top: bool = True) -> dict[str, Any]:
+    """One result shaped like a round's: numbers are medians over the rounds that have them,
+    anything else is the first round's (lists: samples, traces)."""
+    ok = [r for r in rounds if not r.get("error")] or rounds
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(k for r in ok for k in r):
+        vals = [r[key] for r in ok if key in r]
+        nums = [v for v in vals if isinstance(v, int | float) and not isinstance(v, bool)]
+        if key in VERBATIM:
+            out[key] = vals[0]
+        elif vals and all(isinstance(v, dict) for v in vals):
+            out[key] = median_of(vals, top=False)
+        elif nums and len(nums) == len(vals):
+            med = statistics.median(nums)
+            out[key] = round(med, 3) if isinstance(med, float) else med
+        else:
+            out[key] = vals[0]
+    if top:
+        errors = [r["error"] for r in rounds if r.get("error")]
+        if errors:
+            out["error"] = "; ".join(errors)
+        out["rounds"] = len(rounds)
+    return out
 
 
 if __name__ == "__main__":

@@ -161,9 +161,7 @@ def nodes_ok(*bad: str):  # noqa: ANN201 - a NodeOk
     return ok
 
 
-def apply(
-    tasks: Iterable[Task], plan: Plan, *, now: float, node: str | None = "n1"
-) -> list[Task]:
+def apply(tasks: Iterable[Task], plan: Plan, *, now: float, node: str | None = "n1") -> list[Task]:
     """The store after `plan`: desired-state changes applied (forward only, like the
     orchestrator's writer) and created tasks added with `created_at = now`. The scheduler is
     not part of these tests, so a created task without a node is put on `node` (state `new`)."""
@@ -211,8 +209,16 @@ def live(tasks: Iterable[Task]) -> list[Task]:
 def agent_step(tasks: list[Task], *, at: float, start: bool = True, stop: bool = True) -> None:
     """A perfect agent: stops tasks told to stop, starts tasks told to run (in place)."""
     for t in tasks:
-        active = t.status.state in ("new", "pending", "assigned", "accepted", "preparing",
-                                    "ready", "starting", "running")  # fmt: skip
+        active = t.status.state in (
+            "new",
+            "pending",
+            "assigned",
+            "accepted",
+            "preparing",
+            "ready",
+            "starting",
+            "running",
+        )
         if stop and active and t.desired_state in ("shutdown", "remove"):
             t.status.state = "shutdown"
             t.status.timestamp = ts(at)

@@ -28,7 +28,9 @@ def job(**kw):  # noqa: ANN003, ANN201
 
 
 def active(tasks: list[Task]) -> list[Task]:
-    return [t for t in tasks if t.desired_state in ("running", "ready") and t.status.state in ACTIVE]
+    return [
+        t for t in tasks if t.desired_state in ("running", "ready") and t.status.state in ACTIVE
+    ]
 
 
 # ---------------------------------------------------------------- counts and defaults
@@ -246,7 +248,9 @@ def test_global_job_failed_task_restarts_on_its_node() -> None:
 
 def test_global_job_new_iteration() -> None:
     svc = gjob(iteration=1)
-    tasks = [task(svc, None, "complete", desired="shutdown", node=n, iteration=0) for n in ("n1", "n2")]
+    tasks = [
+        task(svc, None, "complete", desired="shutdown", node=n, iteration=0) for n in ("n1", "n2")
+    ]
     plan = reconcile_job(svc, tasks, all_ok, T0, eligible={"n1", "n2"})
     assert sorted(t.node_id for t in plan.create) == ["n1", "n2"]
     assert {t.job_iteration.index for t in plan.create} == {1}

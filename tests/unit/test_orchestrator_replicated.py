@@ -71,7 +71,11 @@ def test_converged_service_gives_empty_plan() -> None:
 
 def test_tasks_not_yet_running_count_as_filling_their_slot() -> None:
     svc = service(replicas=3)
-    tasks = [task(svc, 1, "new", node=None), task(svc, 2, "pending", node=None), task(svc, 3, "starting")]
+    tasks = [
+        task(svc, 1, "new", node=None),
+        task(svc, 2, "pending", node=None),
+        task(svc, 3, "starting"),
+    ]
     assert not reconcile_replicated(svc, tasks, all_ok, T0)
 
 
@@ -139,9 +143,7 @@ def test_scale_down_removes_unscheduled_pending_tasks_first() -> None:
 
 def test_scale_down_takes_from_the_most_loaded_node_first() -> None:
     svc = service(replicas=4)
-    tasks = [task(svc, s, node="n1") for s in (1, 2, 3)] + [
-        task(svc, s, node="n2") for s in (4, 5)
-    ]
+    tasks = [task(svc, s, node="n1") for s in (1, 2, 3)] + [task(svc, s, node="n2") for s in (4, 5)]
     plan = reconcile_replicated(svc, tasks, all_ok, T0)
     removed = [by_id(tasks)[i] for i in plan.desired]
     assert [(t.slot, t.node_id) for t in removed] == [(3, "n1")]

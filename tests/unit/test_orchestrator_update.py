@@ -112,7 +112,9 @@ def test_stop_first_next_slot_waits_until_new_task_runs() -> None:
     agent_step(tasks, at=T0 + 3)
     plan = reconcile_replicated(svc, tasks, all_ok, T0 + 3)
     assert len(plan.create) == 1
-    untouched = [t for t in tasks if t.spec.container_spec.image == OLD and t.desired_state == "running"]
+    untouched = [
+        t for t in tasks if t.spec.container_spec.image == OLD and t.desired_state == "running"
+    ]
     assert len(untouched) == 1
     assert plan.create[0].slot == untouched[0].slot
     assert plan.desired == {untouched[0].id: "shutdown"}

@@ -12,7 +12,7 @@ from shoal.manager.orchestrator.services import reconcile_replicated
 
 SVC = service("svc1", replicas=1)
 OTHER = service("svc2", replicas=1)
-LIVE = {"svc1", "svc2"}
+LIVE = {"svc1": None, "svc2": None}
 
 
 def history(svc, slot, n_old: int, *, current: str | None = "running", node="n1") -> list[Task]:  # noqa: ANN001
@@ -107,7 +107,9 @@ def test_never_scheduled_tasks_told_to_stop_are_history() -> None:
     """A task that never reached a node (pending, desired shutdown — e.g. replaced during an
     update while no node fitted) will never move again: SwarmKit's reaper counts it as
     history (`state < assigned && desired > running`). Otherwise such tasks pile up."""
-    stuck = [task(SVC, 1, "pending", desired="shutdown", node=None, created=T0 + i) for i in range(7)]
+    stuck = [
+        task(SVC, 1, "pending", desired="shutdown", node=None, created=T0 + i) for i in range(7)
+    ]
     current = task(SVC, 1, "pending", node=None, created=T0 + 10)
     victims = doomed([*stuck, current], 5, LIVE)
     assert ids(victims) == ids(stuck[:3])
@@ -155,7 +157,7 @@ def test_removed_tasks_deleted_even_when_retention_is_negative() -> None:
 )
 def test_tasks_of_deleted_service_deleted_once_stopped(state: str, deleted: bool) -> None:
     t = task(SVC, 1, state, desired="remove")
-    assert (doomed([t], 5, {"svc2"}) == [t]) is deleted
+    assert (doomed([t], 5, {"svc2": None}) == [t]) is deleted
     # Even before the orchestrator got round to setting desired `remove`.
     u = task(SVC, 1, state, desired="running")
     assert (doomed([u], 5, set()) == [u]) is deleted
@@ -188,6 +190,6 @@ def test_reaper_keeps_enough_history_for_max_attempts() -> None:
         for t in tasks:
             if t.desired_state == "shutdown" and t.status.state in ("new", "running"):
                 t.status.state = "shutdown"
-        dead = {t.id for t in doomed(tasks, DEFAULT_RETENTION, {"svc1"})}
+        dead = {t.id for t in doomed(tasks, DEFAULT_RETENTION, {"svc1": svc})}
         tasks = [t for t in tasks if t.id not in dead]
     assert runs == 8  # the first run and 7 restarts

@@ -55,6 +55,7 @@ class Agent:
             while True:
                 try:
                     description = await describe(self.engine)
+                    self.worker.description = description
                     session = await self.connect(description)
                     backoff = 0.1
                     async with asyncio.TaskGroup() as tg:

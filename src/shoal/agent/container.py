@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.models import ContainerSpec, PortConfig, Task
+from ..api.models import ContainerSpec, NodeDescription, PortConfig, Task
+from . import template
 from ..api.naming import task_name
 
 LABEL_TASK_ID = "com.docker.swarm.task.id"
@@ -43,13 +44,27 @@ def host_ports(ports: list[PortConfig] | None) -> list[PortConfig]:
     return [p for p in ports or [] if p.publish_mode == "host"]
 
 
-def create_body(task: Task, service_name: str, ports: list[PortConfig] | None) -> dict[str, Any]:
+def create_body(
+    task: Task,
+    service_name: str,
+    ports: list[PortConfig] | None,
+    node: NodeDescription | None = None,
+    service_labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
     spec = task.spec.container_spec or ContainerSpec()
     labels = {**(spec.labels or {}), **swarm_labels(task, service_name)}
+    platform = node.platform if node is not None else None
+    ctx = template.context(
+        task.id, container_name(task, service_name), task.slot, task.service_id,
+        service_name, service_labels, task.node_id,
+        node.hostname if node is not None else None,
+        platform.os if platform is not None else None,
+        platform.architecture if platform is not None else None,
+    )  # fmt: skip
     config: dict[str, Any] = {
         "Image": spec.image,
         "Labels": labels,
-        "Env": spec.env or [],
+        "Env": [template.expand(e, ctx) for e in spec.env or []],
         "Tty": bool(spec.tty),
         "OpenStdin": bool(spec.open_stdin),
         "StopTimeout": stop_timeout(spec),
@@ -63,7 +78,7 @@ def create_body(task: Task, service_name: str, ports: list[PortConfig] | None) -
     if spec.user:
         config["User"] = spec.user
     if spec.hostname:
-        config["Hostname"] = spec.hostname
+        config["Hostname"] = template.expand(spec.hostname, ctx)
     if spec.stop_signal:
         config["StopSignal"] = spec.stop_signal
     if spec.healthcheck is not None:
@@ -73,7 +88,7 @@ def create_body(task: Task, service_name: str, ports: list[PortConfig] | None) -
     if spec.init is not None:
         host["Init"] = spec.init
     if spec.mounts:
-        host["Mounts"] = [m.to_api() for m in spec.mounts]
+        host["Mounts"] = [_expand_mount(m.to_api(), ctx) for m in spec.mounts]
     if spec.read_only:
         host["ReadonlyRootfs"] = True
     if spec.groups:
@@ -124,6 +139,13 @@ def create_body(task: Task, service_name: str, ports: list[PortConfig] | None) -
 
     config["HostConfig"] = host
     return config
+
+
+def _expand_mount(mount: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    for key in ("Source", "Target"):
+        if isinstance(mount.get(key), str):
+            mount[key] = template.expand(mount[key], ctx)
+    return mount
 
 
 def _extra_host(entry: str) -> str:

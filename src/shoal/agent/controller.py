@@ -10,9 +10,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..api.models import PortConfig, Task
+from ..api.models import NodeDescription, PortConfig, Task
 from .container import LABEL_TASK_ID, container_name, create_body, port_status, stop_timeout
 from .engine import Engine, EngineError
+from .images import Puller
 
 
 @dataclass
@@ -53,9 +54,15 @@ class EngineController:
         task: Task,
         service_name: str,
         ports: list[PortConfig] | None,
+        puller: Puller,
+        node: NodeDescription | None = None,
+        service_labels: dict[str, str] | None = None,
         registry_auth: str | None = None,
     ) -> None:
+        self.node = node
+        self.service_labels = service_labels
         self.engine = engine
+        self.puller = puller
         self.task = task
         self.name = container_name(task, service_name)
         self.service_name = service_name
@@ -92,12 +99,12 @@ class EngineController:
         if not image:
             raise Rejected("no image")
         try:
-            await self.engine.pull(image, self.registry_auth)
+            await self.puller.ensure(image, self.registry_auth)
         except EngineError as e:
-            # Swarm's executor runs a local image when the registry cannot give it.
-            if not await self.engine.image_exists(image):
-                raise Rejected(f"No such image: {image}") from e
-        body = create_body(self.task, self.service_name, self.ports)
+            raise Rejected(f"No such image: {image}") from e
+        body = create_body(
+            self.task, self.service_name, self.ports, self.node, self.service_labels
+        )
         try:
             await self.engine.request("POST", "/containers/create", params={"name": self.name}, body=body)
         except EngineError as e:

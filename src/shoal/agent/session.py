@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..api.models import PortConfig, Task, TaskStatus
+from ..api.models import Task, TaskStatus
 
 
 @dataclass
@@ -19,7 +19,7 @@ class ServiceInfo:
     """What an agent needs to know of a service to run its tasks."""
 
     name: str
-    ports: list[PortConfig] | None = None
+    labels: dict[str, str] | None = None
 
 
 @dataclass

@@ -50,6 +50,8 @@ def decide(state: TaskState, desired: TaskState, seen: Observed) -> Step:
             return Step("none", S.STARTING, "starting")
         return Step("start", S.STARTING, "starting")
     # starting or running: follow the container
+    if state == S.STARTING and seen.exists and not seen.running and not seen.started:
+        return Step("start", S.STARTING, "starting")  # created, never started: start it
     if seen.exists and not seen.running and seen.started:
         code = seen.exit_code or 0
         if code == 0 and seen.health != "unhealthy":

@@ -8,10 +8,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from ..api.models import Task, TaskStatus
+from ..api.models import NodeDescription, Task, TaskStatus
 from .container import LABEL_NODE_ID, LABEL_TASK_ID
 from .controller import Controller, EngineController
 from .engine import Engine
+from .images import Puller
 from .session import Assignment, ServiceInfo, Session
 from .task import TaskRunner
 
@@ -35,10 +36,15 @@ class Worker:
         self._pending: dict[str, TaskStatus] = {}
         self._pending_event = asyncio.Event()
         self._by_container: dict[str, str] = {}
+        self.puller = Puller(engine)
+        self.description: NodeDescription | None = None  # set by the agent
         self.controller_factory = controller_factory or self._engine_controller
 
     def _engine_controller(self, task: Task, info: ServiceInfo) -> Controller:
-        return EngineController(self.engine, task, info.name, info.ports)
+        ports = task.endpoint.ports if task.endpoint else None
+        return EngineController(
+            self.engine, task, info.name, ports, self.puller, self.description, info.labels
+        )
 
     async def run(self, session: Session) -> None:
         async with asyncio.TaskGroup() as tg:

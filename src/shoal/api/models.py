@@ -13,7 +13,7 @@ from typing import Any
 
 import json
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic.alias_generators import to_pascal
 
 _SPECIAL = {
@@ -50,10 +50,42 @@ def _alias(name: str) -> str:
     return to_pascal(name)
 
 
+class _Names:
+    def __init__(self, cls: type[BaseModel]) -> None:
+        aliases = [f.alias or name for name, f in cls.model_fields.items()]
+        self.exact = set(aliases) | set(cls.model_fields)
+        self.folded = {a.lower(): a for a in aliases}
+
+
+_NAMES: dict[type, _Names] = {}
+
+
+def _names_of(cls: type[BaseModel]) -> _Names:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = _Names(cls)
+    return names
+
+
 class Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=_alias, populate_by_name=True, extra="allow", validate_assignment=False
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _any_case(cls, data: Any) -> Any:
+        """Go's JSON decoder (and so dockerd) matches field names case-insensitively: a client
+        that sends `HealthCheck` means `Healthcheck`."""
+        if not isinstance(data, dict):
+            return data
+        names = _names_of(cls)
+        if all(k in names.exact for k in data):
+            return data
+        out = {}
+        for k, v in data.items():
+            out[names.folded.get(k.lower(), k) if k not in names.exact else k] = v
+        return out
 
     def to_api(self) -> dict[str, Any]:
         """Docker JSON: Docker's names, empty (None) fields left out like Go's omitempty."""
@@ -352,8 +384,14 @@ class Task(Meta):
     desired_state: str = "running"
     networks_attachments: list[dict[str, Any]] | None = None
     job_iteration: JobIteration | None = None
-    # As in SwarmKit, the allocator copies the service's endpoint onto each task.
+    # As in SwarmKit, the allocator copies the service's endpoint onto each task. Kept in the
+    # store for the scheduler and the agent; the Docker API's Task has no such field.
     endpoint: Endpoint | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        data = super().to_api()
+        data.pop("Endpoint", None)
+        return data
 
 
 # ---------------------------------------------------------------- nodes and the cluster

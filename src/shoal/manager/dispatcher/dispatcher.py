@@ -31,8 +31,7 @@ def assigned(task: Task, node_id: str) -> bool:
 def service_info(service: Service | None, service_id: str) -> ServiceInfo:
     if service is None:
         return ServiceInfo(name=service_id)
-    ports = service.endpoint.ports if service.endpoint else None
-    return ServiceInfo(name=service.spec.name, ports=ports)
+    return ServiceInfo(name=service.spec.name, labels=service.spec.labels)
 
 
 class Dispatcher:

@@ -50,11 +50,9 @@ def reconcile_job(
     for t in current:
         by_key.setdefault(key(t), []).append(t)
 
-    done = set()  # keys (slots or nodes) that completed
     active = 0
     for k, ts in by_key.items():
         if any(state(t) == TaskState.COMPLETE for t in ts):
-            done.add(k)
             for t in ts:
                 if runnable(t) and state(t) == TaskState.COMPLETE:
                     plan.set_desired(t, TaskState.SHUTDOWN)
@@ -63,11 +61,12 @@ def reconcile_job(
         for t in live:
             if state(t) > TaskState.RUNNING or not node_ok(t.node_id):
                 plan.set_desired(t, TaskState.SHUTDOWN)
+                if eligible is not None and not node_ok(t.node_id):
+                    continue  # a global job's node is gone: nowhere else to run its task
                 if not node_ok(t.node_id) or should_restart(service, t, ts, now):
                     _create(plan, service, k, eligible, iteration, TaskState.READY)
                     active += 1
-                else:
-                    done.add(k)  # failed for good: the slot is spent
+                # else: failed for good, the slot is spent
             else:
                 active += 1
                 promote_ready(plan, service, t, ts, node_ok, now)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from ...api.models import Task
+from ...api.models import Service, Task
 from ...api.states import TaskState
 from ...store.store import Store, delete_op
 
@@ -15,30 +15,44 @@ DEFAULT_RETENTION = 5
 INTERVAL = 0.25
 
 
-def doomed(tasks: Iterable[Task], retention: int, live_services: set[str]) -> list[Task]:
-    """The tasks to delete now (pure)."""
+def keep_per_slot(service: Service | None, retention: int) -> int:
+    """History kept per slot: the cluster's limit, but never less than the restart policy's
+    MaxAttempts + 1 — restarts are counted from that history (as SwarmKit keeps it)."""
+    policy = service.spec.task_template.restart_policy if service is not None else None
+    if policy is not None and policy.max_attempts:
+        return max(retention, policy.max_attempts + 1)
+    return retention
+
+
+def doomed(
+    tasks: Iterable[Task], retention: int, services: Mapping[str, Service | None]
+) -> list[Task]:
+    """The tasks to delete now (pure). `services`: the live services by ID."""
     out = []
     slots: dict[tuple[str, object], list[Task]] = defaultdict(list)
     for t in tasks:
         state = TaskState.parse(t.status.state)
         desired = TaskState.parse(t.desired_state)
         stopped = state > TaskState.RUNNING or state < TaskState.ASSIGNED
-        if desired >= TaskState.REMOVE or t.service_id not in live_services:
+        if desired >= TaskState.REMOVE or t.service_id not in services:
             if stopped:
                 out.append(t)
             continue
         slots[(t.service_id, t.slot if t.slot is not None else t.node_id)].append(t)
     if retention < 0:
         return out
-    for ts in slots.values():
-        if len(ts) <= retention:
+    for (service_id, _), ts in slots.items():
+        keep = max(keep_per_slot(services.get(service_id), retention), 1)
+        if len(ts) <= keep:
             continue
+        # History: told to stop and either stopped or never given to a node.
         old = sorted(
             (t for t in ts if TaskState.parse(t.desired_state) > TaskState.RUNNING
-             and TaskState.parse(t.status.state) > TaskState.RUNNING),
+             and (TaskState.parse(t.status.state) > TaskState.RUNNING
+                  or TaskState.parse(t.status.state) < TaskState.ASSIGNED)),
             key=lambda t: t.created_at or "",
         )  # fmt: skip
-        out.extend(old[: max(0, len(ts) - max(retention, 1))])
+        out.extend(old[: max(0, len(ts) - keep)])
     return out
 
 
@@ -55,7 +69,7 @@ class Reaper:
         queue = self.store.subscribe()
         try:
             while True:
-                services = {s.id for s in self.store.services()}
+                services = {s.id: s for s in self.store.services()}
                 victims = doomed(self.store.list("tasks"), self.retention(), services)
                 if victims:
                     await self.store.commit_batches([delete_op(t) for t in victims])

@@ -16,9 +16,20 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
 
-from ...api.models import Service, Task, now as now_str
+from ...api.models import Service, Task, parse_time
+from ...api.models import now as now_str
 from ...api.states import TaskState
-from .plan import Plan, desired, new_task, promote_ready, runnable, should_restart, state, up_to_date
+from .plan import (
+    NS,
+    Plan,
+    desired,
+    new_task,
+    promote_ready,
+    runnable,
+    should_restart,
+    state,
+    up_to_date,
+)
 
 NodeOk = Callable[[str | None], bool]
 
@@ -59,17 +70,24 @@ def _replicated_slots(
     replicas = replicas_of(service)
     live = {s for s, ts in slots.items() if s and occupied(ts, service)}
     if len(live) > replicas:
-        per_node: dict[str | None, int] = defaultdict(int)
-        for s in live:
-            for t in slots[s]:
-                if runnable(t):
-                    per_node[t.node_id] += 1
+        # Each slot is the n-th copy on its node (lowest slot numbers first); removing the
+        # highest copies first leaves the nodes balanced, as SwarmKit does.
+        by_node: dict[str | None, list[int]] = defaultdict(list)
+        node_of: dict[int, str | None] = {}
+        for slot in live:
+            ts = [t for t in slots[slot] if runnable(t)]
+            node_of[slot] = ts[-1].node_id if ts else None  # type: ignore[index]
+            by_node[node_of[slot]].append(slot)  # type: ignore[arg-type]
+        rank = {
+            slot: n for group in by_node.values() for n, slot in enumerate(sorted(group), start=1)
+        }
 
-        def removal_order(s: Hashable) -> tuple[int, int, int]:
-            ts = [t for t in slots[s] if runnable(t)]
-            running = any(state(t) == TaskState.RUNNING and node_ok(t.node_id) for t in ts)
-            load = max((per_node[t.node_id] for t in ts), default=0)
-            return (int(running), -load, -int(s))  # type: ignore[call-overload]
+        def removal_order(slot: Hashable) -> tuple[int, int, int]:
+            running = any(
+                runnable(t) and state(t) == TaskState.RUNNING and node_ok(t.node_id)
+                for t in slots[slot]
+            )
+            return (int(running), -rank[slot], -int(slot))  # type: ignore[call-overload]
 
         ordered = sorted(live, key=removal_order)
         return set(ordered[len(live) - replicas :])
@@ -114,7 +132,8 @@ def _reconcile(
 
     dirty: list[Hashable] = []
     in_progress = 0
-    for slot in sorted(want, key=str):
+    last_done = 0.0  # when the latest updated slot came up
+    for slot in sorted(want, key=_slot_order):
         ts = slots.get(slot, [])
         kept = sorted((t for t in ts if _keeps(t, node_ok)), key=lambda t: t.created_at or "")
         # Tasks that ended or lost their node: shut down, maybe replaced.
@@ -143,6 +162,10 @@ def _reconcile(
             dirty.append(slot)
             continue
         older = kept[:-1]
+        if state(newest) == TaskState.RUNNING and newest.status.timestamp and any(
+            not up_to_date(t, service) for t in ts
+        ):
+            last_done = max(last_done, parse_time(newest.status.timestamp))
         if state(newest) != TaskState.RUNNING or older:
             in_progress += 1
             if state(newest) == TaskState.RUNNING:
@@ -150,6 +173,10 @@ def _reconcile(
                     plan.set_desired(t, TaskState.SHUTDOWN)
 
     budget = len(dirty) if parallelism == 0 else max(parallelism - in_progress, 0)
+    delay = (cfg.delay or 0) / NS if cfg is not None else 0.0
+    if dirty and budget and delay and last_done + delay > now:
+        plan.wake(last_done + delay)  # `--update-delay` after the previous batch
+        budget = 0
     for slot in dirty[:budget]:
         old = [t for t in slots.get(slot, []) if _keeps(t, node_ok)]
         if start_first:
@@ -180,6 +207,11 @@ def update_status(service: Service, dirty: bool, in_progress: bool) -> dict[str,
                 "Message": "rollback completed",
             }
     return None
+
+
+def _slot_order(slot: Hashable) -> tuple[int, str]:
+    """Slot numbers in numeric order (2 before 10); node IDs (global) by name."""
+    return (slot, "") if isinstance(slot, int) else (0, str(slot))
 
 
 def _ended_for_good(ts: list[Task], service: Service) -> bool:

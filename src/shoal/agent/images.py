@@ -1,0 +1,42 @@
+"""Image pulls shared by the tasks of a node: one pull per image at a time, and its outcome
+reused for a short while, so that scaling a service to 50 tasks pulls its image once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .engine import Engine, EngineError
+
+REUSE = 10.0  # seconds a pull's outcome stands for other tasks
+
+
+class Puller:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._inflight: dict[tuple[str, str | None], asyncio.Future[str | None]] = {}
+        self._done: dict[tuple[str, str | None], tuple[float, str | None]] = {}
+
+    async def ensure(self, image: str, auth: str | None = None) -> None:
+        """Pull `image`; when the registry cannot give it, use the local copy (as Docker's
+        swarm executor does). Raises EngineError when there is neither."""
+        key = (image, auth)
+        done = self._done.get(key)
+        if done is not None and time.monotonic() - done[0] < REUSE:
+            error = done[1]
+        elif key in self._inflight:
+            error = await asyncio.shield(self._inflight[key])
+        else:
+            fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+            self._inflight[key] = fut
+            try:
+                await self.engine.pull(image, auth)
+                error = None
+            except EngineError as e:
+                error = e.message
+            finally:
+                del self._inflight[key]
+            self._done[key] = (time.monotonic(), error)
+            fut.set_result(error)
+        if error is not None and not await self.engine.image_exists(image):
+            raise EngineError(404, error)

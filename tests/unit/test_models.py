@@ -1,0 +1,682 @@
+"""The swarm models (`shoal.api.models`) against Docker's JSON: round trips of real request and
+response bodies, and every declared field name checked against the Engine API swagger."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shoal.api import models as M
+
+ANCHORS = Path("/work/shared/anchors/docker-engine-api")
+SWAGGERS = ("v1.41.yaml", "swagger.yaml")  # the API shoal answers to is between the two
+SEC = 1_000_000_000
+
+
+def roundtrip(cls: type[M.Model], body: dict[str, Any]) -> dict[str, Any]:
+    return cls.from_api(copy.deepcopy(body)).to_api()
+
+
+def drop_nulls(value: Any) -> Any:
+    """Go sends `"Labels": null` for a nil map; the models leave empty fields out
+    (omitempty). Only *declared* nulls go: nulls inside undeclared (extra) fields stay."""
+    if isinstance(value, dict):
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_nulls(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- request bodies
+
+# docker-cli-api-surface.md §3.5.2: `docker service create --replicas 2 --name web
+# --publish published=80,target=80 nginx:alpine`, as observed on the wire.
+SERVICE_CREATE = {
+    "Name": "web",
+    "Labels": {},
+    "TaskTemplate": {
+        "ContainerSpec": {"Image": "nginx:alpine", "Init": False, "DNSConfig": {}},
+        "Resources": {"Limits": {}, "Reservations": {}},
+        "Placement": {},
+        "ForceUpdate": 0,
+    },
+    "Mode": {"Replicated": {"Replicas": 2}},
+    "EndpointSpec": {
+        "Mode": "vip",
+        "Ports": [
+            {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 80, "PublishMode": "ingress"}
+        ],
+    },
+}
+
+# §3.14: `docker stack deploy`, service with secrets, configs and a network by name.
+STACK_SERVICE = {
+    "Name": "st_web",
+    "Labels": {"com.docker.stack.image": "nginx:alpine", "com.docker.stack.namespace": "st"},
+    "TaskTemplate": {
+        "ContainerSpec": {
+            "Image": "nginx:alpine",
+            "Labels": {"com.docker.stack.namespace": "st"},
+            "Privileges": {
+                "CredentialSpec": None,
+                "SELinuxContext": None,
+                "NoNewPrivileges": False,
+            },
+            "Secrets": [
+                {
+                    "File": {"Name": "s2", "UID": "0", "GID": "0", "Mode": 292},
+                    "SecretID": "sec123",
+                    "SecretName": "s2",
+                }
+            ],
+            "Configs": [
+                {
+                    "File": {"Name": "c2", "UID": "0", "GID": "0", "Mode": 292},
+                    "ConfigID": "con123",
+                    "ConfigName": "c2",
+                }
+            ],
+        },
+        "Resources": {},
+        "Placement": {},
+        "Networks": [{"Target": "st_front", "Aliases": ["web"]}],
+        "ForceUpdate": 0,
+    },
+    "Mode": {"Replicated": {"Replicas": 2}},
+    "EndpointSpec": {
+        "Ports": [
+            {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8080, "PublishMode": "ingress"}
+        ]
+    },
+}
+
+# A create with most flags the CLI has (shape of the docker CLI 28 body).
+SERVICE_CREATE_FULL = {
+    "Name": "batch",
+    "Labels": {"team": "a"},
+    "TaskTemplate": {
+        "ContainerSpec": {
+            "Image": "busybox:1.36@sha256:" + "a" * 64,
+            "Labels": {"c": "d"},
+            "Command": ["/bin/sh", "-c"],
+            "Args": ["echo hi"],
+            "Hostname": "h1",
+            "Env": ["A=1"],
+            "Dir": "/srv",
+            "User": "1000",
+            "Groups": ["audio"],
+            "TTY": True,
+            "OpenStdin": True,
+            "ReadOnly": True,
+            "Mounts": [
+                {
+                    "Type": "bind",
+                    "Source": "/data",
+                    "Target": "/d",
+                    "ReadOnly": True,
+                    "BindOptions": {"Propagation": "rslave"},
+                },
+                {
+                    "Type": "volume",
+                    "Source": "v",
+                    "Target": "/v",
+                    "VolumeOptions": {
+                        "NoCopy": True,
+                        "Labels": {"x": "y"},
+                        "DriverConfig": {"Name": "local", "Options": {"o": "bind"}},
+                    },
+                },
+                {
+                    "Type": "tmpfs",
+                    "Target": "/t",
+                    "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 1023},
+                },
+            ],
+            "StopSignal": "SIGINT",
+            "StopGracePeriod": 20 * SEC,
+            "Healthcheck": {
+                "Test": ["CMD-SHELL", "true"],
+                "Interval": 2 * SEC,
+                "Timeout": SEC,
+                "Retries": 3,
+                "StartPeriod": 5 * SEC,
+            },
+            "Hosts": ["10.0.0.1 db"],
+            "DNSConfig": {"Nameservers": ["8.8.8.8"], "Search": ["x.org"], "Options": ["ndots:1"]},
+            "Isolation": "default",
+            "Init": True,
+            "Sysctls": {"net.core.somaxconn": "1024"},
+            "CapabilityAdd": ["NET_ADMIN"],
+            "CapabilityDrop": ["MKNOD"],
+            "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}],
+        },
+        "Resources": {
+            "Limits": {"NanoCPUs": 500000000, "MemoryBytes": 67108864, "Pids": 100},
+            "Reservations": {
+                "NanoCPUs": 250000000,
+                "MemoryBytes": 33554432,
+                "GenericResources": [{"DiscreteResourceSpec": {"Kind": "gpu", "Value": 1}}],
+            },
+        },
+        "RestartPolicy": {
+            "Condition": "on-failure",
+            "Delay": 5 * SEC,
+            "MaxAttempts": 3,
+            "Window": 60 * SEC,
+        },
+        "Placement": {
+            "Constraints": ["node.role==worker", "node.labels.zone==a"],
+            "Preferences": [{"Spread": {"SpreadDescriptor": "node.labels.zone"}}],
+            "MaxReplicas": 2,
+            "Platforms": [{"Architecture": "amd64", "OS": "linux"}],
+        },
+        "Networks": [{"Target": "net1", "Aliases": ["b"], "DriverOpts": {"k": "v"}}],
+        "LogDriver": {"Name": "json-file", "Options": {"max-size": "1m"}},
+        "ForceUpdate": 1,
+        "Runtime": "container",
+    },
+    "Mode": {"ReplicatedJob": {"MaxConcurrent": 2, "TotalCompletions": 4}},
+    "UpdateConfig": {
+        "Parallelism": 2,
+        "Delay": SEC,
+        "FailureAction": "pause",
+        "Monitor": 5 * SEC,
+        "MaxFailureRatio": 0.25,
+        "Order": "start-first",
+    },
+    "RollbackConfig": {
+        "Parallelism": 1,
+        "FailureAction": "pause",
+        "Monitor": 5 * SEC,
+        "MaxFailureRatio": 0,
+        "Order": "stop-first",
+    },
+    "EndpointSpec": {
+        "Mode": "dnsrr",
+        "Ports": [
+            {
+                "Name": "http",
+                "Protocol": "udp",
+                "TargetPort": 53,
+                "PublishedPort": 5353,
+                "PublishMode": "host",
+            }
+        ],
+    },
+}
+
+# §3.3: the Spec of `docker swarm init`'s body, as observed.
+SWARM_INIT_SPEC = {
+    "Labels": None,
+    "Orchestration": {},
+    "Raft": {"ElectionTick": 0, "HeartbeatTick": 0},
+    "Dispatcher": {},
+    "CAConfig": {},
+    "TaskDefaults": {},
+    "EncryptionConfig": {"AutoLockManagers": False},
+}
+
+# `docker swarm update --task-history-limit 10 --cert-expiry 48h …`: a full SwarmSpec.
+SWARM_SPEC_FULL = {
+    "Name": "default",
+    "Labels": {"a": "b"},
+    "Orchestration": {"TaskHistoryRetentionLimit": 10},
+    "Raft": {
+        "SnapshotInterval": 10000,
+        "KeepOldSnapshots": 0,
+        "LogEntriesForSlowFollowers": 500,
+        "ElectionTick": 10,
+        "HeartbeatTick": 1,
+    },
+    "Dispatcher": {"HeartbeatPeriod": 5 * SEC},
+    "CAConfig": {
+        "NodeCertExpiry": 48 * 3600 * SEC,
+        "ExternalCAs": [{"Protocol": "cfssl", "URL": "https://ca.example", "Options": {}}],
+        "ForceRotate": 1,
+    },
+    "TaskDefaults": {"LogDriver": {"Name": "json-file"}},
+    "EncryptionConfig": {"AutoLockManagers": True},
+}
+
+# §3.4: `docker node update --availability drain self`.
+NODE_SPEC = {"Labels": {}, "Role": "manager", "Availability": "drain"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [SERVICE_CREATE, STACK_SERVICE, SERVICE_CREATE_FULL],
+    ids=["service-create", "stack-deploy", "service-create-full"],
+)
+def test_service_spec_round_trip(body: dict[str, Any]) -> None:
+    assert roundtrip(M.ServiceSpec, body) == body
+
+
+def test_service_create_without_replicas_keeps_empty_replicated() -> None:
+    body = {**SERVICE_CREATE, "Mode": {"Replicated": {}}}
+    spec = M.ServiceSpec.from_api(body)
+    assert spec.mode.kind == "replicated"
+    assert spec.to_api()["Mode"] == {"Replicated": {}}
+
+
+@pytest.mark.parametrize(
+    ("mode", "kind"),
+    [
+        ({"Replicated": {"Replicas": 1}}, "replicated"),
+        ({"Global": {}}, "global"),
+        ({"ReplicatedJob": {"MaxConcurrent": 1}}, "replicated-job"),
+        ({"GlobalJob": {}}, "global-job"),
+    ],
+)
+def test_service_modes(mode: dict[str, Any], kind: str) -> None:
+    spec = M.ServiceSpec.from_api({"Name": "x", "TaskTemplate": {}, "Mode": mode})
+    assert spec.mode.kind == kind
+    assert spec.to_api()["Mode"] == mode
+
+
+def test_parsed_fields_land_on_attributes_not_extras() -> None:
+    spec = M.ServiceSpec.from_api(SERVICE_CREATE_FULL)
+    cs = spec.task_template.container_spec
+    assert cs is not None
+    assert (
+        cs.tty is True
+        and cs.dns_config == SERVICE_CREATE_FULL["TaskTemplate"]["ContainerSpec"]["DNSConfig"]
+    )
+    assert cs.healthcheck is not None and cs.healthcheck.retries == 3
+    assert cs.stop_grace_period == 20 * SEC
+    assert spec.task_template.resources.limits.nano_cpus == 500000000
+    assert spec.task_template.restart_policy.max_attempts == 3
+    assert spec.mode.replicated_job.total_completions == 4
+    assert spec.update_config.order == "start-first"
+    assert spec.endpoint_spec.ports[0].publish_mode == "host"
+    # Declared fields must not be shadowed by extras of the same JSON name.
+    for model in (spec, spec.task_template, cs, spec.task_template.resources.limits):
+        declared = {f.alias for f in type(model).model_fields.values()}
+        assert not declared & set(model.model_extra or {}), type(model).__name__
+
+
+def test_undeclared_fields_are_kept_verbatim() -> None:
+    spec = M.ServiceSpec.from_api(STACK_SERVICE)
+    out = spec.to_api()["TaskTemplate"]["ContainerSpec"]
+    assert out["Privileges"] == {
+        "CredentialSpec": None,
+        "SELinuxContext": None,
+        "NoNewPrivileges": False,
+    }
+
+
+def test_swarm_init_spec_round_trip() -> None:
+    assert roundtrip(M.ClusterSpec, SWARM_INIT_SPEC) == drop_nulls(SWARM_INIT_SPEC)
+
+
+def test_swarm_spec_full_round_trip() -> None:
+    assert roundtrip(M.ClusterSpec, SWARM_SPEC_FULL) == SWARM_SPEC_FULL
+    spec = M.ClusterSpec.from_api(SWARM_SPEC_FULL)
+    assert spec.orchestration.task_history_retention_limit == 10
+    assert spec.ca_config.node_cert_expiry == 48 * 3600 * SEC
+    assert spec.dispatcher.heartbeat_period == 5 * SEC
+    assert spec.encryption_config.auto_lock_managers is True
+
+
+def test_node_spec_round_trip() -> None:
+    assert roundtrip(M.NodeSpec, NODE_SPEC) == NODE_SPEC
+    spec = M.NodeSpec.from_api(NODE_SPEC)
+    assert (spec.role, spec.availability, spec.labels) == ("manager", "drain", {})
+
+
+# ---------------------------------------------------------------- response objects
+
+NODE = {
+    "ID": "24ifsmvkjbyhk",
+    "Version": {"Index": 8},
+    "CreatedAt": "2016-06-07T20:31:11.853781916Z",
+    "UpdatedAt": "2016-06-07T20:31:11.999868824Z",
+    "Spec": {
+        "Name": "my-node",
+        "Role": "manager",
+        "Availability": "active",
+        "Labels": {"foo": "bar"},
+    },
+    "Description": {
+        "Hostname": "bf3067039e47",
+        "Platform": {"Architecture": "x86_64", "OS": "linux"},
+        "Resources": {
+            "NanoCPUs": 4000000000,
+            "MemoryBytes": 8272408576,
+            "GenericResources": [{"NamedResourceSpec": {"Kind": "gpu", "Value": "GPU-1"}}],
+        },
+        "Engine": {
+            "EngineVersion": "24.0.7",
+            "Labels": {"foo": "bar"},
+            "Plugins": [
+                {"Type": "Log", "Name": "json-file"},
+                {"Type": "Network", "Name": "overlay"},
+            ],
+        },
+        "TLSInfo": {
+            "TrustRoot": "-----BEGIN CERTIFICATE-----\n…\n-----END CERTIFICATE-----\n",
+            "CertIssuerSubject": "MBMxETAPBgNVBAMTCHN3YXJtLWNh",
+            "CertIssuerPublicKey": "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE",
+        },
+    },
+    "Status": {"State": "ready", "Message": "", "Addr": "172.17.0.2"},
+    "ManagerStatus": {"Leader": True, "Reachability": "reachable", "Addr": "10.0.0.46:2377"},
+}
+
+SERVICE = {
+    "ID": "9mnpnzenvg8p8tdbtq4wvbkcz",
+    "Version": {"Index": 19},
+    "CreatedAt": "2016-06-07T21:05:51.880065305Z",
+    "UpdatedAt": "2016-06-07T21:07:29.962229872Z",
+    "Spec": SERVICE_CREATE,
+    "PreviousSpec": {**SERVICE_CREATE, "Mode": {"Replicated": {"Replicas": 1}}},
+    "Endpoint": {
+        "Spec": {"Mode": "vip", "Ports": SERVICE_CREATE["EndpointSpec"]["Ports"]},
+        "Ports": SERVICE_CREATE["EndpointSpec"]["Ports"],
+        "VirtualIPs": [{"NetworkID": "4qvuz4ko70xaltuqbt8956gd1", "Addr": "10.255.0.2/16"}],
+    },
+    "UpdateStatus": {
+        "State": "completed",
+        "StartedAt": "2016-06-07T21:07:00.000000000Z",
+        "CompletedAt": "2016-06-07T21:07:29.962229872Z",
+        "Message": "update completed",
+    },
+    "ServiceStatus": {"RunningTasks": 2, "DesiredTasks": 2, "CompletedTasks": 0},
+}
+
+JOB_SERVICE = {
+    "ID": "jobid",
+    "Version": {"Index": 3},
+    "Spec": {
+        "Name": "batch",
+        "TaskTemplate": {"ContainerSpec": {"Image": "busybox"}},
+        "Mode": {"ReplicatedJob": {"MaxConcurrent": 2, "TotalCompletions": 4}},
+    },
+    "JobStatus": {"JobIteration": {"Index": 1}, "LastExecution": "2020-01-01T00:00:00.000000000Z"},
+}
+
+TASK = {
+    "ID": "0kzzo1i0y4jz6027t0k7aezc7",
+    "Version": {"Index": 71},
+    "CreatedAt": "2016-06-07T21:07:31.171892745Z",
+    "UpdatedAt": "2016-06-07T21:07:31.376370513Z",
+    "Name": "web.1.0kzzo1i0y4jz6027t0k7aezc7",
+    "Labels": {},
+    "Spec": {
+        "ContainerSpec": {"Image": "redis"},
+        "Resources": {"Limits": {}, "Reservations": {}},
+        "RestartPolicy": {"Condition": "any", "MaxAttempts": 0},
+        "Placement": {},
+    },
+    "ServiceID": "9mnpnzenvg8p8tdbtq4wvbkcz",
+    "Slot": 1,
+    "NodeID": "60gvrl6tm78dmak4yl7srz94v",
+    "AssignedGenericResources": [{"DiscreteResourceSpec": {"Kind": "SSD", "Value": 3}}],
+    "Status": {
+        "Timestamp": "2016-06-07T21:07:31.290032978Z",
+        "State": "running",
+        "Message": "started",
+        "Err": "",
+        "ContainerStatus": {
+            "ContainerID": "e5d62702a1b48d01c3e02ca1e0212a250801fa8d67caca0b6f35919ebc12f035",
+            "PID": 677,
+            "ExitCode": 0,
+        },
+        "PortStatus": {
+            "Ports": [
+                {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 30000, "PublishMode": "host"}
+            ]
+        },
+    },
+    "DesiredState": "running",
+    "NetworksAttachments": [
+        {"Network": {"ID": "4qvuz4ko70xaltuqbt8956gd1"}, "Addresses": ["10.255.0.10/16"]}
+    ],
+    "JobIteration": {"Index": 0},
+}
+
+SWARM = {
+    "ID": "abajmipo7b4xz5ip2nrla6b11",
+    "Version": {"Index": 373531},
+    "CreatedAt": "2016-08-18T10:44:24.496525531Z",
+    "UpdatedAt": "2017-08-09T07:09:37.632105588Z",
+    "Spec": SWARM_SPEC_FULL,
+    "TLSInfo": {
+        "TrustRoot": "-----BEGIN CERTIFICATE-----\n",
+        "CertIssuerSubject": "MBMx",
+        "CertIssuerPublicKey": "MFkw",
+    },
+    "RootRotationInProgress": False,
+    "DataPathPort": 4789,
+    "DefaultAddrPool": ["10.10.0.0/16", "20.20.0.0/16"],
+    "SubnetSize": 24,
+    "JoinTokens": {
+        "Worker": "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2-1awxwuwd3z9j1z3puu7rc",
+        "Manager": "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2-7p73s1dx5in4tatdymyhg",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("cls", "body"),
+    [
+        (M.Node, NODE),
+        (M.Service, SERVICE),
+        (M.Service, JOB_SERVICE),
+        (M.Task, TASK),
+        (M.Cluster, SWARM),
+    ],
+    ids=["node", "service", "job-service", "task", "swarm"],
+)
+def test_object_round_trip(cls: type[M.Model], body: dict[str, Any]) -> None:
+    assert roundtrip(cls, body) == body
+
+
+def test_task_fields_parse() -> None:
+    t = M.Task.from_api(TASK)
+    assert (t.id, t.slot, t.node_id, t.service_id) == (
+        TASK["ID"],
+        1,
+        TASK["NodeID"],
+        TASK["ServiceID"],
+    )
+    assert t.version.index == 71
+    assert t.status.container_status.pid == 677
+    assert t.status.port_status.ports[0].published_port == 30000
+    assert t.job_iteration.index == 0
+
+
+def test_special_json_spellings() -> None:
+    """The names Docker does not spell in plain PascalCase."""
+    out = M.Task(id="x", node_id="n", service_id="s").to_api()
+    assert {"ID", "NodeID", "ServiceID"} <= set(out)
+    assert M.Resources(nano_cpus=1).to_api() == {"NanoCPUs": 1}
+    assert M.ContainerSpec(tty=True, dns_config={}).to_api() == {"TTY": True, "DNSConfig": {}}
+    assert M.ContainerStatus(container_id="c", pid=1).to_api() == {"ContainerID": "c", "PID": 1}
+    assert M.ClusterSpec().to_api()["CAConfig"] == {}
+    assert M.Cluster(tls_info=M.TLSInfo(trust_root="x")).to_api()["TLSInfo"] == {"TrustRoot": "x"}
+    assert "Global" in M.ServiceMode.from_api({"Global": {}}).to_api()
+
+
+def test_time_helpers() -> None:
+    t = M.parse_time("2016-06-07T21:07:31.290032978Z")
+    assert t == pytest.approx(1465333651.290032978)
+    assert M.parse_time("2016-06-07T21:07:31Z") == 1465333651.0
+    import datetime as dt
+
+    s = M.format_time(dt.datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC))
+    assert s == "2020-01-02T03:04:05.678901000Z"
+    assert M.parse_time(s) == pytest.approx(
+        dt.datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC).timestamp()
+    )
+    assert M.parse_time(M.now()) > 1.6e9
+
+
+# ---------------------------------------------------------------- names against the swagger
+
+# Model → where its properties are defined in the swagger: a definition name followed by
+# property names to walk (arrays are walked into their items). Several places: the union.
+PLACES: dict[str, list[tuple[str, ...]]] = {
+    "Version": [("ObjectVersion",)],
+    "Meta": [("ClusterInfo",)],
+    "Resources": [("Limit",), ("ResourceObject",)],
+    "ResourceRequirements": [("TaskSpec", "Resources")],
+    "RestartPolicy": [("TaskSpec", "RestartPolicy")],
+    "PlacementPreference": [("TaskSpec", "Placement", "Preferences")],
+    "Platform": [("Platform",)],
+    "Placement": [("TaskSpec", "Placement")],
+    "Healthcheck": [("HealthConfig",)],
+    "Mount": [("Mount",)],
+    "ContainerSpec": [("TaskSpec", "ContainerSpec")],
+    "NetworkAttachmentConfig": [("NetworkAttachmentConfig",)],
+    "TaskSpec": [("TaskSpec",)],
+    "ReplicatedService": [("ServiceSpec", "Mode", "Replicated")],
+    "ReplicatedJob": [("ServiceSpec", "Mode", "ReplicatedJob")],
+    "ServiceMode": [("ServiceSpec", "Mode")],
+    "UpdateConfig": [("ServiceSpec", "UpdateConfig"), ("ServiceSpec", "RollbackConfig")],
+    "PortConfig": [("EndpointPortConfig",)],
+    "EndpointSpec": [("EndpointSpec",)],
+    "ServiceSpec": [("ServiceSpec",)],
+    "Endpoint": [("Service", "Endpoint")],
+    "UpdateStatus": [("Service", "UpdateStatus")],
+    "JobIteration": [("ObjectVersion",)],
+    "JobStatus": [("Service", "JobStatus")],
+    "ServiceStatus": [("Service", "ServiceStatus")],
+    "Service": [("Service",)],
+    "ContainerStatus": [("Task", "Status", "ContainerStatus")],
+    "PortStatus": [("PortStatus",), ("Task", "Status", "PortStatus")],
+    "TaskStatus": [("Task", "Status")],
+    "Task": [("Task",)],
+    "NodeSpec": [("NodeSpec",)],
+    "EngineDescription": [("EngineDescription",)],
+    "TLSInfo": [("TLSInfo",)],
+    "NodeDescription": [("NodeDescription",)],
+    "NodeStatus": [("NodeStatus",)],
+    "ManagerStatus": [("ManagerStatus",)],
+    "Node": [("Node",)],
+    "OrchestrationConfig": [("SwarmSpec", "Orchestration")],
+    "RaftConfig": [("SwarmSpec", "Raft")],
+    "DispatcherConfig": [("SwarmSpec", "Dispatcher")],
+    "CAConfig": [("SwarmSpec", "CAConfig")],
+    "EncryptionConfig": [("SwarmSpec", "EncryptionConfig")],
+    "ClusterSpec": [("SwarmSpec",)],
+    "JoinTokens": [("JoinTokens",)],
+    "Cluster": [("Swarm",)],
+}
+
+# Where the swagger itself is wrong about the wire: Go's `Healthcheck` field of
+# swarm.ContainerSpec is sent as "Healthcheck" (the CLI and docker-py send that); the swagger
+# documents "HealthCheck". Only case differences may be listed here.
+SWAGGER_MISSPELLINGS = {("ContainerSpec", "Healthcheck"): "HealthCheck"}
+
+# Fields of Docker's Go types (api/types/swarm) that the swagger does not document.
+GO_ONLY = {("Service", "PreviousSpec")}
+# Kept in the store for the agent and scheduler (as SwarmKit's Task has it), never shown.
+STORE_ONLY = {("Task", "Endpoint")}
+
+
+def all_models() -> list[type[M.Model]]:
+    return [
+        c
+        for _, c in inspect.getmembers(M, inspect.isclass)
+        if issubclass(c, M.Model) and c is not M.Model and c.__module__ == M.__name__
+    ]
+
+
+@cache
+def definitions(name: str) -> dict[str, Any]:
+    import yaml  # pyyaml: a test dependency
+
+    return yaml.safe_load((ANCHORS / name).read_text())["definitions"]
+
+
+def _resolve(defs: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema's properties, following $ref, allOf and array items."""
+    while True:
+        if "$ref" in schema:
+            schema = defs[schema["$ref"].rsplit("/", 1)[1]]
+        elif schema.get("type") == "array" and "items" in schema:
+            schema = schema["items"]
+        else:
+            break
+    props = dict(schema.get("properties") or {})
+    for part in schema.get("allOf") or []:
+        props.update(_resolve(defs, part))
+    return props
+
+
+def swagger_properties(model: str) -> tuple[set[str], list[str]]:
+    """(property names, the places that exist) for a model, over both swagger files."""
+    names: set[str] = set()
+    found = []
+    for file in SWAGGERS:
+        defs = definitions(file)
+        for place in PLACES[model]:
+            if place[0] not in defs:
+                continue
+            props = _resolve(defs, defs[place[0]])
+            ok = True
+            for step in place[1:]:
+                if step not in props:
+                    ok = False
+                    break
+                props = _resolve(defs, props[step])
+            if ok:
+                names |= set(props)
+                found.append(f"{file}:{'.'.join(place)}")
+    return names, found
+
+
+def test_every_model_has_a_swagger_place() -> None:
+    missing = [c.__name__ for c in all_models() if c.__name__ not in PLACES]
+    assert not missing, f"add these models to PLACES: {missing}"
+
+
+@pytest.mark.parametrize("model", sorted(PLACES))
+def test_model_field_names_exist_in_swagger(model: str) -> None:
+    cls = getattr(M, model)
+    names, found = swagger_properties(model)
+    assert found, f"{model}: none of {PLACES[model]} found in the swagger files"
+    wrong = []
+    for attr, field in cls.model_fields.items():
+        alias = field.serialization_alias or field.alias
+        assert alias, f"{model}.{attr} has no JSON name"
+        if alias in names or (model, alias) in GO_ONLY | STORE_ONLY:
+            continue
+        doc = SWAGGER_MISSPELLINGS.get((model, alias))
+        if doc is not None and doc in names and doc.lower() == alias.lower():
+            continue
+        close = sorted(n for n in names if n.lower() == alias.lower())
+        wrong.append(
+            f"{attr} → {alias!r}" + (f" (swagger: {close})" if close else " (not in swagger)")
+        )
+    assert not wrong, f"{model} ({', '.join(found)}): {wrong}"
+
+
+def test_store_only_fields_are_not_shown() -> None:
+    task = M.Task(id="t", endpoint=M.Endpoint(ports=[M.PortConfig(target_port=80)]))
+    assert "Endpoint" not in task.to_api()
+    assert M.Task.model_validate_json(task.model_dump_json(by_alias=True)).endpoint is not None
+
+
+def test_swagger_check_catches_a_misspelt_alias() -> None:
+    """The check above is not vacuous: a wrong spelling is not among the names."""
+    names, _ = swagger_properties("Resources")
+    assert "NanoCPUs" in names
+    assert "NanoCpus" not in names
+    names, _ = swagger_properties("ContainerSpec")
+    assert "DNSConfig" in names and "DnsConfig" not in names and "TTY" in names
+
+
+def test_swagger_spelling_of_healthcheck_is_understood() -> None:
+    """dockerd decodes JSON case-insensitively (Go's encoding/json), so a client written from
+    the swagger that sends `HealthCheck` gets its healthcheck. Here it must not end up as an
+    ignored extra field."""
+    hc = {"Test": ["CMD", "true"], "Interval": SEC}
+    spec = M.ContainerSpec.from_api({"Image": "busybox", "HealthCheck": hc})
+    assert spec.healthcheck is not None
+    assert spec.healthcheck.test == ["CMD", "true"]
