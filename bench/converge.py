@@ -267,8 +267,9 @@ def wait_converge(
     timeout: float,
     trace: bool = False,
     old_tasks: set[str] | None = None,
+    start: int = 0,
 ) -> dict[str, Any]:
-    """Poll the swarm API (and the engine beside it) until target tasks run."""
+    """Poll the swarm API (and the engine beside it) until target tasks run (from `start`)."""
     label = f"com.docker.swarm.service.name={SERVICE}"
     engine_samples: list[tuple[float, int]] = []
     desired_seen: list[int] = []
@@ -299,8 +300,8 @@ def wait_converge(
         **extra,
         "target": target,
         "seconds": t_api,
-        "first_running_s": poller.first_at(lambda n: n > 0),
-        "half_running_s": poller.first_at(lambda n: n >= target / 2),
+        "first_running_s": poller.first_at(lambda n: n > start),
+        "half_running_s": poller.first_at(lambda n: n >= start + (target - start) / 2),
         "engine_containers_at_target_s": t_engine,
         "engine_containers_when_done": engine_samples[-1][1] if engine_samples else None,
         "desired_reported": desired_seen[-1] if desired_seen else None,
@@ -385,7 +386,7 @@ def swarm_scenario(
     )
     res["scale"] = wait_converge(
         api_host, engine.host, args.scale_to, t1, args.poll, args.timeout, args.trace_states,
-        set(res["create"].get("task_ids") or ()),
+        set(res["create"].get("task_ids") or ()), start=args.replicas,
     )  # fmt: skip
     res["scale"]["cpu_s"] = cpu_delta(cpu1, {k: cpu_seconds(p) for k, p in pids.items()})
     if res["scale"]["timed_out"]:
@@ -397,6 +398,14 @@ def swarm_scenario(
     rc, out, _, _ = docker_cli(api_host, "service", "ls")
     res["service_ls"] = out.strip()
     res["engine_containers_running"] = engine_running(engine.host, None)
+    with contextlib.suppress(Exception):  # the task containers are alike in both swarms?
+        label = f"com.docker.swarm.service.name={SERVICE}"
+        c = api_json(engine.host, "/containers/json?" + q(filters={"label": [label]}))[0]
+        res["task_container"] = {
+            "name": (c.get("Names") or ["?"])[0],
+            "network_mode": (c.get("HostConfig") or {}).get("NetworkMode"),
+            "networks": sorted((c.get("NetworkSettings") or {}).get("Networks") or {}),
+        }
 
     t2 = time.monotonic()
     _, res["rm_cli_s"] = docker_ok(api_host, "service", "rm", SERVICE)
@@ -683,6 +692,8 @@ def print_report(
         (f"{n} → {m} running", phase("scale", "seconds"), "s"),
         ("  first task running", phase("create", "first_running_s"), "s"),
         (f"  {n // 2} running", phase("create", "half_running_s"), "s"),
+        (f"  {n + 1} running (after scale)", phase("scale", "first_running_s"), "s"),
+        (f"  {n + (m - n) // 2} running (after scale)", phase("scale", "half_running_s"), "s"),
         ("  create CLI returned", cli_returned, "s"),
         ("  scale CLI returned", lambda r: r.get("scale_cli_s"), "s"),
         ("service rm → 0 containers", lambda r: r.get("rm_seconds"), "s"),

@@ -30,13 +30,22 @@ class Puller:
             fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
             self._inflight[key] = fut
             try:
-                await self.engine.pull(image, auth)
-                error = None
-            except EngineError as e:
-                error = e.message
+                error = await self._pull(image, auth)
+            except BaseException as e:
+                fut.set_exception(e)
+                fut.exception()  # retrieved: others waiting get it, nobody else must
+                raise
             finally:
                 del self._inflight[key]
             self._done[key] = (time.monotonic(), error)
             fut.set_result(error)
-        if error is not None and not await self.engine.image_exists(image):
+        if error is not None:
             raise EngineError(404, error)
+
+    async def _pull(self, image: str, auth: str | None) -> str | None:
+        """None when the image can be used, else why not."""
+        try:
+            await self.engine.pull(image, auth)
+            return None
+        except EngineError as e:
+            return None if await self.engine.image_exists(image) else e.message

@@ -82,12 +82,15 @@ class TaskRunner:
         self.report = report
         self.status = task.status.model_copy(deep=True)
         self._changed = asyncio.Event()
+        self._stale = True
 
     def update(self, task: Task) -> None:
         self.task = task
         self._changed.set()
 
     def poke(self) -> None:
+        """The container changed (an engine event): look at it again."""
+        self._stale = True
         self._changed.set()
 
     @property
@@ -96,19 +99,22 @@ class TaskRunner:
 
     async def run(self) -> None:
         failures = 0
+        seen: Observed | None = None
         while True:
             self._changed.clear()
             desired = TaskState.parse(self.task.desired_state)
             try:
-                seen = await self.controller.inspect()
+                if seen is None or self._stale:
+                    self._stale = False
+                    seen = await self.controller.inspect()
                 step = decide(self.state, desired, seen)
                 if step.op == "prepare":
                     await self._set(S.PREPARING, "preparing")
                     await self.controller.prepare()
-                elif step.op == "start":
-                    await self.controller.start()
-                elif step.op == "stop":
-                    await self.controller.stop()
+                    seen = None
+                elif step.op in ("start", "stop"):
+                    await (self.controller.start() if step.op == "start" else self.controller.stop())
+                    seen = await self.controller.inspect()
                 failures = 0
             except Rejected as e:
                 await self._set(S.REJECTED, "preparing", err=str(e))
@@ -118,6 +124,7 @@ class TaskRunner:
                 continue
             except Exception as e:  # noqa: BLE001 - engine trouble: retry with back-off
                 failures += 1
+                seen = None
                 log.warning("task %s: %s", self.task.id, e)
                 if failures >= 5 and self.state < S.RUNNING:
                     await self._set(S.FAILED, "error", err=str(e))
@@ -125,17 +132,18 @@ class TaskRunner:
                 await asyncio.sleep(min(0.2 * 2**failures, 5))
                 continue
             if step.state != self.state or step.err:
-                if step.op != "none":
+                if seen is None:
                     seen = await self.controller.inspect()
                 await self._set(step.state, step.message, err=step.err, seen=seen)
                 continue
             if step.op == "none" and self.state > S.RUNNING:
                 return
-            # Nothing to do until the task or its container changes.
+            # Nothing to do until the task or its container changes; a running container is
+            # looked at again now and then in case an engine event was missed.
             try:
                 await asyncio.wait_for(self._changed.wait(), 5 if self.state >= S.STARTING else None)
             except TimeoutError:
-                pass
+                self._stale = True
 
     async def _set(
         self, state: TaskState, message: str, err: str | None = None, seen: Observed | None = None
