@@ -42,7 +42,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         resp = await handler(request)
     except ShoalError as e:
-        resp = error_response(e.status, e.message)
+        resp = error_response(e.status, str(e))
     except web.HTTPException:
         raise
     except Exception as e:  # noqa: BLE001 - never let one request take the daemon down

@@ -1,0 +1,115 @@
+"""Bad input gets Docker's answer and loses nothing: status, message, and a daemon that
+carries on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+NOT_A_MANAGER = (
+    'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
+    "to connect this node to swarm and try again."
+)
+
+
+def api(daemon, method, path, body=None):  # type: ignore[no-untyped-def]
+    raw = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    status, data = daemon.api(method, path, raw)
+    return status, (json.loads(data) if data else None)
+
+
+def test_swarm_commands_before_init(shoald, docker_cli):  # type: ignore[no-untyped-def]
+    rc, out, err = docker_cli(shoald.host, "service", "ls")
+    assert rc != 0
+    assert NOT_A_MANAGER in err
+    status, body = api(shoald, "GET", "/v1.44/nodes")
+    assert status == 503 and body == {"message": NOT_A_MANAGER}
+
+
+def test_bad_service_specs(swarm, docker_cli):  # type: ignore[no-untyped-def]
+    status, body = api(
+        swarm, "POST", "/v1.44/services/create", {"Name": "x", "TaskTemplate": {"ContainerSpec": {}}}
+    )
+    assert status == 400
+    assert body["message"] == (
+        "rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided"
+    )
+    status, body = api(swarm, "POST", "/v1.44/services/create", b"{not json")
+    assert status == 400 and "invalid JSON" in body["message"]
+    status, body = api(swarm, "POST", "/v1.44/services/create", [1, 2])
+    assert status == 400
+
+    rc, _, err = docker_cli(swarm.host, "service", "create", "--name", "Bad_Name!",
+                            "shoal-test/whoami:1")
+    assert rc != 0 and "InvalidArgument" in err
+
+    # Ingress publishing needs the routing mesh: refused, not silently accepted.
+    rc, _, err = docker_cli(swarm.host, "service", "create", "-d", "--name", "mesh",
+                            "--publish", "8080:80", "shoal-test/whoami:1")
+    assert rc != 0 and "mode=host" in err
+    rc, out, _ = docker_cli(swarm.host, "service", "ls", "-q")
+    assert out.strip() == ""
+
+
+def test_unknown_objects_are_404(swarm, docker_cli):  # type: ignore[no-untyped-def]
+    status, body = api(swarm, "GET", "/v1.44/services/nope")
+    assert status == 404 and body == {"message": "service nope not found"}
+    status, body = api(swarm, "GET", "/v1.44/nodes/nope")
+    assert status == 404 and body == {"message": "node nope not found"}
+    status, body = api(swarm, "GET", "/v1.44/tasks/nope")
+    assert status == 404 and body == {"message": "task nope not found"}
+    rc, _, err = docker_cli(swarm.host, "service", "rm", "nope")
+    assert rc != 0 and "service nope not found" in err
+    rc, _, err = docker_cli(swarm.host, "service", "inspect", "nope")
+    assert rc != 0 and "no such service: nope" in err.lower()
+
+
+def test_conflicts(swarm, docker_cli):  # type: ignore[no-untyped-def]
+    rc, _, err = docker_cli(swarm.host, "service", "create", "-d", "--name", "dup",
+                            "shoal-test/whoami:1")
+    assert rc == 0, err
+    try:
+        rc, _, err = docker_cli(swarm.host, "service", "create", "-d", "--name", "dup",
+                                "shoal-test/whoami:1")
+        assert rc != 0
+        assert "name conflicts with an existing object" in err
+
+        status, service = api(swarm, "GET", "/v1.44/services/dup")
+        version = service["Version"]["Index"]
+        spec = service["Spec"]
+        spec["Labels"] = {"a": "b"}
+        status, body = api(swarm, "POST", f"/v1.44/services/dup/update?version={version}", spec)
+        assert status == 200 and body == {"Warnings": None}
+        # The same (now stale) version again: out of sequence, nothing written.
+        spec["Labels"] = {"a": "c"}
+        status, body = api(swarm, "POST", f"/v1.44/services/dup/update?version={version}", spec)
+        assert status == 409 and "update out of sequence" in body["message"]
+        _, service = api(swarm, "GET", "/v1.44/services/dup")
+        assert service["Spec"]["Labels"] == {"a": "b"}
+
+        spec["Name"] = "renamed"
+        version = service["Version"]["Index"]
+        status, body = api(swarm, "POST", f"/v1.44/services/dup/update?version={version}", spec)
+        assert status == 501 and "renaming services is not supported" in body["message"]
+    finally:
+        docker_cli(swarm.host, "service", "rm", "dup")
+
+
+def test_daemon_survives_garbage(swarm):  # type: ignore[no-untyped-def]
+    for method, path, body in [
+        ("POST", "/v1.44/swarm/update?version=abc", b"{}"),
+        ("POST", "/v1.44/nodes/self/update?version=1", b"[]"),
+        ("GET", "/v1.44/tasks?filters=%7Bbad", None),
+        ("GET", '/v1.44/services?filters={"nope":{"x":true}}', None),
+        ("POST", "/v1.44/swarm/init", b"{}"),
+    ]:
+        status, data = swarm.api(method, path, body)
+        assert 400 <= status < 600, (path, status)
+        assert json.loads(data)["message"]
+    status, _ = swarm.api("GET", "/_ping")
+    assert status == 200
+    status, data = swarm.api("GET", "/v1.44/services")
+    assert status == 200 and json.loads(data) == []
