@@ -102,11 +102,11 @@ class EngineController:
             await self.puller.ensure(image, self.registry_auth)
         except EngineError as e:
             raise Rejected(f"No such image: {image}") from e
-        body = create_body(
-            self.task, self.service_name, self.ports, self.node, self.service_labels
-        )
+        body = create_body(self.task, self.service_name, self.ports, self.node, self.service_labels)
         try:
-            await self.engine.request("POST", "/containers/create", params={"name": self.name}, body=body)
+            await self.engine.request(
+                "POST", "/containers/create", params={"name": self.name}, body=body
+            )
         except EngineError as e:
             if e.status == 409 and (await self.inspect()).exists:
                 return  # created by an earlier attempt

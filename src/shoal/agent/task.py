@@ -113,7 +113,9 @@ class TaskRunner:
                     await self.controller.prepare()
                     seen = None
                 elif step.op in ("start", "stop"):
-                    await (self.controller.start() if step.op == "start" else self.controller.stop())
+                    await (
+                        self.controller.start() if step.op == "start" else self.controller.stop()
+                    )
                     seen = await self.controller.inspect()
                 failures = 0
             except Rejected as e:
@@ -141,7 +143,9 @@ class TaskRunner:
             # Nothing to do until the task or its container changes; a running container is
             # looked at again now and then in case an engine event was missed.
             try:
-                await asyncio.wait_for(self._changed.wait(), 5 if self.state >= S.STARTING else None)
+                await asyncio.wait_for(
+                    self._changed.wait(), 5 if self.state >= S.STARTING else None
+                )
             except TimeoutError:
                 self._stale = True
 

@@ -9,9 +9,8 @@ on a field yet. Durations are integer nanoseconds, times RFC 3339 strings, bytes
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any
-
 import json
+from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic.alias_generators import to_pascal

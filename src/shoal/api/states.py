@@ -3,14 +3,14 @@
 Task states are SwarmKit's ordered enum with its gapped numbers. A task's observed state
 only ever moves forward::
 
-    new → allocated → pending → assigned → accepted → preparing → ready → starting → running
-                                                                   ↘ complete | failed | rejected | shutdown
-    (desired state: running | ready | shutdown | remove)
+    new → pending → assigned → accepted → preparing → ready → starting → running
+        → complete | failed | rejected | shutdown
+    (desired states: ready → running → shutdown → remove)
 """
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from enum import IntEnum
 
 
 class TaskState(IntEnum):
@@ -52,21 +52,3 @@ class TaskState(IntEnum):
 
 # The states `docker service ps` and the convergence display understand.
 API_STATES = {s.api for s in TaskState}
-
-
-class NodeState(str, Enum):
-    UNKNOWN = "unknown"
-    DOWN = "down"
-    READY = "ready"
-    DISCONNECTED = "disconnected"
-
-
-class Availability(str, Enum):
-    ACTIVE = "active"
-    PAUSE = "pause"
-    DRAIN = "drain"
-
-
-class Role(str, Enum):
-    WORKER = "worker"
-    MANAGER = "manager"

@@ -24,7 +24,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "-H", "--host", action="append", default=None,
         help=f"Docker API socket to serve (unix:// or tcp://; default {DEFAULT_HOST})",
     )  # fmt: skip
-    p.add_argument("--engine", default="unix:///var/run/docker.sock", help="the local Docker Engine")
+    p.add_argument(
+        "--engine", default="unix:///var/run/docker.sock", help="the local Docker Engine"
+    )
     p.add_argument("--etcd-client-port", type=int, default=2379)
     p.add_argument("--etcd-peer-port", type=int, default=2380)
     p.add_argument("--log-level", default="info")

@@ -93,7 +93,9 @@ class Proxy:
         status_line = await reader.readline()
         parts = status_line.decode(errors="replace").split(" ", 2)
         status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 502
-        resp = web.StreamResponse(status=status, reason=parts[2].strip() if len(parts) > 2 else None)
+        resp = web.StreamResponse(
+            status=status, reason=parts[2].strip() if len(parts) > 2 else None
+        )
         length = None
         while True:
             line = await reader.readline()

@@ -31,7 +31,9 @@ class Election:
         while True:
             try:
                 self.lease = await self.etcd.grant(self.ttl)
-                ok, _ = await self.etcd.txn([Put(KEY, self.node_id.encode(), expect=0)], lease=self.lease)
+                ok, _ = await self.etcd.txn(
+                    [Put(KEY, self.node_id.encode(), expect=0)], lease=self.lease
+                )
                 if ok:
                     log.info("this manager is the leader")
                     return

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from ..api.errors import Conflict, NotFound, Unavailable
 from ..api.models import KINDS, Meta, Model, Node, Service, Task, now
-from .etcd import MAX_TXN_OPS, KV, Delete, Etcd, Op, Put
+from .etcd import KV, MAX_TXN_OPS, Delete, Etcd, Op, Put
 
 log = logging.getLogger(__name__)
 

@@ -88,5 +88,3 @@ def _to_pending(endpoint: Endpoint | None) -> Callable[[Task], bool]:
         return True
 
     return apply
-
-

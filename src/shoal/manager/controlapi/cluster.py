@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...api.errors import BadRequest, Conflict, NotAcceptable, NOT_A_MANAGER, rpc
+from ...api.errors import NOT_A_MANAGER, BadRequest, Conflict, NotAcceptable, rpc
 from ...api.models import Cluster, ClusterSpec
 from ...api.validation import validate_cluster_spec
 from ...store.store import Store

@@ -29,7 +29,9 @@ def list_nodes(store: Store, filters: Filters) -> list[Node]:
             continue
         if not filters.match_prefix("name", node_name(n) or ""):
             continue
-        engine_labels = n.description.engine.labels if n.description and n.description.engine else None
+        engine_labels = (
+            n.description.engine.labels if n.description and n.description.engine else None
+        )
         if not filters.match_labels(engine_labels):
             continue
         if not filters.match_labels(n.spec.labels, "node.label"):
@@ -66,7 +68,7 @@ async def update(store: Store, ref: str, version: int | None, body: Any) -> Node
     return await store.update(node)
 
 
-async def remove(store: Store, ref: str, force: bool, self_id: str) -> None:
+async def remove(store: Store, ref: str, force: bool) -> None:
     node = get(store, ref)
     if node.spec.role == "manager" or (node.manager_status is not None):
         raise BadRequest(

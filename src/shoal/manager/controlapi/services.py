@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from ...api.errors import BadRequest, Conflict, NotFound, rpc
-
 from ...api.models import (
     JobIteration,
     JobStatus,
@@ -17,9 +16,8 @@ from ...api.models import (
     UpdateStatus,
     now,
 )
-from ...api.naming import new_id
+from ...api.naming import new_id, random_name
 from ...api.states import TaskState
-from ...api.naming import random_name
 from ...api.validation import (
     check_port_conflicts,
     check_service_update,
@@ -133,11 +131,14 @@ async def update(
     service.spec = spec
     service.endpoint = endpoint_for(spec.endpoint_spec)
     if spec.mode.kind.endswith("job") and (
-        rollback or spec.task_template != service.previous_spec.task_template
+        rollback
+        or spec.task_template != service.previous_spec.task_template
         or spec.mode != service.previous_spec.mode
     ):
         index = service.job_status.job_iteration.index + 1 if service.job_status else 0
-        service.job_status = JobStatus(job_iteration=JobIteration(index=index), last_execution=now())
+        service.job_status = JobStatus(
+            job_iteration=JobIteration(index=index), last_execution=now()
+        )
     return await store.update(service)
 
 
@@ -152,7 +153,11 @@ def status(store: Store, service: Service) -> ServiceStatus:
     running = desired = completed = 0
     for t in store.tasks_of(service.id):
         node = nodes.get(t.node_id or "")
-        if t.status.state == TaskState.RUNNING.api and node is not None and node.status.state != "down":
+        if (
+            t.status.state == TaskState.RUNNING.api
+            and node is not None
+            and node.status.state != "down"
+        ):
             running += 1
         if t.desired_state in ("running", "ready") and t.status.state != "complete":
             desired += 1

@@ -33,8 +33,10 @@ def list_tasks(store: Store, filters: Filters) -> list[Task]:
     if "node" in filters:
         for ref in filters["node"]:
             for n in store.nodes():
-                if n.id.startswith(ref) or n.spec.name == ref or (
-                    n.description is not None and n.description.hostname == ref
+                if (
+                    n.id.startswith(ref)
+                    or n.spec.name == ref
+                    or (n.description is not None and n.description.hostname == ref)
                 ):
                     nodes[n.id] = n
     out = []
@@ -46,7 +48,9 @@ def list_tasks(store: Store, filters: Filters) -> list[Task]:
         if "desired-state" in filters and t.desired_state not in filters["desired-state"]:
             continue
         service = store.get("services", t.service_id)
-        if "label" in filters and not filters.match_labels(service.spec.labels if service else None):
+        if "label" in filters and not filters.match_labels(
+            service.spec.labels if service else None
+        ):
             continue
         if "name" in filters and not filters.match_prefix("name", display_name(store, t)):
             continue

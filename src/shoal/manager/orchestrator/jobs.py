@@ -95,7 +95,9 @@ def _create(
     desired_state: TaskState,
 ) -> None:
     if eligible is not None:
-        t = new_task(service, node_id=str(key), desired_state=desired_state, job_iteration=iteration)
+        t = new_task(
+            service, node_id=str(key), desired_state=desired_state, job_iteration=iteration
+        )
     else:
         t = new_task(service, slot=int(key), desired_state=desired_state, job_iteration=iteration)  # type: ignore[call-overload]
     plan.create.append(t)

@@ -162,8 +162,10 @@ def _reconcile(
             dirty.append(slot)
             continue
         older = kept[:-1]
-        if state(newest) == TaskState.RUNNING and newest.status.timestamp and any(
-            not up_to_date(t, service) for t in ts
+        if (
+            state(newest) == TaskState.RUNNING
+            and newest.status.timestamp
+            and any(not up_to_date(t, service) for t in ts)
         ):
             last_done = max(last_done, parse_time(newest.status.timestamp))
         if state(newest) != TaskState.RUNNING or older:
