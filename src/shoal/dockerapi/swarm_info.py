@@ -31,7 +31,7 @@ def info(daemon: Daemon) -> dict[str, Any]:
     ]
     out["Nodes"] = len(nodes)
     out["Managers"] = len(managers)
-    cluster = next(iter(store.list("clusters")), None)
+    cluster = next(iter(store.objects("clusters")), None)
     if cluster is not None and daemon.is_manager:
         c = cluster.to_api()
         c.pop("JoinTokens", None)

@@ -67,7 +67,7 @@ class Store:
     def get(self, kind: str, id: str) -> Any:
         return self._objects[kind].get(id)
 
-    def list(self, kind: str) -> Iterable[Any]:
+    def objects(self, kind: str) -> Iterable[Any]:
         return self._objects[kind].values()
 
     def count(self, kind: str) -> int:
@@ -279,7 +279,7 @@ def resolve(store: Store, kind: str, ref: str, name_of: Any, what: str) -> Any:
     obj = store.get(kind, ref)
     if obj is not None:
         return obj
-    objs = list(store.list(kind))
+    objs = list(store.objects(kind))
     named = [o for o in objs if name_of(o) == ref]
     if len(named) == 1:
         return named[0]

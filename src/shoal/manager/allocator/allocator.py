@@ -32,7 +32,7 @@ class Allocator:
     async def run(self) -> None:
         queue = self.store.subscribe()
         try:
-            await self.tick(list(self.store.services()), list(self.store.list("tasks")))
+            await self.tick(list(self.store.services()), list(self.store.objects("tasks")))
             while True:
                 events = await queue.get()
                 while not queue.empty():

@@ -10,7 +10,7 @@ from ...api.validation import validate_cluster_spec
 from ...store.store import Store
 from ..ca.tokens import new_token
 
-DEFAULTS = {
+DEFAULTS: dict[str, dict[str, Any]] = {
     "Orchestration": {"TaskHistoryRetentionLimit": 5},
     "Raft": {"SnapshotInterval": 10000, "KeepOldSnapshots": 0,
              "LogEntriesForSlowFollowers": 500, "ElectionTick": 10, "HeartbeatTick": 1},
@@ -22,7 +22,7 @@ DEFAULTS = {
 
 
 def get(store: Store) -> Cluster:
-    cluster = next(iter(store.list("clusters")), None)
+    cluster = next(iter(store.objects("clusters")), None)
     if cluster is None:
         raise NotAcceptable(NOT_A_MANAGER)
     return cluster  # type: ignore[no-any-return]

@@ -21,14 +21,14 @@ def display_name(store: Store, task: Task) -> str:
 def list_tasks(store: Store, filters: Filters) -> list[Task]:
     filters.check({"id", "name", "service", "node", "label", "desired-state", "_up-to-date"})
     if "service" in filters:
-        wanted = set()
+        wanted: set[str] = set()
         for ref in filters["service"]:
             wanted.update(
                 s.id for s in store.services() if s.id.startswith(ref) or s.spec.name == ref
             )
         candidates = [t for sid in wanted for t in store.tasks_of(sid)]
     else:
-        candidates = list(store.list("tasks"))
+        candidates = list(store.objects("tasks"))
     nodes = {}
     if "node" in filters:
         for ref in filters["node"]:

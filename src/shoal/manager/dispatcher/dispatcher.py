@@ -45,7 +45,7 @@ class Dispatcher:
 
     @property
     def heartbeat_period(self) -> float:
-        cluster = next(iter(self.store.list("clusters")), None)
+        cluster = next(iter(self.store.objects("clusters")), None)
         if cluster is not None and cluster.spec.dispatcher.heartbeat_period:
             return float(cluster.spec.dispatcher.heartbeat_period) / 1e9
         return DEFAULT_HEARTBEAT_PERIOD

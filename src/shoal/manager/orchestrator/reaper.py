@@ -61,7 +61,7 @@ class Reaper:
         self.store = store
 
     def retention(self) -> int:
-        cluster = next(iter(self.store.list("clusters")), None)
+        cluster = next(iter(self.store.objects("clusters")), None)
         limit = cluster.spec.orchestration.task_history_retention_limit if cluster else None
         return DEFAULT_RETENTION if limit is None else limit
 
@@ -70,7 +70,7 @@ class Reaper:
         try:
             while True:
                 services = {s.id: s for s in self.store.services()}
-                victims = doomed(self.store.list("tasks"), self.retention(), services)
+                victims = doomed(self.store.objects("tasks"), self.retention(), services)
                 if victims:
                     await self.store.commit_batches([delete_op(t) for t in victims])
                 await queue.get()

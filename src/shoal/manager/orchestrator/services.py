@@ -14,7 +14,7 @@ Then the set of slots is made to match the service: replicas, or the eligible no
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 
 from ...api.models import Service, Task, parse_time
 from ...api.models import now as now_str
@@ -32,6 +32,7 @@ from .plan import (
 )
 
 NodeOk = Callable[[str | None], bool]
+Slot = int | str  # a slot number (replicated) or a node ID (global)
 
 
 def replicas_of(service: Service) -> int:
@@ -42,7 +43,7 @@ def replicas_of(service: Service) -> int:
 def reconcile_replicated(
     service: Service, tasks: Iterable[Task], node_ok: NodeOk, now: float
 ) -> Plan:
-    slots: dict[Hashable, list[Task]] = defaultdict(list)
+    slots: dict[Slot, list[Task]] = defaultdict(list)
     for t in tasks:
         slots[t.slot or 0].append(t)
     return _reconcile(service, slots, node_ok, now, want=_replicated_slots(service, slots, node_ok))
@@ -51,7 +52,7 @@ def reconcile_replicated(
 def reconcile_global(
     service: Service, tasks: Iterable[Task], eligible: set[str], node_ok: NodeOk, now: float
 ) -> Plan:
-    slots: dict[Hashable, list[Task]] = defaultdict(list)
+    slots: dict[Slot, list[Task]] = defaultdict(list)
     for t in tasks:
         slots[t.node_id or ""].append(t)
     return _reconcile(service, slots, node_ok, now, want=set(eligible))
@@ -62,8 +63,8 @@ def _keeps(t: Task, node_ok: NodeOk) -> bool:
 
 
 def _replicated_slots(
-    service: Service, slots: dict[Hashable, list[Task]], node_ok: NodeOk
-) -> set[Hashable]:
+    service: Service, slots: dict[Slot, list[Task]], node_ok: NodeOk
+) -> set[Slot]:
     """The slot numbers the service should have: the live ones, trimmed or topped up to the
     replica count. Scale-down removes slots whose tasks are not running first, then those on
     the nodes with the most tasks of the service, then the highest numbers."""
@@ -72,22 +73,24 @@ def _replicated_slots(
     if len(live) > replicas:
         # Each slot is the n-th copy on its node (lowest slot numbers first); removing the
         # highest copies first leaves the nodes balanced, as SwarmKit does.
-        by_node: dict[str | None, list[int]] = defaultdict(list)
-        node_of: dict[int, str | None] = {}
+        by_node: dict[str | None, list[Slot]] = defaultdict(list)
+        node_of: dict[Slot, str | None] = {}
         for slot in live:
             ts = [t for t in slots[slot] if runnable(t)]
-            node_of[slot] = ts[-1].node_id if ts else None  # type: ignore[index]
-            by_node[node_of[slot]].append(slot)  # type: ignore[arg-type]
+            node_of[slot] = ts[-1].node_id if ts else None
+            by_node[node_of[slot]].append(slot)
         rank = {
-            slot: n for group in by_node.values() for n, slot in enumerate(sorted(group), start=1)
+            slot: n
+            for group in by_node.values()
+            for n, slot in enumerate(sorted(group, key=_slot_order), start=1)
         }
 
-        def removal_order(slot: Hashable) -> tuple[int, int, int]:
+        def removal_order(slot: Slot) -> tuple[int, int, int]:
             running = any(
                 runnable(t) and state(t) == TaskState.RUNNING and node_ok(t.node_id)
                 for t in slots[slot]
             )
-            return (int(running), -rank[slot], -int(slot))  # type: ignore[call-overload]
+            return (int(running), -rank[slot], -int(slot))
 
         ordered = sorted(live, key=removal_order)
         return set(ordered[len(live) - replicas :])
@@ -102,10 +105,10 @@ def _replicated_slots(
 
 def _reconcile(
     service: Service,
-    slots: dict[Hashable, list[Task]],
+    slots: dict[Slot, list[Task]],
     node_ok: NodeOk,
     now: float,
-    want: set[Hashable],
+    want: set[Slot],
 ) -> Plan:
     plan = Plan()
     is_global = service.spec.mode.kind == "global"
@@ -113,7 +116,7 @@ def _reconcile(
     parallelism = 1 if cfg is None or cfg.parallelism is None else cfg.parallelism
     start_first = cfg is not None and cfg.order == "start-first"
 
-    def create(slot: Hashable, desired_state: TaskState) -> Task:
+    def create(slot: Slot, desired_state: TaskState) -> Task:
         t = new_task(
             service,
             slot=None if is_global else int(slot),  # type: ignore[call-overload]
@@ -130,7 +133,7 @@ def _reconcile(
                 if runnable(t):
                     plan.set_desired(t, TaskState.REMOVE if not is_global else TaskState.SHUTDOWN)
 
-    dirty: list[Hashable] = []
+    dirty: list[Slot] = []
     in_progress = 0
     last_done = 0.0  # when the latest updated slot came up
     for slot in sorted(want, key=_slot_order):
@@ -211,7 +214,7 @@ def update_status(service: Service, dirty: bool, in_progress: bool) -> dict[str,
     return None
 
 
-def _slot_order(slot: Hashable) -> tuple[int, str]:
+def _slot_order(slot: Slot) -> tuple[int, str]:
     """Slot numbers in numeric order (2 before 10); node IDs (global) by name."""
     return (slot, "") if isinstance(slot, int) else (0, str(slot))
 

@@ -37,7 +37,7 @@ class Scheduler:
     def _load(self) -> None:
         now = self.clock()
         self.nodes = {n.id: NodeInfo(n, now=now) for n in self.store.nodes()}
-        for t in self.store.list("tasks"):
+        for t in self.store.objects("tasks"):
             self._track(t)
 
     def _track(self, t: Task) -> None:
