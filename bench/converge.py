@@ -4,7 +4,9 @@
 One run of this script measures, one system after the other on this machine, each against
 its own fresh, isolated dockerd (``shoal.testing.engine.Engine``) with the test images:
 
-* ``shoal``  — a shoald in front of the engine; ``docker swarm init`` through shoald's socket.
+* ``shoal``  — a shoald in front of the engine (started in the engine's namespaces, like a
+  per-host shoald; ``--shoald-host-ns`` keeps it in ours) with its etcd child on free ports;
+  ``docker swarm init --advertise-addr 127.0.0.1`` through shoald's socket.
 * ``docker`` — Docker's own swarm mode in that engine (``docker swarm init`` on the engine).
 * ``run``    — no orchestrator: N parallel ``docker run -d`` against the engine.
 
@@ -23,7 +25,11 @@ It also reports, with M tasks running: the RSS of shoald and of its etcd child (
 dockerd/containerd of every engine), and the CPU they use over a few idle seconds.
 
     python bench/converge.py [--replicas 50] [--scale-to 100] [--only shoal|docker|run]
-                             [--json results.json]
+                             [--json results.json] [--rounds 3] [--trace-states]
+
+``--rounds`` repeats the comparison with the systems interleaved and reports medians (the
+machine may be shared: the spread is printed too); ``--trace-states`` also polls
+``GET /tasks`` to show when the tasks reached each state (diagnostic, adds API load).
 
 Needs root (it starts dockerds in namespaces), docker, dockerd, etcd, busybox-static
 (``scripts/setup.sh``). Everything it starts is torn down at the end, also on failure or
@@ -380,18 +386,19 @@ def swarm_scenario(
         raise TimeoutError(f"{args.replicas} tasks not running after {args.timeout}s")
     log(f"  {args.replicas}/{args.replicas} running after {res['create']['seconds']:.2f}s")
 
-    t1 = time.monotonic()
-    _, res["scale_cli_s"] = docker_ok(
-        api_host, "service", "scale", "-d", f"{SERVICE}={args.scale_to}"
-    )
-    res["scale"] = wait_converge(
-        api_host, engine.host, args.scale_to, t1, args.poll, args.timeout, args.trace_states,
-        set(res["create"].get("task_ids") or ()), start=args.replicas,
-    )  # fmt: skip
-    res["scale"]["cpu_s"] = cpu_delta(cpu1, {k: cpu_seconds(p) for k, p in pids.items()})
-    if res["scale"]["timed_out"]:
-        raise TimeoutError(f"{args.scale_to} tasks not running after {args.timeout}s")
-    log(f"  {args.scale_to}/{args.scale_to} running after {res['scale']['seconds']:.2f}s")
+    if args.scale_to > args.replicas:
+        t1 = time.monotonic()
+        _, res["scale_cli_s"] = docker_ok(
+            api_host, "service", "scale", "-d", f"{SERVICE}={args.scale_to}"
+        )
+        res["scale"] = wait_converge(
+            api_host, engine.host, args.scale_to, t1, args.poll, args.timeout, args.trace_states,
+            set(res["create"].get("task_ids") or ()), start=args.replicas,
+        )  # fmt: skip
+        res["scale"]["cpu_s"] = cpu_delta(cpu1, {k: cpu_seconds(p) for k, p in pids.items()})
+        if res["scale"]["timed_out"]:
+            raise TimeoutError(f"{args.scale_to} tasks not running after {args.timeout}s")
+        log(f"  {args.scale_to}/{args.scale_to} running after {res['scale']['seconds']:.2f}s")
 
     time.sleep(args.settle)
     res["resources"] = resources({**extra_pids(), **engine_pids(engine)}, args.idle)
@@ -410,7 +417,7 @@ def swarm_scenario(
     t2 = time.monotonic()
     _, res["rm_cli_s"] = docker_ok(api_host, "service", "rm", SERVICE)
     res["rm_seconds"] = wait_gone(engine.host, t2, args.poll, args.timeout)
-    log(f"  service rm → 0 containers after {res['rm_seconds']}s")
+    log(f"  service rm → 0 containers after {fmt(res['rm_seconds'])}")
 
 
 def cpu_delta(a: dict[str, float | None], b: dict[str, float | None]) -> dict[str, float | None]:
@@ -539,14 +546,18 @@ class Shoald:
                 key = msg[:160]
                 notable[key] = notable.get(key, 0) + 1
         etcd_log = Path(self.state_dir, "swarm", "etcd.log")
-        etcd_warn = 0
+        etcd_notable: dict[str, int] = {}
         with contextlib.suppress(OSError):
-            etcd_warn = sum(
-                1 for ln in etcd_log.read_text(errors="replace").splitlines()
-                if '"level":"warn"' in ln or '"level":"error"' in ln
-            )  # fmt: skip
+            for ln in etcd_log.read_text(errors="replace").splitlines():
+                # zap (JSON) or capnslog ("<date> <time> W | pkg: message") lines
+                if any(m in ln for m in ('"level":"warn"', '"level":"error"', " W | ", " E | ")):
+                    key = ln.split(" | ", 1)[-1][:160]
+                    etcd_notable[key] = etcd_notable.get(key, 0) + 1
+        etcd_warn = sum(etcd_notable.values())
         top = sorted(notable.items(), key=lambda kv: -kv[1])[:15]
-        return {"lines": len(lines), "levels": levels, "notable": top, "etcd_warnings": etcd_warn}
+        etcd_top = sorted(etcd_notable.items(), key=lambda kv: -kv[1])[:10]
+        return {"lines": len(lines), "levels": levels, "notable": top, "etcd_warnings": etcd_warn,
+                "etcd_notable": etcd_top}  # fmt: skip
 
 
 def run_shoal(args: argparse.Namespace, res: dict[str, Any]) -> None:
@@ -574,10 +585,13 @@ def run_shoal(args: argparse.Namespace, res: dict[str, Any]) -> None:
             with contextlib.suppress(Exception):
                 res["shoald_log"] = shoald.log_findings()
             if args.keep_logs:
-                dst = Path(args.keep_logs) / "shoald.log"
-                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst = Path(args.keep_logs)
+                dst.mkdir(parents=True, exist_ok=True)
+                tag = f"-round{res.get('round', 1)}"
                 with contextlib.suppress(OSError):
-                    shutil.copy(shoald.log_path, dst)
+                    shutil.copy(shoald.log_path, dst / f"shoald{tag}.log")
+                with contextlib.suppress(OSError):
+                    shutil.copy(Path(shoald.state_dir, "swarm", "etcd.log"), dst / f"etcd{tag}.log")
 
 
 def run_docker_swarm(args: argparse.Namespace, res: dict[str, Any]) -> None:
@@ -623,9 +637,14 @@ def run_parallel(args: argparse.Namespace, res: dict[str, Any]) -> None:
             }
 
         res["create"] = batch(args.replicas, 0)
-        log(f"  {args.replicas} containers running after {res['create']['seconds']}s")
-        res["scale"] = batch(args.scale_to - args.replicas, args.replicas)
-        log(f"  {args.scale_to} containers running after {res['scale']['seconds']}s")
+        if res["create"]["timed_out"]:
+            raise TimeoutError(f"{args.replicas} containers not running after {args.timeout}s")
+        log(f"  {args.replicas} containers running after {res['create']['seconds']:.2f}s")
+        if args.scale_to > args.replicas:
+            res["scale"] = batch(args.scale_to - args.replicas, args.replicas)
+            if res["scale"]["timed_out"]:
+                raise TimeoutError(f"{args.scale_to} containers not running after {args.timeout}s")
+            log(f"  {args.scale_to} containers running after {res['scale']['seconds']:.2f}s")
         time.sleep(args.settle)
         res["resources"] = resources(engine_pids(eng), args.idle)
 
@@ -756,6 +775,8 @@ def print_report(
                   f"etcd warnings: {sh['etcd_warnings']}")  # fmt: skip
             for msg, count in sh["notable"]:
                 print(f"  {count:5}× {msg}")
+            for msg, count in sh.get("etcd_notable", []):
+                print(f"  {count:5}× etcd: {msg}")
     print()
 
 
@@ -834,6 +855,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def _raise_exit(signum: int, _frame: Any) -> None:
+    log(f"signal {signum}: cleaning up")
     raise SystemExit(128 + signum)  # run the finally/ExitStack cleanups
 
 

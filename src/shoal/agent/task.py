@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from .controller import Controller, Failed, Observed, Rejected
 log = logging.getLogger(__name__)
 
 S = TaskState
+RECHECK = 30.0  # seconds between looks at a quiet container
 
 
 @dataclass(frozen=True)
@@ -140,12 +142,11 @@ class TaskRunner:
                 continue
             if step.op == "none" and self.state > S.RUNNING:
                 return
-            # Nothing to do until the task or its container changes; a running container is
-            # looked at again now and then in case an engine event was missed.
+            # Nothing to do until the task or its container changes (engine events wake us);
+            # a running container is looked at again now and then in case one was missed.
+            timeout = RECHECK * random.uniform(0.75, 1.25) if self.state >= S.STARTING else None
             try:
-                await asyncio.wait_for(
-                    self._changed.wait(), 5 if self.state >= S.STARTING else None
-                )
+                await asyncio.wait_for(self._changed.wait(), timeout)
             except TimeoutError:
                 self._stale = True
 
@@ -167,6 +168,7 @@ class TaskRunner:
             status.container_status = self.status.container_status
             status.port_status = self.status.port_status
         self.status = status
+        log.debug("task %s: %s %s", self.task.id, status.state, err or "")
         result = self.report(self.task.id, status)
         if result is not None:
             await result

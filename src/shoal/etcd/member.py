@@ -65,6 +65,7 @@ class Member:
     async def run(self) -> None:
         delay = 0.2
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config.data_dir.chmod(0o700)
         _kill_leftover(self.config.data_dir)
         logfile = self.config.data_dir.parent / "etcd.log"
         try:

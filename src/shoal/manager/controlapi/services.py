@@ -3,6 +3,7 @@ the rest from the store."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ...api.errors import BadRequest, Conflict, NotFound, rpc
@@ -26,6 +27,8 @@ from ...api.validation import (
 from ...store.store import Store, resolve
 from ..allocator.allocator import endpoint_for
 from .filters import Filters
+
+log = logging.getLogger(__name__)
 
 
 def get(store: Store, ref: str) -> Service:
@@ -100,7 +103,9 @@ async def create(store: Store, body: Any) -> Service:
     service = Service(id=new_id(), spec=spec, endpoint=endpoint_for(spec.endpoint_spec))
     if spec.mode.kind.endswith("job"):
         service.job_status = JobStatus(job_iteration=JobIteration(index=0), last_execution=now())
-    return await store.create(service)
+    created = await store.create(service)
+    log.info("service %s (%s) created", spec.name, service.id)
+    return created
 
 
 async def update(
@@ -139,12 +144,15 @@ async def update(
         service.job_status = JobStatus(
             job_iteration=JobIteration(index=index), last_execution=now()
         )
-    return await store.update(service)
+    updated = await store.update(service)
+    log.info("service %s (%s) %s", spec.name, service.id, "rolled back" if rollback else "updated")
+    return updated
 
 
 async def remove(store: Store, ref: str) -> None:
     service = get(store, ref)
     await store.delete(service)
+    log.info("service %s (%s) removed", service.spec.name, service.id)
 
 
 def status(store: Store, service: Service) -> ServiceStatus:
