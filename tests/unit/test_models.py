@@ -13,7 +13,8 @@ import pytest
 
 from shoal.api import models as M
 
-ANCHORS = Path("/work/shared/anchors/docker-engine-api")
+# shared/ stands beside the repository (in CI too).
+ANCHORS = Path(__file__).resolve().parents[3] / "shared" / "anchors" / "docker-engine-api"
 SWAGGERS = ("v1.41.yaml", "swagger.yaml")  # the API shoal answers to is between the two
 SEC = 1_000_000_000
 
