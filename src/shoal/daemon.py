@@ -19,9 +19,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from .agent.agent import Agent, describe
 from .agent.engine import Engine
-from .api.errors import ALREADY_IN_SWARM, NOT_A_MANAGER, BadRequest, NotAcceptable, rpc
+from .agent.remote import RemoteSession
+from .agent.remote import join as join_swarm
+from .api.errors import (
+    ALREADY_IN_SWARM,
+    NOT_A_MANAGER,
+    NOT_A_MANAGER_WORKER,
+    BadRequest,
+    NotAcceptable,
+    rpc,
+)
 from .api.models import (
     Cluster,
     ManagerStatus,
@@ -32,10 +43,11 @@ from .api.models import (
 )
 from .api.naming import new_id
 from .etcd.member import Member, MemberConfig
-from .manager.ca.authority import RootCA, new_root_ca
+from .manager.ca.authority import RootCA, issue, new_csr, new_key, new_root_ca
 from .manager.ca.tokens import new_token
 from .manager.controlapi.cluster import with_defaults
 from .manager.dispatcher.dispatcher import Dispatcher
+from .manager.dispatcher.server import make_cluster_app, server_context
 from .manager.manager import Manager
 from .store.etcd import Etcd
 from .store.store import Store
@@ -62,8 +74,8 @@ class LocalState:
     role: str
     advertise_addr: str
     listen_addr: str
-    etcd_endpoint: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    etcd_endpoint: str = ""
+    managers: list[str] = field(default_factory=list)  # cluster-port addresses, for workers
 
 
 class Daemon:
@@ -118,11 +130,31 @@ class Daemon:
         return self.state is not None and self.state.role == "manager"
 
     def require_manager(self) -> Store:
-        if self.store is None or not self.is_manager:
+        if self.state is not None and not self.is_manager:
+            raise NotAcceptable(NOT_A_MANAGER_WORKER)
+        if self.store is None:
             raise NotAcceptable(NOT_A_MANAGER)
         return self.store
 
+    @property
+    def certs_dir(self) -> Path:
+        return self.swarm_dir / "certs"
+
     async def _start_swarm(self, state: LocalState) -> None:
+        ready = asyncio.Event()
+        run = (
+            self._run_manager(state, ready) if state.role == "manager" else self._run_worker(state)
+        )
+        if state.role != "manager":
+            ready.set()
+        self._group = asyncio.create_task(run)
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait({waiter, self._group}, return_when=asyncio.FIRST_COMPLETED)
+        if self._group in done:
+            waiter.cancel()
+            self._group.result()  # raises what went wrong
+
+    async def _run_manager(self, state: LocalState, ready: asyncio.Event) -> None:
         member = Member(
             MemberConfig(
                 data_dir=self.swarm_dir / "etcd",
@@ -132,37 +164,50 @@ class Daemon:
             )
         )
         etcd = Etcd(state.etcd_endpoint)
-        self.store = Store(etcd)
-        self.manager = Manager(self.store, state.node_id)
-        self.dispatcher = Dispatcher(self.store)
-        ready = asyncio.Event()
+        store = self.store = Store(etcd)
+        manager = self.manager = Manager(store, state.node_id)
+        dispatcher = self.dispatcher = Dispatcher(store)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(member.run())
+            await member.started.wait()
+            await _wait_etcd(etcd)
+            tg.create_task(store.run())
+            await store.synced.wait()
+            ready.set()
+            tg.create_task(manager.run())
+            tg.create_task(dispatcher.run())
+            tg.create_task(self._serve_cluster_port(state, store, dispatcher))
+            agent = Agent(
+                self.engine,
+                state.node_id,
+                lambda d: dispatcher.register(state.node_id, d, host_of(state.advertise_addr)),
+            )
+            tg.create_task(agent.run())
 
-        async def run() -> None:
-            assert self.store is not None and self.manager is not None
-            assert self.dispatcher is not None
-            dispatcher = self.dispatcher
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(member.run())
-                await member.started.wait()
-                await _wait_etcd(etcd)
-                tg.create_task(self.store.run())
-                await self.store.synced.wait()
-                ready.set()
-                tg.create_task(self.manager.run())
-                tg.create_task(dispatcher.run())
-                agent = Agent(
-                    self.engine,
-                    state.node_id,
-                    lambda d: dispatcher.register(state.node_id, d, state.advertise_addr),
-                )
-                tg.create_task(agent.run())
+    async def _run_worker(self, state: LocalState) -> None:
+        async def connect(description: Any) -> Any:
+            return await RemoteSession.connect(
+                state.node_id, state.managers, self.certs_dir, description,
+                host_of(state.advertise_addr),
+            )  # fmt: skip
 
-        self._group = asyncio.create_task(run())
-        waiter = asyncio.create_task(ready.wait())
-        done, _ = await asyncio.wait({waiter, self._group}, return_when=asyncio.FIRST_COMPLETED)
-        if self._group in done:
-            waiter.cancel()
-            self._group.result()  # raises what went wrong
+        await Agent(self.engine, state.node_id, connect).run()
+
+    async def _serve_cluster_port(self, state: LocalState, store: Store, dispatcher: Any) -> None:
+        """2377/tcp: joins and agent sessions, TLS with this manager's node certificate."""
+        certs = self.certs_dir
+        ctx = server_context(
+            str(certs / "node.crt"), str(certs / "node.key"), str(certs / "ca.crt")
+        )
+        runner = web.AppRunner(make_cluster_app(store, dispatcher, self.root_ca), access_log=None)
+        await runner.setup()
+        host, _, port = state.listen_addr.rpartition(":")
+        site = web.TCPSite(runner, host or "0.0.0.0", int(port or SWARM_PORT), ssl_context=ctx)
+        try:
+            await site.start()
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
 
     async def _stop_swarm(self) -> None:
         group, self._group = self._group, None
@@ -200,9 +245,13 @@ class Daemon:
             if self.swarm_dir.exists():
                 shutil.rmtree(self.swarm_dir)
             description = await describe(self.engine)
+            ca = new_root_ca()
+            key, key_pem = new_key()
+            cert = issue(ca, new_csr(key), node_id, "manager", state.cluster_id)
+            self._write_certs(ca.cert_pem, cert, key_pem)
             await self._start_swarm(state)
             try:
-                await self._bootstrap(state, req, description, availability)
+                await self._bootstrap(state, req, description, availability, ca)
             except BaseException:
                 await self._stop_swarm()
                 shutil.rmtree(self.swarm_dir, ignore_errors=True)
@@ -211,11 +260,21 @@ class Daemon:
             self.state = state
             return node_id
 
+    def _write_certs(self, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
+        certs = self.certs_dir
+        certs.mkdir(parents=True, exist_ok=True)
+        certs.chmod(0o700)
+        (certs / "ca.crt").write_bytes(ca_pem)
+        (certs / "node.crt").write_bytes(cert_pem)
+        key_file = certs / "node.key"
+        key_file.touch(mode=0o600)
+        key_file.write_bytes(key_pem)
+
     async def _bootstrap(
-        self, state: LocalState, req: dict[str, Any], description: Any, availability: str
-    ) -> None:
+        self, state: LocalState, req: dict[str, Any], description: Any, availability: str,
+        ca: RootCA,
+    ) -> None:  # fmt: skip
         assert self.store is not None
-        ca = new_root_ca()
         subject, key = ca.issuer_info()
         cluster = Cluster(
             id=state.cluster_id,
@@ -246,6 +305,40 @@ class Daemon:
         )
         await self.store.create(node)
 
+    async def join(self, req: dict[str, Any]) -> None:
+        async with self._lock:
+            if self.state is not None:
+                raise NotAcceptable(ALREADY_IN_SWARM)
+            remotes = [a for a in req.get("RemoteAddrs") or [] if a]
+            if not remotes:
+                raise BadRequest("at least 1 RemoteAddr is required to join")
+            manager = remotes[0] if ":" in remotes[0] else f"{remotes[0]}:{SWARM_PORT}"
+            listen = req.get("ListenAddr") or f"0.0.0.0:{SWARM_PORT}"
+            given = req.get("AdvertiseAddr") or _route_address(host_of(manager)) or ""
+            advertise = advertise_address(given, listen)
+            description = await describe(self.engine)
+            if self.swarm_dir.exists():
+                shutil.rmtree(self.swarm_dir)
+            answer = await join_swarm(
+                manager,
+                str(req.get("JoinToken") or ""),
+                description.hostname or "",
+                host_of(advertise),
+                req.get("Availability") or "active",
+                self.certs_dir,
+            )
+            state = LocalState(
+                node_id=answer["NodeID"],
+                cluster_id=answer["ClusterID"],
+                role="worker",
+                advertise_addr=advertise,
+                listen_addr=listen,
+                managers=answer.get("Managers") or [manager],
+            )
+            self._save_state(state)
+            self.state = state
+            await self._start_swarm(state)
+
     def root_ca(self) -> RootCA:
         store = self.require_manager()
         raw = store.extra("ca/root")
@@ -258,7 +351,7 @@ class Daemon:
         async with self._lock:
             if self.state is None:
                 raise NotAcceptable("This node is not part of a swarm")
-            if self.is_manager and not force:
+            if self.is_manager and not force:  # workers leave without --force
                 raise NotAcceptable(
                     "You are attempting to leave the swarm on a node that is participating as "
                     "a manager. Removing the last manager erases all current state of the "
@@ -332,10 +425,14 @@ def advertise_address(given: str, listen: str) -> str:
 
 
 def _default_route_address() -> str | None:
-    # A UDP "connect" sends nothing; it only asks the kernel which source address it would use.
+    return _route_address("192.0.2.1")
+
+
+def _route_address(dest: str) -> str | None:
+    """The local address the kernel would use towards `dest`. A UDP "connect" sends nothing."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
-            s.connect(("192.0.2.1", 9))
+            s.connect((dest, 9))
             addr: str = s.getsockname()[0]
             return addr
         except OSError:

@@ -58,9 +58,12 @@ class Agent:
                     self.worker.description = description
                     session = await self.connect(description)
                     backoff = 0.1
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._heartbeat(session))
-                        await self.worker.run(session)
+                    try:
+                        async with asyncio.TaskGroup() as tg:
+                            tg.create_task(self._heartbeat(session))
+                            await self.worker.run(session)
+                    finally:
+                        await session.close()
                 except asyncio.CancelledError:
                     raise
                 except Exception as e:  # noqa: BLE001 - reconnect with back-off

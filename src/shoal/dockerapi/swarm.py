@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..api.errors import ALREADY_IN_SWARM, BadRequest, NotAcceptable
+from ..api.errors import BadRequest
 from ..manager.controlapi import cluster as clusters
 from .app import DAEMON, json_response, query_bool, query_int, read_json, routes
 
@@ -26,10 +26,11 @@ async def init(request: web.Request) -> web.StreamResponse:
 
 @routes("POST", "/swarm/join")
 async def join(request: web.Request) -> web.StreamResponse:
-    daemon = request.app[DAEMON]
-    if daemon.active:
-        raise NotAcceptable(ALREADY_IN_SWARM)
-    raise BadRequest("joining a swarm is not supported by this shoal version yet")
+    body = await read_json(request) or {}
+    if not isinstance(body, dict):
+        raise BadRequest("invalid JSON: the body must be an object")
+    await request.app[DAEMON].join(body)
+    return web.Response(status=200)
 
 
 @routes("POST", "/swarm/leave")

@@ -23,6 +23,7 @@ def info(daemon: Daemon) -> dict[str, Any]:
     }
     store = daemon.store
     if store is None:
+        out["RemoteManagers"] = [{"NodeID": "", "Addr": a} for a in state.managers]
         return out
     nodes = list(store.nodes())
     managers = [n for n in nodes if n.manager_status is not None]

@@ -70,3 +70,78 @@ def new_root_ca() -> RootCA:
             serialization.NoEncryption(),
         ),
     )
+
+
+NODE_VALIDITY = dt.timedelta(days=90)  # SwarmKit's default NodeCertExpiry
+ROLE_OU = {"manager": "swarm-manager", "worker": "swarm-worker"}
+
+
+def new_key() -> tuple[ec.EllipticCurvePrivateKey, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key, pem
+
+
+def new_csr(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """A certificate request; the CA decides the names, so it carries none."""
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def issue(ca: RootCA, csr_pem: bytes, node_id: str, role: str, cluster_id: str) -> bytes:
+    """A node certificate: CN the node ID, OU its role, O the cluster ID (as SwarmKit's)."""
+    csr = x509.load_pem_x509_csr(csr_pem)
+    if not csr.is_signature_valid:
+        raise ValueError("invalid certificate request signature")
+    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, cluster_id),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ROLE_OU[role]),
+            x509.NameAttribute(NameOID.COMMON_NAME, node_id),
+        ]
+    )
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.cert.subject)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + NODE_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [x509.ExtendedKeyUsageOID.SERVER_AUTH, x509.ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(ROLE_OU[role]), x509.DNSName(node_id)]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def identity(cert_der: bytes) -> tuple[str, str, str]:
+    """(node ID, role OU, cluster ID) of a node certificate."""
+    cert = x509.load_der_x509_certificate(cert_der)
+
+    def one(oid: x509.ObjectIdentifier) -> str:
+        attrs = cert.subject.get_attributes_for_oid(oid)
+        return str(attrs[0].value) if attrs else ""
+
+    return (
+        one(NameOID.COMMON_NAME),
+        one(NameOID.ORGANIZATIONAL_UNIT_NAME),
+        one(NameOID.ORGANIZATION_NAME),
+    )

@@ -14,7 +14,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "Orchestration": {"TaskHistoryRetentionLimit": 5},
     "Raft": {"SnapshotInterval": 10000, "KeepOldSnapshots": 0,
              "LogEntriesForSlowFollowers": 500, "ElectionTick": 10, "HeartbeatTick": 1},
-    "Dispatcher": {"HeartbeatPeriod": 5_000_000_000},
+    "Dispatcher": {"HeartbeatPeriod": 1_000_000_000},
     "CAConfig": {"NodeCertExpiry": 7_776_000_000_000_000},
     "TaskDefaults": {},
     "EncryptionConfig": {"AutoLockManagers": False},

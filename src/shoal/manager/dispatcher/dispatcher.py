@@ -21,7 +21,9 @@ from ...store.store import Event, Store, modify
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.1
-DEFAULT_HEARTBEAT_PERIOD = 5.0
+DEFAULT_HEARTBEAT_PERIOD = 1.0
+# A node is down once it has missed this many heartbeat periods (plus a little slack).
+GRACE_PERIODS = 3
 
 
 def assigned(task: Task, node_id: str) -> bool:
@@ -52,9 +54,14 @@ class Dispatcher:
 
     async def run(self) -> None:
         queue = self.store.subscribe()
+        now = self.clock()
+        for node in self.store.nodes():
+            if node.status.state != "down":
+                self.last_seen.setdefault(node.id, now)  # it has a grace period to come back
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._flush_loop())
+                tg.create_task(self._expire_loop())
                 while True:
                     self._route(await queue.get())
         finally:
@@ -113,6 +120,22 @@ class Dispatcher:
         self.last_seen[node_id] = self.clock()
         return self.heartbeat_period
 
+    def expired(self, now: float) -> list[str]:
+        """Nodes whose heartbeats stopped (pure, on the injected clock)."""
+        limit = self.heartbeat_period * GRACE_PERIODS + 0.5
+        return [nid for nid, seen in self.last_seen.items() if now - seen > limit]
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_period / 2)
+            for node_id in self.expired(self.clock()):
+                del self.last_seen[node_id]
+                session = self.sessions.pop(node_id, None)
+                if session is not None:
+                    session.closed = True
+                log.warning("node %s missed its heartbeats: down", node_id)
+                await modify(self.store, "nodes", {node_id: _down})
+
     async def _flush_loop(self) -> None:
         while True:
             await self._flush.wait()
@@ -140,6 +163,13 @@ def _advance(status: TaskStatus) -> Callable[[Any], bool]:
         return True
 
     return apply
+
+
+def _down(node: Node) -> bool:
+    if node.status.state == "down":
+        return False
+    node.status = NodeStatus(state="down", message="heartbeat failure", addr=node.status.addr)
+    return True
 
 
 class LocalSession:

@@ -1,0 +1,41 @@
+"""The cluster CA: root, node certificates, join tokens."""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from shoal.manager.ca.authority import identity, issue, new_csr, new_key, new_root_ca
+from shoal.manager.ca.tokens import ca_digest, new_token, parse
+
+
+def test_node_certificate_names_node_role_and_cluster() -> None:
+    ca = new_root_ca()
+    key, _ = new_key()
+    pem = issue(ca, new_csr(key), "node1", "worker", "cluster1")
+    cert = x509.load_pem_x509_certificate(pem)
+    assert cert.issuer == ca.cert.subject
+    ca.cert.public_key().verify(  # type: ignore[call-arg]
+        cert.signature,
+        cert.tbs_certificate_bytes,
+        __import__("cryptography.hazmat.primitives.asymmetric.ec", fromlist=["ECDSA"]).ECDSA(
+            cert.signature_hash_algorithm
+        ),
+    )
+    assert identity(cert.public_bytes(serialization.Encoding.DER)) == (
+        "node1",
+        "swarm-worker",
+        "cluster1",
+    )
+
+
+def test_tokens_pin_the_root_ca() -> None:
+    ca = new_root_ca()
+    token = new_token(ca.der)
+    assert token.startswith("SWMTKN-1-")
+    parsed = parse(token)
+    assert parsed is not None and parsed[0] == ca_digest(ca.der)
+    assert parse("SWMTKN-1-abc") is None
+    assert new_token(ca.der) != token
+    other = new_root_ca()
+    assert ca_digest(other.der) != parsed[0]
