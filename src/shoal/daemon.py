@@ -188,7 +188,7 @@ class Daemon:
         async def connect(description: Any) -> Any:
             return await RemoteSession.connect(
                 state.node_id, state.managers, self.certs_dir, description,
-                host_of(state.advertise_addr),
+                host_of(state.advertise_addr), self.engine,
             )  # fmt: skip
 
         await Agent(self.engine, state.node_id, connect).run()

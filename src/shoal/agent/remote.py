@@ -4,6 +4,7 @@ mutual TLS with the node certificate; and the join handshake that gets that cert
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -16,6 +17,8 @@ from ..api.errors import BadRequest, Unavailable, rpc
 from ..api.models import NodeDescription, Task, TaskStatus
 from ..manager.ca.authority import new_csr, new_key
 from ..manager.ca.tokens import ca_digest, parse, same
+from .engine import Engine
+from .logs import container_log
 from .session import Assignment, ServiceInfo
 
 CONNECT_TIMEOUT = 5.0
@@ -88,16 +91,25 @@ async def join(
 class RemoteSession:
     """`Session` over a WebSocket to one manager."""
 
-    def __init__(self, node_id: str, http: aiohttp.ClientSession, ws: Any) -> None:
+    def __init__(self, node_id: str, http: aiohttp.ClientSession, ws: Any, engine: Engine) -> None:
         self.node_id = node_id
         self._http = http
         self._ws = ws
+        self._engine = engine
+        self._logs: dict[str, asyncio.Task[None]] = {}
+        self._send_lock = asyncio.Lock()
         self._heartbeats: asyncio.Queue[float] = asyncio.Queue()
         self.managers: list[str] = []
 
     @classmethod
     async def connect(
-        cls, node_id: str, managers: list[str], certs: Path, description: NodeDescription, addr: str
+        cls,
+        node_id: str,
+        managers: list[str],
+        certs: Path,
+        description: NodeDescription,
+        addr: str,
+        engine: Engine,
     ) -> RemoteSession:
         """A session with the first manager of `managers` that answers."""
         errors = []
@@ -112,7 +124,7 @@ class RemoteSession:
                 )
                 hello = {"description": description.to_api(), "addr": addr}
                 await ws.send_str(json.dumps(hello))
-                return cls(node_id, http, ws)
+                return cls(node_id, http, ws, engine)
             except (aiohttp.ClientError, OSError, TimeoutError) as e:
                 errors.append(f"{manager}: {e}")
                 await http.close()
@@ -138,16 +150,38 @@ class RemoteSession:
                 self._heartbeats.put_nowait(float(data["period"]))
             elif kind == "managers":
                 self.managers = list(data["managers"])
+            elif kind == "logs":
+                self._logs[data["id"]] = asyncio.create_task(self._send_log(data))
+            elif kind == "logs_cancel" and data["id"] in self._logs:
+                self._logs.pop(data["id"]).cancel()
         raise ConnectionError("the manager closed the session")
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self._ws.send_str(json.dumps(message))
+
+    async def _send_log(self, req: dict[str, Any]) -> None:
+        """Answer the manager's log request: the container's log, then its end."""
+        try:
+            async for stream, data in container_log(
+                self._engine, req["container"], req["params"], bool(req.get("tty"))
+            ):
+                b64 = base64.b64encode(data).decode()
+                await self._send({"type": "log", "id": req["id"], "stream": stream, "data": b64})
+            await self._send({"type": "log_end", "id": req["id"]})
+        finally:
+            self._logs.pop(req["id"], None)
 
     async def report(self, statuses: dict[str, TaskStatus]) -> None:
         payload = {k: v.model_dump(by_alias=True, exclude_none=True) for k, v in statuses.items()}
-        await self._ws.send_str(json.dumps({"type": "status", "statuses": payload}))
+        await self._send({"type": "status", "statuses": payload})
 
     async def heartbeat(self) -> float:
-        await self._ws.send_str(json.dumps({"type": "heartbeat"}))
+        await self._send({"type": "heartbeat"})
         return await asyncio.wait_for(self._heartbeats.get(), CONNECT_TIMEOUT)
 
     async def close(self) -> None:
+        for job in self._logs.values():
+            job.cancel()
         await self._ws.close()
         await self._http.close()

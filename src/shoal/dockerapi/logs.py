@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import struct
 from urllib.parse import quote
 
-import aiohttp
 from aiohttp import web
 
 from ..agent.container import LABEL_NODE_ID, LABEL_SERVICE_ID, LABEL_TASK_ID, container_name
+from ..agent.logs import container_log
 from ..api.models import Task
 from ..daemon import Daemon
 
@@ -68,21 +67,18 @@ async def stream(request: web.Request, daemon: Daemon, tasks: list[Task]) -> web
         name = container_name(task, service.spec.name if service else task.service_id)
         tty = bool(task.spec.container_spec and task.spec.container_spec.tty)
         prefix = details(task) if with_details else b""
-        try:
-            async with daemon.engine.session.get(
-                daemon.engine.url(f"/containers/{name}/logs"), params=params,
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
-            ) as r:  # fmt: skip
-                if r.status != 200:
-                    return
-                async for stream_id, payload in _frames(r.content, tty):
-                    for line in payload.splitlines(keepends=True):
-                        data = decorate(line, prefix, timestamps) if with_details else line
-                        await out.put(frame(stream_id, data))
-        except (aiohttp.ClientError, asyncio.IncompleteReadError):
+        if task.node_id == local:
+            chunks = container_log(daemon.engine, name, params, tty)
+        elif daemon.dispatcher is not None and task.node_id:
+            chunks = daemon.dispatcher.remote_log(task.node_id, name, params, tty)
+        else:
             return
+        async for stream_id, payload in chunks:
+            for line in payload.splitlines(keepends=True):
+                data = decorate(line, prefix, timestamps) if with_details else line
+                await out.put(frame(stream_id, data))
 
-    pumps = [asyncio.create_task(pump(t)) for t in tasks if t.node_id == local]
+    pumps = [asyncio.create_task(pump(t)) for t in tasks]
 
     async def close_when_done() -> None:
         await asyncio.gather(*pumps, return_exceptions=True)
@@ -101,20 +97,3 @@ async def stream(request: web.Request, daemon: Daemon, tasks: list[Task]) -> web
     with contextlib.suppress(ConnectionError):
         await resp.write_eof()
     return resp
-
-
-async def _frames(content: aiohttp.StreamReader, tty: bool):  # type: ignore[no-untyped-def]
-    if tty:
-        async for chunk in content.iter_any():
-            yield 1, chunk
-        return
-    while True:
-        try:
-            header = await content.readexactly(8)
-        except asyncio.IncompleteReadError:
-            return
-        stream_id, length = struct.unpack(">BxxxL", header)
-        yield stream_id, await content.readexactly(length)
-
-
-__all__ = ["stream", "json"]

@@ -8,13 +8,15 @@ batches, and records heartbeats in memory so that a heartbeat costs no store wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ...agent.session import Assignment, ServiceInfo
 from ...api.models import Node, NodeDescription, NodeStatus, Service, Task, TaskStatus
+from ...api.naming import new_id
 from ...api.states import TaskState
 from ...store.store import Event, Store, modify
 
@@ -44,6 +46,9 @@ class Dispatcher:
         self.sessions: dict[str, LocalSession] = {}
         self._statuses: dict[str, TaskStatus] = {}
         self._flush = asyncio.Event()
+        # Log streams from remote agents: node → how to send it a message; request → chunks.
+        self.log_senders: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
+        self._log_requests: dict[str, asyncio.Queue[tuple[int, bytes] | None]] = {}
 
     @property
     def heartbeat_period(self) -> float:
@@ -115,6 +120,34 @@ class Dispatcher:
         self.last_seen[node_id] = self.clock()
         self._statuses.update(statuses)
         self._flush.set()
+
+    async def remote_log(
+        self, node_id: str, container: str, params: dict[str, str], tty: bool
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """A container's log on another node, through that node's session."""
+        send = self.log_senders.get(node_id)
+        if send is None:
+            return
+        request = new_id()
+        queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=256)
+        self._log_requests[request] = queue
+        try:
+            await send(
+                {"type": "logs", "id": request, "container": container, "params": params,
+                 "tty": tty}
+            )  # fmt: skip
+            while (chunk := await queue.get()) is not None:
+                yield chunk
+        finally:
+            del self._log_requests[request]
+            if node_id in self.log_senders:
+                with contextlib.suppress(Exception):
+                    await self.log_senders[node_id]({"type": "logs_cancel", "id": request})
+
+    async def deliver_log(self, request: str, chunk: tuple[int, bytes] | None) -> None:
+        queue = self._log_requests.get(request)
+        if queue is not None:
+            await queue.put(chunk)
 
     def heartbeat(self, node_id: str) -> float:
         self.last_seen[node_id] = self.clock()

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -141,6 +142,13 @@ async def _serve_session(
             await ws.send_str(json.dumps(wire_assignment(a)))
 
     sender = asyncio.create_task(send_assignments())
+    send_lock = asyncio.Lock()
+
+    async def send(message: dict[str, Any]) -> None:
+        async with send_lock:
+            await ws.send_str(json.dumps(message))
+
+    dispatcher.log_senders[node_id] = send
     try:
         await ws.send_str(json.dumps({"type": "managers", "managers": managers_of(store)}))
         async for msg in ws:
@@ -157,7 +165,14 @@ async def _serve_session(
                     for tid, st in (data.get("statuses") or {}).items()
                 }
                 await session.report(statuses)
+            elif kind == "log":
+                chunk = (int(data["stream"]), base64.b64decode(data["data"]))
+                await dispatcher.deliver_log(data["id"], chunk)
+            elif kind == "log_end":
+                await dispatcher.deliver_log(data["id"], None)
     finally:
+        if dispatcher.log_senders.get(node_id) is send:
+            del dispatcher.log_senders[node_id]
         sender.cancel()
         with contextlib.suppress(BaseException):
             await sender
