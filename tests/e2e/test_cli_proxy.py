@@ -7,55 +7,27 @@ Run with ``SHOAL_TEST_DOCKER_CLI=/usr/bin/docker`` for Debian's 20.10 client.
 from __future__ import annotations
 
 import json
-import shlex
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support import BUSYBOX, Cli
 
 pytestmark = pytest.mark.e2e
 
-BUSYBOX = "shoal-test/busybox:1"
 IDLE = 'echo started; echo oops >&2; trap "exit 0" TERM; while :; do sleep 0.2; done'
-
-
-class Cli:
-    def __init__(
-        self, docker_cli: Callable[..., tuple[int, str, str]], host: str, log: Callable[[], str]
-    ) -> None:
-        self._cli, self.host, self.log = docker_cli, host, log
-
-    def run(
-        self, *args: str, timeout: float = 60.0, input: str | None = None
-    ) -> tuple[int, str, str]:
-        try:
-            return self._cli(self.host, *args, timeout=timeout, input=input)
-        except subprocess.TimeoutExpired:
-            pytest.fail(
-                f"`docker {shlex.join(args)}` still running after {timeout}s\n"
-                f"--- shoald log ---\n{self.log()}"
-            )
-
-    def ok(self, *args: str, timeout: float = 60.0, input: str | None = None) -> str:
-        rc, out, err = self.run(*args, timeout=timeout, input=input)
-        assert rc == 0, (
-            f"`docker {shlex.join(args)}` exited {rc}\nstdout:\n{out}\nstderr:\n{err}"
-            f"\n--- shoald log ---\n{self.log()}"
-        )
-        return out
 
 
 @pytest.fixture(scope="module")
 def cli(shoald: Any, docker_cli: Any) -> Cli:
-    return Cli(docker_cli, shoald.host, lambda: shoald.log_tail(40))
+    return Cli(docker_cli, shoald.host, lambda: shoald.log_tail(40), timeout=60.0)
 
 
 @pytest.fixture(scope="module")
 def engine_cli(engine: Any, docker_cli: Any) -> Cli:
     """The same CLI talking to the engine directly: what the proxy must agree with."""
-    return Cli(docker_cli, engine.host, lambda: engine.log_tail(40))
+    return Cli(docker_cli, engine.host, lambda: engine.log_tail(40), timeout=60.0)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """`shoald` killed with SIGKILL (its etcd with it) and started again: the swarm comes back from
 etcd with no loss, the agent adopts the containers of current tasks (no duplicates, no
 restarts), removes strays, notices what happened while it was down, and leaves other
-containers alone. Checked with the stock docker CLI and on the engine.
+containers alone. A clean stop (SIGTERM) and start keeps the services and their tasks too.
+Checked with the stock docker CLI and on the engine.
 Run with ``SHOAL_TEST_DOCKER_CLI=/usr/bin/docker`` for Debian's 20.10 client.
 """
 
@@ -9,93 +10,19 @@ from __future__ import annotations
 
 import json
 import secrets
-import shlex
 import string
-import subprocess
 import time
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import BUSYBOX, WHOAMI, Cli, engine_containers, inspect, wait_for
 
 pytestmark = pytest.mark.e2e
 
-BUSYBOX = "shoal-test/busybox:1"
-WHOAMI = "shoal-test/whoami:1"
-
-
-def wait_for(
-    predicate: Callable[[], Any],
-    timeout: float = 30.0,
-    interval: float = 0.2,
-    what: str = "condition",
-    log: Callable[[], str] | None = None,
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = predicate()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            tail = f"\n--- shoald log ---\n{log()}" if log else ""
-            raise AssertionError(
-                f"timed out after {timeout}s waiting for {what}; last: {last!r}" + tail
-            )
-        time.sleep(interval)
-
-
-class Cli:
-    def __init__(
-        self, docker_cli: Callable[..., tuple[int, str, str]], host: str, log: Callable[[], str]
-    ) -> None:
-        self._cli, self.host, self.log = docker_cli, host, log
-
-    def run(self, *args: str, timeout: float = 90.0) -> tuple[int, str, str]:
-        try:
-            return self._cli(self.host, *args, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(
-                f"`docker {shlex.join(args)}` still running after {timeout}s\n"
-                f"--- shoald log ---\n{self.log()}"
-            )
-
-    def ok(self, *args: str, timeout: float = 90.0) -> str:
-        rc, out, err = self.run(*args, timeout=timeout)
-        assert rc == 0, (
-            f"`docker {shlex.join(args)}` exited {rc}\nstdout:\n{out}\nstderr:\n{err}"
-            f"\n--- shoald log ---\n{self.log()}"
-        )
-        return out
-
-    def json_lines(self, *args: str) -> list[dict[str, Any]]:
-        out = self.ok(*args, "--format", "{{json .}}")
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-    def tasks(self, service: str) -> list[dict[str, Any]]:
-        rows = self.json_lines("service", "ps", "--no-trunc", service)
-        for row in rows:
-            row["State"] = row["CurrentState"].split(" ")[0]
-        return rows
-
-    def create(self, name: str, *args: str) -> str:
-        return self.ok("service", "create", "-d", "--name", name, *args).strip().splitlines()[-1]
-
-
-def engine_containers(engine: Any, label: str, all: bool = True) -> list[dict[str, Any]]:
-    filters = json.dumps({"label": [label]})
-    status, body = engine.api(
-        "GET", f"/containers/json?all={int(all)}&filters={urllib.parse.quote(filters)}"
-    )
-    assert status == 200, body
-    return json.loads(body)
-
 
 def started_at(engine: Any, cid: str) -> str:
-    status, body = engine.api("GET", f"/containers/{cid}/json")
-    assert status == 200, body
-    return json.loads(body)["State"]["StartedAt"]
+    return inspect(engine, cid)["State"]["StartedAt"]
 
 
 @pytest.fixture(scope="module")
@@ -293,3 +220,36 @@ def test_sigkill_during_scale_up(swarm: Any, cli: Cli, engine: Any, docker_cli: 
             time.sleep(0.5)
     finally:
         cli.run("service", "rm", "burst")
+
+
+def test_clean_stop_and_start(swarm: Any, cli: Cli, engine: Any) -> None:
+    """shoald stopped cleanly (SIGTERM) and started again: the service is still there with its
+    spec and converges with the same number of running containers."""
+    sid = cli.create("calm", "--replicas", "3", WHOAMI)
+    label = f"com.docker.swarm.service.id={sid}"
+
+    def running() -> list[dict[str, Any]]:
+        return [c for c in engine_containers(engine, label) if c["State"] == "running"]
+
+    try:
+        wait_for(lambda: len(running()) == 3, what="3 calm containers running", log=cli.log)
+        status, data = swarm.api("GET", "/v1.44/services/calm")
+        assert status == 200, data
+        spec = json.loads(data)["Spec"]
+
+        swarm.stop()
+        swarm.start()
+        status, data = swarm.api("GET", "/v1.44/services/calm")
+        assert status == 200, data
+        service = json.loads(data)
+        assert service["ID"] == sid and service["Spec"] == spec, (spec, service)
+        assert service["Spec"]["Mode"]["Replicated"]["Replicas"] == 3
+        wait_for(
+            lambda: cli.service_row("calm")["Replicas"] == "3/3",
+            timeout=60,
+            what="3/3 after a clean restart",
+            log=cli.log,
+        )
+        assert len(running()) == 3, running()
+    finally:
+        cli.rm("calm")

@@ -9,91 +9,18 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
-import subprocess
 import time
-import urllib.parse
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import NOT_MANAGER, SWARM_ID, WHOAMI, Cli, containers, wait_for
 
 pytestmark = pytest.mark.e2e
 
-WHOAMI = "shoal-test/whoami:1"
-NOT_MANAGER = (
-    'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
-    "to connect this node to swarm and try again."
-)
 TOKEN = re.compile(r"^SWMTKN-1-([0-9a-z]{50})-([0-9a-z]{25})$")
-NODE_ID = re.compile(r"^[0-9a-z]{25}$")
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def wait_for(
-    predicate: Callable[[], Any],
-    timeout: float = 30.0,
-    interval: float = 0.2,
-    what: str = "condition",
-    log: Callable[[], str] | None = None,
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = predicate()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            tail = f"\n--- shoald log ---\n{log()}" if log else ""
-            raise AssertionError(
-                f"timed out after {timeout}s waiting for {what}; last: {last!r}" + tail
-            )
-        time.sleep(interval)
-
-
-class Cli:
-    def __init__(
-        self, docker_cli: Callable[..., tuple[int, str, str]], host: str, log: Callable[[], str]
-    ) -> None:
-        self._cli, self.host, self.log = docker_cli, host, log
-
-    def run(self, *args: str, timeout: float = 90.0) -> tuple[int, str, str]:
-        try:
-            return self._cli(self.host, *args, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(
-                f"`docker {shlex.join(args)}` still running after {timeout}s\n"
-                f"--- shoald log ---\n{self.log()}"
-            )
-
-    def ok(self, *args: str, timeout: float = 90.0) -> str:
-        rc, out, err = self.run(*args, timeout=timeout)
-        assert rc == 0, (
-            f"`docker {shlex.join(args)}` exited {rc}\nstdout:\n{out}\nstderr:\n{err}"
-            f"\n--- shoald log ---\n{self.log()}"
-        )
-        return out
-
-    def json_lines(self, *args: str) -> list[dict[str, Any]]:
-        out = self.ok(*args, "--format", "{{json .}}")
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-    def tasks(self, service: str) -> list[dict[str, Any]]:
-        rows = self.json_lines("service", "ps", "--no-trunc", service)
-        for row in rows:
-            row["State"] = row["CurrentState"].split(" ")[0]
-        return rows
-
-
-def containers(engine: Any, service_id: str, all: bool = True) -> list[dict[str, Any]]:
-    filters = json.dumps({"label": [f"com.docker.swarm.service.id={service_id}"]})
-    status, body = engine.api(
-        "GET", f"/containers/json?all={int(all)}&filters={urllib.parse.quote(filters)}"
-    )
-    assert status == 200, body
-    return json.loads(body)
+# --------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +54,7 @@ def test_before_init(init: dict[str, Any]) -> None:
 def test_init_prints_join_command(init: dict[str, Any], cli: Cli) -> None:
     _, out, _ = init["init"]
     node_id = init["node_id"]
-    assert NODE_ID.match(node_id), node_id
+    assert SWARM_ID.match(node_id), node_id
     assert f"Swarm initialized: current node ({node_id}) is now a manager." in out, out
     assert "To add a worker to this swarm, run the following command:" in out, out
     m = re.search(r"^\s+docker swarm join --token (\S+) 127\.0\.0\.1:2377$", out, re.M)

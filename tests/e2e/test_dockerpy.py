@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import docker
 import pytest
+from support import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-    return value
 
 
 def running(service) -> int:  # type: ignore[no-untyped-def]

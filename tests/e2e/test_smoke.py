@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
+from support import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def wait_for(predicate, timeout=30.0, interval=0.2, what="condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 def test_service_create_ls_rm(swarm, engine, docker_cli):  # type: ignore[no-untyped-def]

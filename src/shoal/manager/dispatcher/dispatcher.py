@@ -99,6 +99,8 @@ class Dispatcher:
     def _route(self, events: list[Event]) -> None:
         per_node: dict[str, Assignment] = {}
         for ev in events:
+            if ev.kind == "nodes" and ev.new is None:
+                self._forget_node(ev.id)  # removed: its certificate is no longer accepted
             if ev.kind != "tasks":
                 continue
             old, new = ev.old, ev.new
@@ -158,14 +160,17 @@ class Dispatcher:
         limit = self.heartbeat_period * GRACE_PERIODS + 0.5
         return [nid for nid, seen in self.last_seen.items() if now - seen > limit]
 
+    def _forget_node(self, node_id: str) -> None:
+        self.last_seen.pop(node_id, None)
+        session = self.sessions.pop(node_id, None)
+        if session is not None:
+            session.closed = True
+
     async def _expire_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_period / 2)
             for node_id in self.expired(self.clock()):
-                del self.last_seen[node_id]
-                session = self.sessions.pop(node_id, None)
-                if session is not None:
-                    session.closed = True
+                self._forget_node(node_id)
                 log.warning("node %s missed its heartbeats: down", node_id)
                 await modify(self.store, "nodes", {node_id: _down})
 
