@@ -302,3 +302,84 @@ def test_global_update_parallelism_zero() -> None:
     plan = reconcile_global(svc, tasks, {"n1", "n2", "n3"}, all_ok, T0)
     assert sorted(t.node_id for t in plan.create) == ["n1", "n2", "n3"]
     assert isinstance(plan, Plan)
+
+
+# ---------------------------------------------------------------- failures during an update
+
+
+def failing_update(action: str | None, ratio: float | None = None) -> tuple[Service, list[Task]]:
+    """3 slots; slot 1 already updated, and its new task failed after the update started."""
+    cfg: dict = {"Parallelism": 1}  # type: ignore[type-arg]
+    if action:
+        cfg["FailureAction"] = action
+    if ratio is not None:
+        cfg["MaxFailureRatio"] = ratio
+    svc = service(
+        replicas=3, image=NEW, update=cfg, update_status={"State": "updating", "StartedAt": ts(T0)}
+    )
+    old = outdated(svc, 3)
+    old[0].desired_state = "shutdown"
+    old[0].status.state = "shutdown"
+    bad = task(svc, 1, "failed", created=T0 + 1, ended=T0 + 2, tid="bad1")
+    return svc, [*old, bad]
+
+
+def test_failed_update_pauses_by_default() -> None:
+    svc, tasks = failing_update(None)
+    plan = reconcile_replicated(svc, tasks, all_ok, T0 + 3)
+    assert plan.update_status == {
+        "State": "paused",
+        "Message": "update paused due to failure or early termination of task bad1",
+    }
+    assert not plan.rollback
+    assert [t.slot for t in plan.create] == [1]  # the failed task restarts; no new slot starts
+
+
+def test_paused_update_goes_no_further() -> None:
+    svc, tasks = failing_update(None)
+    svc.update_status.state = "paused"  # type: ignore[union-attr]
+    plan = reconcile_replicated(svc, tasks, all_ok, T0 + 3)
+    assert not any(t.slot in (2, 3) for t in plan.create)
+    assert tasks[1].id not in plan.desired and tasks[2].id not in plan.desired
+
+
+def test_failed_update_rolls_back_when_asked() -> None:
+    svc, tasks = failing_update("rollback")
+    plan = reconcile_replicated(svc, tasks, all_ok, T0 + 3)
+    assert plan.rollback
+    assert plan.update_status is not None
+    assert plan.update_status["State"] == "rollback_started"
+    assert plan.update_status["Message"] == (
+        "update rolled back due to failure or early termination of task bad1"
+    )
+
+
+def test_continue_and_failure_ratio_keep_the_update_going() -> None:
+    for svc, tasks in (failing_update("continue"), failing_update("pause", ratio=0.5)):
+        plan = reconcile_replicated(svc, tasks, all_ok, T0 + 3)
+        assert plan.update_status is None and not plan.rollback
+        assert [t.slot for t in plan.create] == [1]  # slot 1 restarts, then the update goes on
+
+
+def test_failed_rollback_pauses_the_rollback() -> None:
+    svc, tasks = failing_update("rollback")
+    svc.update_status.state = "rollback_started"  # type: ignore[union-attr]
+    plan = reconcile_replicated(svc, tasks, all_ok, T0 + 3)
+    assert plan.update_status is not None and plan.update_status["State"] == "rollback_paused"
+    assert not plan.rollback
+
+
+def test_update_completes_only_after_the_monitor_period() -> None:
+    svc = service(
+        replicas=1,
+        image=NEW,
+        update={"Monitor": 5 * SEC},
+        update_status={"State": "updating", "StartedAt": ts(T0)},
+    )
+    old = outdated(svc, 1)[0]
+    old.desired_state = old.status.state = "shutdown"
+    new = task(svc, 1, "running", created=T0 + 1, ended=T0 + 2)
+    early = reconcile_replicated(svc, [old, new], all_ok, T0 + 3)
+    assert early.update_status is None and early.wake_at == pytest.approx(T0 + 7)
+    done = reconcile_replicated(svc, [old, new], all_ok, T0 + 7.1)
+    assert done.update_status is not None and done.update_status["State"] == "completed"

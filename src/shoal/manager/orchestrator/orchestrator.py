@@ -91,7 +91,7 @@ class Orchestrator:
             task_changes.update(plan.desired)
             creates.extend(plan.create)
             if plan.update_status is not None:
-                service_changes[sid] = plan.update_status
+                service_changes[sid] = (plan.update_status, plan.rollback)
             if plan.wake_at is not None:
                 self.wake_at[sid] = plan.wake_at
         if creates:
@@ -110,7 +110,7 @@ class Orchestrator:
             await modify(
                 self.store,
                 "services",
-                {sid: _set_update_status(fields) for sid, fields in service_changes.items()},
+                {sid: _set_update_status(*change) for sid, change in service_changes.items()},
             )
 
     def plan(self, service: Service) -> Plan:
@@ -159,8 +159,18 @@ def _set_desired(state: str) -> Callable[[object], bool]:
     return apply
 
 
-def _set_update_status(fields: dict[str, str]) -> Callable[[Service], bool]:
+def _set_update_status(fields: dict[str, str], rollback: bool) -> Callable[[Service], bool]:
+    """Set `UpdateStatus`; with `rollback`, the failed update's service also goes back to its
+    previous spec (as `docker service rollback` would)."""
+
     def apply(service: Service) -> bool:
+        if rollback:
+            if (
+                service.previous_spec is None
+                or (service.update_status or UpdateStatus()).state != "updating"
+            ):
+                return False
+            service.spec, service.previous_spec = service.previous_spec, service.spec
         status = service.update_status or UpdateStatus()
         # A new update starts from a clean status; its end keeps when it started.
         data = fields if "StartedAt" in fields else {**status.to_api(), **fields}

@@ -31,6 +31,7 @@ class Plan:
     create: list[Task] = field(default_factory=list)
     desired: dict[str, str] = field(default_factory=dict)  # task ID → new desired state
     update_status: dict[str, str] | None = None  # UpdateStatus fields to set on the service
+    rollback: bool = False  # the update failed: the service goes back to its previous spec
     wake_at: float | None = None
 
     def wake(self, at: float) -> None:

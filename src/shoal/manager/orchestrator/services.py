@@ -17,8 +17,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from ...api.models import Service, Task, parse_time
-from ...api.models import now as now_str
 from ...api.states import TaskState
+from . import update
 from .plan import (
     NS,
     Plan,
@@ -112,9 +112,9 @@ def _reconcile(
 ) -> Plan:
     plan = Plan()
     is_global = service.spec.mode.kind == "global"
-    cfg = service.spec.update_config
-    parallelism = 1 if cfg is None or cfg.parallelism is None else cfg.parallelism
-    start_first = cfg is not None and cfg.order == "start-first"
+    cfg = update.config(service)
+    parallelism = 1 if cfg.parallelism is None else cfg.parallelism
+    start_first = cfg.order == "start-first"
 
     def create(slot: Slot, desired_state: TaskState) -> Task:
         t = new_task(
@@ -178,9 +178,15 @@ def _reconcile(
                     plan.set_desired(t, TaskState.SHUTDOWN)
 
     budget = len(dirty) if parallelism == 0 else max(parallelism - in_progress, 0)
-    delay = (cfg.delay or 0) / NS if cfg is not None else 0.0
+    delay = (cfg.delay or 0) / NS
     if dirty and budget and delay and last_done + delay > now:
         plan.wake(last_done + delay)  # `--update-delay` after the previous batch
+        budget = 0
+    failure = update.first_failure(service, (t for ts in slots.values() for t in ts), len(want))
+    if failure is not None and (cfg.failure_action or "pause") != "continue":
+        plan.update_status, plan.rollback = update.on_failure(service, failure)
+        return plan
+    if update.halted(service):
         budget = 0
     for slot in dirty[:budget]:
         old = [t for t in slots.get(slot, []) if _keeps(t, node_ok)]
@@ -191,27 +197,11 @@ def _reconcile(
                 plan.set_desired(t, TaskState.SHUTDOWN)
             create(slot, TaskState.READY)
 
-    plan.update_status = update_status(service, bool(dirty), bool(in_progress))
+    settling = last_done + update.monitor_s(service) > now  # the last batch is watched
+    if settling and not dirty and not in_progress:
+        plan.wake(last_done + update.monitor_s(service))
+    plan.update_status = update.finished(service, bool(dirty), bool(in_progress) or settling)
     return plan
-
-
-def update_status(service: Service, dirty: bool, in_progress: bool) -> dict[str, str] | None:
-    """The `UpdateStatus` change this pass makes: an update starts when tasks are found out of
-    date, and completes (or its rollback does) once every slot runs the service's spec."""
-    status = service.update_status
-    state = status.state if status is not None else None
-    if dirty and state in (None, "completed", "rollback_completed"):
-        return {"State": "updating", "StartedAt": now_str(), "Message": "update in progress"}
-    if not dirty and not in_progress:
-        if state == "updating":
-            return {"State": "completed", "CompletedAt": now_str(), "Message": "update completed"}
-        if state == "rollback_started":
-            return {
-                "State": "rollback_completed",
-                "CompletedAt": now_str(),
-                "Message": "rollback completed",
-            }
-    return None
 
 
 def _slot_order(slot: Slot) -> tuple[int, str]:

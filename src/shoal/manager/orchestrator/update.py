@@ -1,0 +1,98 @@
+"""How a rolling update (or rollback) is going: its config, its failures, its end.
+
+Pure: `_reconcile` in `services.py` asks these questions once per pass. Docker's words:
+`update paused due to failure or early termination of task <id>`, `update rolled back due
+to failure or early termination of task <id>`, `rollback paused due to …`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ...api.models import Service, Task, UpdateConfig, parse_time
+from ...api.models import now as now_str
+from ...api.states import TaskState
+from .plan import NS, state, up_to_date
+
+DEFAULT_MONITOR = 5_000_000_000
+
+
+def rolling_back(service: Service) -> bool:
+    return service.update_status is not None and (service.update_status.state or "").startswith(
+        "rollback"
+    )
+
+
+def config(service: Service) -> UpdateConfig:
+    cfg = service.spec.rollback_config if rolling_back(service) else service.spec.update_config
+    return cfg or UpdateConfig()
+
+
+def halted(service: Service) -> bool:
+    """A paused update goes no further until the service is updated again."""
+    status = service.update_status
+    return status is not None and status.state in ("paused", "rollback_paused")
+
+
+def first_failure(service: Service, tasks: Iterable[Task], total: int) -> Task | None:
+    """The task whose failure stops the running update, if failures now exceed the update's
+    max failure ratio. Failures count while the update runs: new-spec tasks that failed (or were
+    rejected) since it started."""
+    status = service.update_status
+    if status is None or status.state not in ("updating", "rollback_started"):
+        return None
+    started = parse_time(status.started_at) if status.started_at else 0.0
+    failed = sorted(
+        (
+            t
+            for t in tasks
+            if state(t) in (TaskState.FAILED, TaskState.REJECTED)
+            and up_to_date(t, service)
+            and t.created_at
+            and parse_time(t.created_at) >= started
+        ),
+        key=lambda t: t.created_at or "",
+    )
+    ratio = config(service).max_failure_ratio or 0.0
+    if failed and len(failed) > ratio * max(total, 1):
+        return failed[0]
+    return None
+
+
+def on_failure(service: Service, task: Task) -> tuple[dict[str, str], bool]:
+    """(the UpdateStatus to set, whether to roll the spec back) for a failed update."""
+    why = f"due to failure or early termination of task {task.id}"
+    if rolling_back(service):
+        return {"State": "rollback_paused", "Message": f"rollback paused {why}"}, False
+    action = config(service).failure_action or "pause"
+    if action == "rollback":
+        return {
+            "State": "rollback_started",
+            "StartedAt": now_str(),
+            "Message": f"update rolled back {why}",
+        }, True
+    return {"State": "paused", "Message": f"update paused {why}"}, False
+
+
+def monitor_s(service: Service) -> float:
+    cfg = config(service)
+    return (cfg.monitor if cfg.monitor is not None else DEFAULT_MONITOR) / NS
+
+
+def finished(service: Service, dirty: bool, in_progress: bool) -> dict[str, str] | None:
+    """The `UpdateStatus` change this pass makes: an update starts when tasks are found out of
+    date, and completes (or its rollback does) once every slot runs the service's spec."""
+    status = service.update_status
+    current = status.state if status is not None else None
+    if dirty and current in (None, "completed", "rollback_completed"):
+        return {"State": "updating", "StartedAt": now_str(), "Message": "update in progress"}
+    if not dirty and not in_progress:
+        if current == "updating":
+            return {"State": "completed", "CompletedAt": now_str(), "Message": "update completed"}
+        if current == "rollback_started":
+            return {
+                "State": "rollback_completed",
+                "CompletedAt": now_str(),
+                "Message": "rollback completed",
+            }
+    return None
