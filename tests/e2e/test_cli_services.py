@@ -274,24 +274,6 @@ def test_rm_removes_containers(cli: Cli, engine: Any, cleanup: list[str]) -> Non
     assert rc != 0 and "no such service: gone" in err, err
 
 
-def test_bad_input(cli: Cli, cleanup: list[str]) -> None:
-    cleanup.append("dup")
-    cli.create("dup", WHOAMI)
-    rc, _, err = cli.run("service", "create", "-d", "--name", "dup", WHOAMI)
-    assert rc != 0 and "name conflicts with an existing object" in err, err
-    rc, _, err = cli.run("service", "inspect", "no-such-service")
-    assert rc != 0 and "no such service: no-such-service" in err, err
-    rc, _, err = cli.run("service", "rm", "no-such-service")
-    # 28.x passes the daemon's 404 message through; 20.10 rewrites it.
-    assert rc != 0 and (
-        "service no-such-service not found" in err or "No such service: no-such-service" in err
-    ), err
-    rc, _, err = cli.run("service", "scale", "no-such-service=2")
-    assert rc != 0 and "no-such-service" in err, err
-    # The daemon is still fine.
-    assert cli.service_row("dup")["Name"] == "dup"
-
-
 # --------------------------------------------------------------------------- logs
 
 

@@ -11,8 +11,9 @@ pytestmark = pytest.mark.e2e
 
 
 def test_service_create_ls_rm(swarm, engine, docker_cli):  # type: ignore[no-untyped-def]
-    rc, out, err = docker_cli(swarm.host, "service", "create", "--name", "smoke", "--replicas",
-                              "2", "shoal-test/whoami:1")
+    rc, out, err = docker_cli(
+        swarm.host, "service", "create", "--name", "smoke", "--replicas", "2", "shoal-test/whoami:1"
+    )
     assert rc == 0, err + swarm.log_tail()
     assert "converged" in out + err
     rc, out, _ = docker_cli(swarm.host, "service", "ls")
