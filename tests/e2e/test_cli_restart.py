@@ -1,7 +1,7 @@
 """`shoald` killed with SIGKILL (its etcd with it) and started again: the swarm comes back from
 etcd with no loss, the agent adopts the containers of current tasks (no duplicates, no
 restarts), removes strays, notices what happened while it was down, and leaves other
-containers alone. A clean stop (SIGTERM) and start keeps the services and their tasks too.
+containers alone. After a clean stop (SIGTERM) and start the services are still there and converge.
 Checked with the stock docker CLI and on the engine.
 Run with ``SHOAL_TEST_DOCKER_CLI=/usr/bin/docker`` for Debian's 20.10 client.
 """
