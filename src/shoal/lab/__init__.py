@@ -1,0 +1,1 @@
+"""`shoal lab`: clusters of hosts on one machine (see docs/design/lab.md)."""

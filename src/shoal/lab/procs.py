@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import signal
 import subprocess
 import time
@@ -124,6 +125,33 @@ def cgroup_dirs(pid: int, parent: str) -> list[str]:
             dirs.append(os.path.normpath(os.path.join(mountpoint, rel, parent)))
             break
     return dirs
+
+
+def cgroup_mounts() -> list[str]:
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            if right.split()[0] in ("cgroup", "cgroup2"):
+                points.append(left.split()[4])
+    return points
+
+
+def find_cgroups(pattern: str, max_depth: int = 6) -> list[str]:
+    """Cgroup directories (in every hierarchy) whose whole name matches the regex pattern."""
+    regex = re.compile(pattern)
+    found = []
+    for top in cgroup_mounts():
+        base = top.rstrip("/").count("/")
+        for root, dirs, _ in os.walk(top):
+            keep = []
+            for d in dirs:
+                if regex.fullmatch(d):
+                    found.append(os.path.join(root, d))
+                elif root.count("/") - base < max_depth:
+                    keep.append(d)
+            dirs[:] = keep
+    return found
 
 
 def cgroup_procs(dirs: Sequence[str]) -> set[int]:

@@ -4,10 +4,11 @@
 machine, so tests can run next to a host dockerd, next to each other (concurrently) and
 next to Docker's own swarm mode without either side noticing:
 
-* **Namespaces.** A *holder* process (``unshare --net --uts --mount`` running
-  ``sleep infinity``) owns a fresh network, UTS and mount namespace. dockerd is started
-  in them with ``nsenter --target <holder>``; so is anything a test wants to run "on that
-  host" (``exec_prefix()``, ``run_in_ns()``, ``popen_in_ns()``).
+* **Namespaces.** A *holder* process (``unshare --net --uts --mount`` running the host
+  init of ``shoal.lab.hostinit``) owns a fresh network, UTS and mount namespace: the
+  ``shoal.lab.host.Host`` that lab nodes run in too. dockerd is started in them with
+  ``nsenter --target <holder>``; so is anything a test wants to run "on that host"
+  (``exec_prefix()``, ``run_in_ns()``, ``popen_in_ns()``).
 * **Mounts in the new mount namespace** (propagation private, so nothing leaks out and
   everything vanishes with the namespace):
 
@@ -55,14 +56,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import glob
-import http.client
 import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -72,188 +70,49 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from shoal.lab import procs
+from shoal.lab.api import UnixHTTPConnection, api_request, socket_path_of
+from shoal.lab.dockerd import Dockerd, EngineError
+from shoal.lab.host import CLONE_NEWNET, HOLDER_SCRIPT, Host, HostError
+
 PREFIX = "shoal-eng-"
-CLONE_NEWNET = 0x40000000
-_TASK_GLOB = "exec/containerd/daemon/io.containerd.runtime.v2.task/*/*/init.pid"
+_TASK_GLOB = "exec/" + procs.TASK_GLOB
+_HOLDER_SCRIPT = HOLDER_SCRIPT
 
-# Runs as PID of the holder, inside the fresh namespaces. $1 = engine dir, $2 = hostname.
-_HOLDER_SCRIPT = r"""
-set -eu
-dir=$1
-mkdir -p "$dir/ns/cgroup" "$dir/ns/etc-docker"
-mount --rbind /sys/fs/cgroup "$dir/ns/cgroup"
-umount -l /sys
-mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
-mount --move "$dir/ns/cgroup" /sys/fs/cgroup
-mount -t tmpfs -o mode=755,size=64m tmpfs /run
-[ -d /etc/docker ] || mkdir -p /etc/docker
-mount --bind "$dir/ns/etc-docker" /etc/docker
-ip link set lo up
-hostname "$2"
-: > "$dir/ns-ready"
-exec sleep infinity
-"""
+__all__ = [
+    "CLONE_NEWNET",
+    "PREFIX",
+    "Engine",
+    "EngineError",
+    "UnixHTTPConnection",
+    "api_request",
+    "cleanup_stale",
+    "engine_processes",
+    "socket_path_of",
+]
 
-
-class EngineError(RuntimeError):
-    """The engine could not be started (the message carries the end of its log)."""
-
-
-# --------------------------------------------------------------------------- HTTP on unix sockets
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, socket_path: str, timeout: float = 60.0) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = socket_path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-def socket_path_of(host: str) -> str:
-    """``unix:///x/docker.sock`` or ``/x/docker.sock`` → ``/x/docker.sock``."""
-    if host.startswith("unix://"):
-        return host[len("unix://") :]
-    if host.startswith("/"):
-        return host
-    raise ValueError(f"not a unix socket address: {host!r}")
-
-
-def api_request(
-    host: str,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    timeout: float = 60.0,
-) -> tuple[int, bytes]:
-    """One Engine API request over a unix socket; returns (status, body)."""
-    conn = UnixHTTPConnection(socket_path_of(host), timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
-# --------------------------------------------------------------------------- /proc helpers
-
-
-def _pids() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def _alive(pid: int | None) -> bool:
-    """True if pid exists and is not a zombie."""
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _start_time(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _ns_id(pid: int, kind: str) -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/{kind}")
-    except OSError:
-        return None
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _kill(pid: int, sig: int = signal.SIGKILL) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
+# /proc helpers (kept under their old names: tests import some of them).
+_pids = procs.pids
+_alive = procs.alive
+_start_time = procs.start_time
+_ns_id = procs.ns_id
+_cmdline = procs.cmdline
+_kill = procs.kill
+_cgroup_dirs = procs.cgroup_dirs
+_cgroup_procs = procs.cgroup_procs
 
 
 def _container_inits(engine_dir: str) -> set[int]:
     """Pids of the containers' init processes, from containerd's task state."""
-    pids = set()
-    for f in glob.glob(os.path.join(engine_dir, _TASK_GLOB)):
-        with contextlib.suppress(OSError, ValueError):
-            pids.add(int(Path(f).read_text().strip()))
-    return pids
-
-
-def _cgroup_dirs(pid: int, parent: str) -> list[str]:
-    """The directories ``--cgroup-parent parent`` maps to, for a daemon running as pid."""
-    mounts: list[tuple[str, str, str, set[str]]] = []  # (fstype, root, mountpoint, opts)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, right = line.split(" - ", 1)
-            lf, rf = left.split(), right.split()
-            if rf[0] in ("cgroup", "cgroup2"):
-                mounts.append((rf[0], lf[3], lf[4], set(rf[2].split(","))))
-    dirs = []
-    try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        for fstype, root, mountpoint, opts in mounts:
-            if controllers == "" and fstype != "cgroup2":
-                continue
-            if controllers and (fstype != "cgroup" or not set(controllers.split(",")) <= opts):
-                continue
-            rel = os.path.relpath(path, root) if root != "/" else path.lstrip("/")
-            if rel.startswith(".."):
-                continue
-            dirs.append(os.path.normpath(os.path.join(mountpoint, rel, parent)))
-            break
-    return dirs
-
-
-def _cgroup_procs(dirs: Sequence[str]) -> set[int]:
-    procs: set[int] = set()
-    for top in dirs:
-        for root, _, files in os.walk(top):
-            if "cgroup.procs" in files:
-                with contextlib.suppress(OSError), open(os.path.join(root, "cgroup.procs")) as f:
-                    procs.update(int(x) for x in f.read().split())
-    return procs
+    return procs.container_inits(os.path.join(engine_dir, "exec"))
 
 
 def _remove_cgroups(dirs: Sequence[str]) -> None:
-    for top in dirs:
-        for root, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
-            with contextlib.suppress(FileNotFoundError):
-                os.rmdir(root)
+    procs.remove_cgroups(dirs, timeout=0)
 
 
 def _unmount_under(path: str) -> None:
-    prefix = path.rstrip("/") + "/"
-    with open("/proc/self/mountinfo") as f:
-        points = [ln.split()[4] for ln in f]
-    for mp in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", mp], capture_output=True)
+    procs.unmount_under(path)
 
 
 # --------------------------------------------------------------------------- teardown
@@ -262,72 +121,16 @@ def _unmount_under(path: str) -> None:
 def _teardown(state: dict[str, Any], dockerd_timeout: float = 20.0) -> None:
     """Kill everything an engine started and remove its directory. Idempotent."""
     d = state["dir"]
-    holder: int | None = state.get("holder_pid")
-    dockerd: int | None = state.get("dockerd_pid")
     cg_dirs: list[str] = state.get("cgroup_dirs") or []
-    me = os.getpid()
-    if holder is not None and _start_time(holder) != state.get("holder_start"):
-        holder = None  # dead, or the pid was reused
-    if not _alive(holder):
-        holder = None
-    # Namespace ids are inode numbers the kernel reuses once a namespace is gone: match
-    # processes by namespace only while something provably ours still holds it.
-    ns = dict(state.get("ns") or {})
-    if holder is None and not any(
-        _ns_id(p, "net") == ns.get("net") for p in _pids() if d + "/" in _cmdline(p)
-    ):
-        ns = {}
-
-    def ours(pid: int) -> bool:
-        if pid in (me, holder):
-            return False
-        if ns.get("net") and _ns_id(pid, "net") == ns["net"]:
-            return True
-        if ns.get("mnt") and _ns_id(pid, "mnt") == ns["mnt"]:
-            return True
-        return d + "/" in _cmdline(pid)  # shims: -address <dir>/exec/containerd/...
-
+    host = Host.from_state(d, "", state)
     # 1. dockerd: SIGTERM, and kill the containers so shutdown needn't wait for stop timeouts.
-    if dockerd is not None and _alive(dockerd) and d in _cmdline(dockerd):
-        _kill(dockerd, signal.SIGTERM)
-        deadline = time.monotonic() + dockerd_timeout
-        while _alive(dockerd) and time.monotonic() < deadline:
-            for pid in _container_inits(d) | _cgroup_procs(cg_dirs):
-                if pid != me:
-                    _kill(pid)
-            time.sleep(0.05)
-        if _alive(dockerd):
-            _kill(dockerd)
-
-    # 2. Everything else in the namespaces, the cgroups and the shims; then the holder.
-    deadline = time.monotonic() + 15.0
-    while True:
-        victims = {p for p in _pids() if _alive(p) and ours(p)}
-        victims |= {p for p in _container_inits(d) | _cgroup_procs(cg_dirs) if _alive(p)}
-        victims.discard(me)
-        if not victims:
-            break
-        for pid in victims:
-            _kill(pid)
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"engine {d}: processes survive SIGKILL: {sorted(victims)}")
-        time.sleep(0.05)
-    if holder is not None:
-        _kill(holder)
-        deadline = time.monotonic() + 5.0
-        while _alive(holder) and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    # 3. Cgroups (rmdir fails while the kernel still tears tasks down: retry briefly).
-    deadline = time.monotonic() + 5.0
-    while True:
-        _remove_cgroups(cg_dirs)
-        if not any(os.path.exists(c) for c in cg_dirs) or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-
-    # 4. Mounts (none should be visible here: they lived in the private mount namespace).
-    _unmount_under(d)
+    Dockerd(d, cgroup_parent="").stop(state.get("dockerd_pid"), cg_dirs, timeout=dockerd_timeout)
+    # 2. Everything else in the namespaces, the cgroups and the shims; then the holder, the
+    #    cgroups and the mounts (none should be visible here: they lived in the namespace).
+    try:
+        host.destroy(cg_dirs, [os.path.join(d, "exec")])
+    except HostError as e:
+        raise RuntimeError(f"engine {d}: {e}") from e
     for attempt in range(50):
         try:
             shutil.rmtree(d)
@@ -370,22 +173,6 @@ def cleanup_stale(base_dir: str | None = None) -> list[str]:
 # --------------------------------------------------------------------------- Engine
 
 
-class _NsHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, engine: Engine, host: str, port: int, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self._engine = engine
-
-    def connect(self) -> None:
-        sock = self._engine.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect((self.host, self.port))
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 class Engine:
     """A dockerd in its own network/UTS/mount namespaces. See the module docstring."""
 
@@ -406,15 +193,26 @@ class Engine:
         self.hostname = hostname or self.name
         base = base_dir or os.environ.get("SHOAL_TEST_TMPDIR", "/tmp")
         self.dir = os.path.join(base, self.name)
-        self.socket_path = os.path.join(self.dir, "docker.sock")
-        self.host = "unix://" + self.socket_path
-        self.data_root = os.path.join(self.dir, "data")
-        self.exec_root = os.path.join(self.dir, "exec")
-        self.pidfile = os.path.join(self.dir, "dockerd.pid")
-        self.log_path = os.path.join(self.dir, "dockerd.log")
+        self._host = Host(self.dir, self.hostname)
+        self._dockerd = Dockerd(
+            self.dir,
+            cgroup_parent=self.name,
+            iptables=iptables,
+            daemon_config=daemon_config,
+            extra_args=extra_args,
+            debug=debug,
+            startup_timeout=startup_timeout,
+            binary=dockerd,
+        )
+        self.socket_path = self._dockerd.socket_path
+        self.host = self._dockerd.host
+        self.data_root = self._dockerd.data_root
+        self.exec_root = self._dockerd.exec_root
+        self.pidfile = self._dockerd.pidfile
+        self.log_path = self._dockerd.log_path
         self.iptables = iptables
-        self.daemon_config = daemon_config or {}
-        self.extra_args = list(extra_args)
+        self.daemon_config = self._dockerd.daemon_config
+        self.extra_args = self._dockerd.extra_args
         self.debug = debug
         self.startup_timeout = startup_timeout
         self.dockerd = dockerd
@@ -440,64 +238,34 @@ class Engine:
     def exec_prefix(self, *, mount: bool = True, wd: str | None = None) -> list[str]:
         """argv prefix that runs a command inside the engine's namespaces."""
         self._require_started()
-        prefix = ["nsenter", f"--target={self.holder_pid}", "--net", "--uts"]
-        if mount:
-            # Entering a mount namespace resets the cwd to "/": keep the caller's.
-            prefix += ["--mount", f"--wd={wd or os.getcwd()}"]
-        return prefix + ["--"]
+        return self._host.exec_prefix(mount=mount, wd=wd)
 
     def run_in_ns(
         self, cmd: Sequence[str], *, check: bool = False, timeout: float = 60.0, **kw: Any
     ) -> subprocess.CompletedProcess[str]:
         """Run cmd inside the engine's namespaces; text output captured unless overridden."""
-        kw.setdefault("capture_output", True)
-        kw.setdefault("text", True)
-        return subprocess.run([*self.exec_prefix(), *cmd], check=check, timeout=timeout, **kw)
+        self._require_started()
+        return self._host.run(cmd, check=check, timeout=timeout, **kw)
 
     def popen_in_ns(self, cmd: Sequence[str], **kw: Any) -> subprocess.Popen[Any]:
         """Start a long-running process (e.g. shoald) inside the engine's namespaces.
 
         It is killed by ``stop()`` at the latest (it shares the engine's network namespace).
         """
-        return subprocess.Popen([*self.exec_prefix(), *cmd], **kw)
+        self._require_started()
+        return self._host.popen(cmd, **kw)
 
     def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM) -> socket.socket:
         """A socket created inside the engine's network namespace (usable from any thread)."""
         self._require_started()
-        result: dict[str, Any] = {}
-
-        def make() -> None:  # setns(CLONE_NEWNET) only affects this short-lived thread
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                fd = os.open(self.netns_path, os.O_RDONLY)
-                try:
-                    if libc.setns(fd, CLONE_NEWNET) != 0:
-                        err = ctypes.get_errno()
-                        raise OSError(err, os.strerror(err))
-                finally:
-                    os.close(fd)
-                result["sock"] = socket.socket(family, type)
-            except BaseException as e:  # re-raised in the caller
-                result["err"] = e
-
-        t = threading.Thread(target=make, name=f"netns-{self.name}")
-        t.start()
-        t.join()
-        if "err" in result:
-            raise result["err"]
-        return result["sock"]
+        return self._host.socket(family, type)
 
     def http_get(
         self, port: int, path: str = "/", host: str = "127.0.0.1", timeout: float = 5.0
     ) -> tuple[int, str]:
         """GET http://host:port/path from inside the engine's netns → (status, body)."""
-        conn = _NsHTTPConnection(self, host, port, timeout)
-        try:
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            return resp.status, resp.read().decode(errors="replace")
-        finally:
-            conn.close()
+        self._require_started()
+        return self._host.http_get(port, path, host, timeout)
 
     # ---------------------------------------------------------------- API
 
@@ -514,13 +282,10 @@ class Engine:
 
     def container_pids(self) -> set[int]:
         """Pids of the init processes of this engine's running containers."""
-        return _container_inits(self.dir)
+        return self._dockerd.container_pids()
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return self._dockerd.log_tail(lines)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -537,9 +302,7 @@ class Engine:
                 if not shutil.which(tool):
                     raise EngineError(f"{tool} not found in PATH (run scripts/setup.sh)")
             os.makedirs(self.dir)
-            os.makedirs(self.data_root)
-            os.makedirs(self.exec_root)
-            Path(self.dir, "daemon.json").write_text(json.dumps(self.daemon_config))
+            self._dockerd.prepare()
             self._state = {
                 "dir": self.dir,
                 "owner_pid": os.getpid(),
@@ -575,79 +338,33 @@ class Engine:
 
     def _start_holder(self) -> None:
         assert self._state is not None
-        holder = self._spawn(
-            [
-                "unshare",
-                "--net",
-                "--uts",
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "sh",
-                "-c",
-                _HOLDER_SCRIPT,
-                "holder",
-                self.dir,
-                self.hostname,
-            ],
-            "holder.log",
-        )
-        self.holder_pid = holder.pid
-        self._state["holder_pid"] = holder.pid
-        self._state["holder_start"] = _start_time(holder.pid)
-        self._save_state()
-        ready = Path(self.dir, "ns-ready")
-        deadline = time.monotonic() + 10.0
-        while not ready.exists():
-            if holder.poll() is not None or time.monotonic() > deadline:
-                log = Path(self.dir, "holder.log").read_text(errors="replace")
-                raise EngineError(f"namespace holder failed to start:\n{log}")
-            time.sleep(0.01)
-        self._state["ns"] = {k: _ns_id(holder.pid, k) for k in ("net", "mnt", "uts")}
-        if self._state["ns"]["net"] == _ns_id(os.getpid(), "net"):
-            raise EngineError("holder is in the caller's network namespace")
+
+        def save(host: Host) -> None:
+            assert self._state is not None
+            self.holder_pid = host.holder_pid
+            self._state.update(host.state())
+            self._save_state()
+
+        try:
+            self._host.start(on_pid=save)
+        except HostError as e:
+            raise EngineError(str(e)) from e
+        finally:
+            if self._host.holder_proc is not None:
+                self._procs.append(self._host.holder_proc)
+        self._state["ns"] = self._host.ns
         self._save_state()
 
     def _start_dockerd(self) -> None:
         assert self._state is not None
-        argv = [
-            *self.exec_prefix(wd=self.dir),
-            self.dockerd,
-            f"--config-file={self.dir}/daemon.json",
-            f"--data-root={self.data_root}",
-            f"--exec-root={self.exec_root}",
-            f"--pidfile={self.pidfile}",
-            f"--host={self.host}",
-            f"--cgroup-parent={self.name}",
-            "--shutdown-timeout=2",
-            f"--iptables={'true' if self.iptables else 'false'}",
-        ]
-        if self.debug:
-            argv.append("--debug")
-        argv += self.extra_args
-        proc = self._spawn(argv, "dockerd.log")  # nsenter execs dockerd: same pid
+        proc = self._spawn(  # nsenter execs dockerd: same pid
+            [*self.exec_prefix(wd=self.dir), *self._dockerd.argv()], "dockerd.log"
+        )
         self.pid = proc.pid
         self._state["dockerd_pid"] = proc.pid
-        self._state["cgroup_dirs"] = self.cgroup_dirs = _cgroup_dirs(proc.pid, self.name)
+        self._state["cgroup_dirs"] = self.cgroup_dirs = self._dockerd.cgroup_dirs(proc.pid)
         self._save_state()
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            if proc.poll() is not None:
-                raise EngineError(
-                    f"dockerd exited with {proc.returncode}; end of {self.log_path}:\n"
-                    + self.log_tail()
-                )
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                status, body = api_request(self.host, "GET", "/_ping", timeout=2.0)
-                if status == 200 and body == b"OK":
-                    return
-            if time.monotonic() > deadline:
-                raise EngineError(
-                    f"dockerd not answering /_ping after {self.startup_timeout}s; end of log:\n"
-                    + self.log_tail()
-                )
-            time.sleep(0.05)
+        self._dockerd.wait_ready(proc.poll)
 
     def stop(self) -> None:
         """Kill dockerd, containerd, shims, containers and anything started in the
@@ -668,6 +385,7 @@ class Engine:
             self._state = None
             self.pid = None
             self.holder_pid = None
+            self._host.holder_pid = None
             atexit.unregister(self.stop)
 
     def _require_started(self) -> None:

@@ -1,0 +1,18 @@
+"""`shoal`: the shoal command line (`shoal lab …`). The daemon itself is `shoald`."""
+
+from __future__ import annotations
+
+import typer
+
+from .lab import app as lab_app
+
+app = typer.Typer(
+    help="shoal: Docker Swarm mode in Python. The daemon is `shoald`; drive it with the "
+    "docker CLI.",
+    no_args_is_help=True,
+)
+app.add_typer(lab_app, name="lab")
+
+
+if __name__ == "__main__":
+    app()
