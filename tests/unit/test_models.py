@@ -13,8 +13,9 @@ import pytest
 
 from shoal.api import models as M
 
-# shared/ stands beside the repository (in CI too).
-ANCHORS = Path(__file__).resolve().parents[3] / "shared" / "anchors" / "docker-engine-api"
+# shared/ stands beside the repository (in CI too); /work/shared on the developers' machines.
+_SHARED = Path(__file__).resolve().parents[3] / "shared"
+ANCHORS = (_SHARED if _SHARED.is_dir() else Path("/work/shared")) / "anchors" / "docker-engine-api"
 SWAGGERS = ("v1.41.yaml", "swagger.yaml")  # the API shoal answers to is between the two
 SEC = 1_000_000_000
 
