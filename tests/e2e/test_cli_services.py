@@ -643,8 +643,12 @@ def test_missing_image_is_rejected(cli: Cli, cleanup: list[str]) -> None:
     cleanup.append("noimg")
     cli.create("noimg", "no-such/image:1")
     rejected = wait_for(
-        lambda: [t for t in cli.tasks("noimg") if t["State"] == "Rejected"],
-        what="a Rejected task",
+        lambda: [
+            t
+            for t in cli.tasks("noimg")
+            if t["State"] == "Rejected" and t["DesiredState"] == "Shutdown"
+        ],
+        what="a Rejected task the orchestrator let go",
         log=cli.log,
     )
     assert "no-such/image" in rejected[0]["Error"], rejected
