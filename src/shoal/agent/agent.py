@@ -14,6 +14,8 @@ from .worker import Worker
 
 log = logging.getLogger(__name__)
 
+MAX_BACKOFF = 2.0  # seconds between reconnect attempts, at most
+
 
 async def describe(engine: Engine) -> NodeDescription:
     info = await engine.info()
@@ -69,7 +71,7 @@ class Agent:
                 except Exception as e:  # noqa: BLE001 - reconnect with back-off
                     log.warning("agent session: %s", e)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 8)
+                backoff = min(backoff * 2, MAX_BACKOFF)
         finally:
             await self.worker.stop()
 

@@ -26,6 +26,7 @@ FLUSH_INTERVAL = 0.1
 DEFAULT_HEARTBEAT_PERIOD = 1.0
 # A node is down once it has missed this many heartbeat periods (plus a little slack).
 GRACE_PERIODS = 3
+STARTUP_GRACE = 10.0  # seconds, beyond the agents' longest reconnect back-off
 
 
 def assigned(task: Task, node_id: str) -> bool:
@@ -59,10 +60,12 @@ class Dispatcher:
 
     async def run(self) -> None:
         queue = self.store.subscribe()
-        now = self.clock()
+        # Nodes found at start get longer to come back: their agents may be waiting out a
+        # reconnect back-off (as SwarmKit doubles the grace for nodes of unknown state).
+        later = self.clock() + STARTUP_GRACE
         for node in self.store.nodes():
             if node.status.state != "down":
-                self.last_seen.setdefault(node.id, now)  # it has a grace period to come back
+                self.last_seen.setdefault(node.id, later)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._flush_loop())
