@@ -59,10 +59,13 @@ class Dockerd:
         self.binary = binary
 
     def prepare(self) -> None:
-        """Create the directories and write daemon.json (idempotent)."""
+        """Create the directories and write daemon.json (idempotent), before a start."""
         for d in (self.dir, self.data_root, self.exec_root):
             os.makedirs(d, exist_ok=True)
         Path(self.config_path).write_text(json.dumps(self.daemon_config))
+        # Called only when this dockerd is not running: a pid file left by a killed one would
+        # make dockerd refuse to start when its pid has been reused meanwhile.
+        Path(self.pidfile).unlink(missing_ok=True)
 
     def argv(self) -> list[str]:
         argv = [
