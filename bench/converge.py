@@ -26,6 +26,19 @@ dockerd/containerd of every engine), and the CPU they use over a few idle second
 
     python bench/converge.py [--replicas 50] [--scale-to 100] [--only shoal|docker|run]
                              [--json results.json] [--rounds 3] [--trace-states]
+                             [--nodes N [--no-prepull] [--keep-labs]]
+
+``--nodes N`` runs the same comparison across hosts instead: each system on a fresh
+``shoal lab`` of 1 manager (drained) + N workers (``labkit.BenchLab``): shoal's swarm on
+``shoal lab up``, Docker's own swarm mode (``docker swarm init/join`` on the hosts' dockerd
+sockets) on identical hosts of ``shoal lab up --no-swarm``, and for ``run`` the same
+containers split evenly over the workers' engines with parallel ``docker run -d``. The
+image is ``<lab registry>/shoal-lab/whoami:1``, pulled into the workers' engines
+beforehand (``--no-prepull``: not). Defaults there: ``--replicas 150``, no scale phase
+(give ``--scale-to``). Task containers are counted in every engine; every node is watched
+for a false "down" while the tasks start; the RSS/CPU rows name the node (``shoald-m1``)
+or sum the workers (``dockerd-workers``). Each lab is removed (``shoal lab down``) after
+its system, also on failure.
 
 ``--rounds`` repeats the comparison with the systems interleaved and reports medians (the
 machine may be shared: the spread is printed too); ``--trace-states`` also polls
@@ -52,7 +65,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -65,6 +78,9 @@ except ImportError:
 
 from shoal.testing.engine import Engine, api_request  # noqa: E402
 from shoal.testing.images import WHOAMI_1, ensure_test_images  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from labkit import BenchLab, unique_name, with_worker_sums  # noqa: E402
 
 SERVICE = "web"
 SYSTEMS = ("shoal", "docker", "run")
@@ -191,12 +207,13 @@ def service_running(api_host: str, name: str) -> tuple[int, int]:
     return 0, 0
 
 
-def engine_running(engine_host: str, label: str | None) -> int:
-    """Running containers in the engine (optionally those of one swarm service)."""
+def engine_running(engine_hosts: str | Sequence[str], label: str | None) -> int:
+    """Running containers in the engine(s) (optionally those of one swarm service)."""
     filters: dict[str, list[str]] = {"status": ["running"]}
     if label:
         filters["label"] = [label]
-    return len(api_json(engine_host, "/containers/json?" + q(filters=filters)))
+    hosts = [engine_hosts] if isinstance(engine_hosts, str) else engine_hosts
+    return sum(len(api_json(h, "/containers/json?" + q(filters=filters))) for h in hosts)
 
 
 class Poller:
@@ -266,7 +283,7 @@ class StateTrace:
 
 def wait_converge(
     api_host: str,
-    engine_host: str,
+    engine_host: str | Sequence[str],
     target: int,
     t0: float,
     interval: float,
@@ -274,8 +291,10 @@ def wait_converge(
     trace: bool = False,
     old_tasks: set[str] | None = None,
     start: int = 0,
+    watch: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
-    """Poll the swarm API (and the engine beside it) until target tasks run (from `start`)."""
+    """Poll the swarm API (and the engine(s) beside it) until target tasks run (from `start`);
+    `watch(seconds)` is called after every poll (lab mode: are all nodes still ready?)."""
     label = f"com.docker.swarm.service.name={SERVICE}"
     engine_samples: list[tuple[float, int]] = []
     desired_seen: list[int] = []
@@ -294,6 +313,9 @@ def wait_converge(
         if tracer is not None:
             with contextlib.suppress(Exception):
                 tracer.poll()
+        if watch is not None:
+            with contextlib.suppress(Exception):
+                watch(time.monotonic() - t0)
 
     poller = Poller(t0, probe, interval)
     t_api = poller.wait_for(lambda n: n >= target, timeout, beside)
@@ -318,12 +340,16 @@ def wait_converge(
     }
 
 
-def wait_gone(engine_host: str, t0: float, interval: float, timeout: float) -> float | None:
+def wait_gone(
+    engine_host: str | Sequence[str], t0: float, interval: float, timeout: float
+) -> float | None:
     label = f"com.docker.swarm.service.name={SERVICE}"
+    hosts = [engine_host] if isinstance(engine_host, str) else engine_host
 
     def probe() -> int:
-        return len(
-            api_json(engine_host, "/containers/json?" + q(all="1", filters={"label": [label]}))
+        return sum(
+            len(api_json(h, "/containers/json?" + q(all="1", filters={"label": [label]})))
+            for h in hosts
         )
 
     return Poller(t0, probe, interval).wait_for(lambda n: n == 0, timeout, None)
@@ -364,22 +390,28 @@ def engine_pids(engine: Engine) -> dict[str, int | None]:
 def swarm_scenario(
     res: dict[str, Any],
     api_host: str,
-    engine: Engine,
+    engine_hosts: Sequence[str],
     args: argparse.Namespace,
-    extra_pids: Callable[[], dict[str, int | None]],
+    pids_of: Callable[[], dict[str, int | None]],
+    image: str = WHOAMI_1,
+    watch: Callable[[float], None] | None = None,
 ) -> None:
-    """create N → N running; scale to M → M running; measure; rm → 0 containers (into res)."""
-    pids = {**extra_pids(), **engine_pids(engine)}
+    """create N → N running; scale to M → M running; measure; rm → 0 containers (into res).
+
+    engine_hosts: the engines whose task containers are counted (the cross-check);
+    pids_of(): the processes whose CPU and memory are measured."""
+    pids = pids_of()
     cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
     t0 = time.monotonic()
     out, res["create_cli_s"] = docker_ok(
         api_host, "service", "create", "-d", "--name", SERVICE,
-        "--replicas", str(args.replicas), WHOAMI_1,
+        "--replicas", str(args.replicas), image,
     )  # fmt: skip
     log(f"  service create returned after {res['create_cli_s']:.2f}s; waiting for {args.replicas}")
     res["create"] = wait_converge(
-        api_host, engine.host, args.replicas, t0, args.poll, args.timeout, args.trace_states
-    )
+        api_host, engine_hosts, args.replicas, t0, args.poll, args.timeout, args.trace_states,
+        watch=watch,
+    )  # fmt: skip
     cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
     res["create"]["cpu_s"] = cpu_delta(cpu0, cpu1)
     if res["create"]["timed_out"]:
@@ -392,8 +424,8 @@ def swarm_scenario(
             api_host, "service", "scale", "-d", f"{SERVICE}={args.scale_to}"
         )
         res["scale"] = wait_converge(
-            api_host, engine.host, args.scale_to, t1, args.poll, args.timeout, args.trace_states,
-            set(res["create"].get("task_ids") or ()), start=args.replicas,
+            api_host, engine_hosts, args.scale_to, t1, args.poll, args.timeout, args.trace_states,
+            set(res["create"].get("task_ids") or ()), start=args.replicas, watch=watch,
         )  # fmt: skip
         res["scale"]["cpu_s"] = cpu_delta(cpu1, {k: cpu_seconds(p) for k, p in pids.items()})
         if res["scale"]["timed_out"]:
@@ -401,13 +433,21 @@ def swarm_scenario(
         log(f"  {args.scale_to}/{args.scale_to} running after {res['scale']['seconds']:.2f}s")
 
     time.sleep(args.settle)
-    res["resources"] = resources({**extra_pids(), **engine_pids(engine)}, args.idle)
+    res["resources"] = resources(pids_of(), args.idle)
     rc, out, _, _ = docker_cli(api_host, "service", "ls")
     res["service_ls"] = out.strip()
-    res["engine_containers_running"] = engine_running(engine.host, None)
+    res["engine_containers_running"] = engine_running(engine_hosts, None)
+    label = f"com.docker.swarm.service.name={SERVICE}"
+    if len(engine_hosts) > 1:
+        res["per_engine"] = {  # …/<lab>-w1/engine/docker.sock → w1
+            h.rsplit("/", 3)[-3].rsplit("-", 1)[-1]: engine_running(h, label) for h in engine_hosts
+        }
     with contextlib.suppress(Exception):  # the task containers are alike in both swarms?
-        label = f"com.docker.swarm.service.name={SERVICE}"
-        c = api_json(engine.host, "/containers/json?" + q(filters={"label": [label]}))[0]
+        c = next(
+            c
+            for h in engine_hosts
+            for c in api_json(h, "/containers/json?" + q(filters={"label": [label]}))
+        )
         res["task_container"] = {
             "name": (c.get("Names") or ["?"])[0],
             "network_mode": (c.get("HostConfig") or {}).get("NetworkMode"),
@@ -416,24 +456,26 @@ def swarm_scenario(
 
     t2 = time.monotonic()
     _, res["rm_cli_s"] = docker_ok(api_host, "service", "rm", SERVICE)
-    res["rm_seconds"] = wait_gone(engine.host, t2, args.poll, args.timeout)
+    res["rm_seconds"] = wait_gone(engine_hosts, t2, args.poll, args.timeout)
     log(f"  service rm → 0 containers after {fmt(res['rm_seconds'])}")
 
 
 def cpu_delta(a: dict[str, float | None], b: dict[str, float | None]) -> dict[str, float | None]:
-    return {
+    return with_worker_sums({
         k: None if a.get(k) is None or b.get(k) is None else round(b[k] - a[k], 2)  # type: ignore[operator]
         for k in b
-    }
+    })  # fmt: skip
 
 
 def resources(pids: dict[str, int | None], idle_s: float) -> dict[str, Any]:
     out: dict[str, Any] = {"pids": pids}
-    out["rss_mib"] = {k: mib(proc_status(p, "VmRSS")) for k, p in pids.items()}
-    out["peak_rss_mib"] = {k: mib(proc_status(p, "VmHWM")) for k, p in pids.items()}
+    out["rss_mib"] = with_worker_sums({k: mib(proc_status(p, "VmRSS")) for k, p in pids.items()})
+    out["peak_rss_mib"] = with_worker_sums(
+        {k: mib(proc_status(p, "VmHWM")) for k, p in pids.items()}
+    )
     out["cpu_total_s"] = {k: cpu_seconds(p) for k, p in pids.items()}
     if idle_s > 0:
-        out["idle_cpu_pct"] = idle_cpu(pids, idle_s)
+        out["idle_cpu_pct"] = with_worker_sums(idle_cpu(pids, idle_s))
         out["idle_window_s"] = idle_s
     return out
 
@@ -578,8 +620,8 @@ def run_shoal(args: argparse.Namespace, res: dict[str, Any]) -> None:
         time.sleep(args.settle)
         try:
             swarm_scenario(
-                res, shoald.host, eng, args,
-                lambda: {"shoald": shoald.pid, "etcd": shoald.etcd_pid()},
+                res, shoald.host, [eng.host], args,
+                lambda: {"shoald": shoald.pid, "etcd": shoald.etcd_pid(), **engine_pids(eng)},
             )  # fmt: skip
         finally:
             with contextlib.suppress(Exception):
@@ -603,50 +645,135 @@ def run_docker_swarm(args: argparse.Namespace, res: dict[str, Any]) -> None:
         res["node_ready_after_init_s"] = wait_node_ready(eng.host)
         log(f"  swarm init {res['swarm_init_s']:.2f}s")
         time.sleep(args.settle)
-        swarm_scenario(res, eng.host, eng, args, dict)
+        swarm_scenario(res, eng.host, [eng.host], args, lambda: engine_pids(eng))
+
+
+def parallel_runs(
+    plan: Sequence[tuple[str, int]],
+    already: int,
+    count_on: Sequence[str],
+    pids: dict[str, int | None],
+    image: str,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """`n` parallel `docker run -d image` against each (engine, n) of plan, all at once; then
+    poll the engines in count_on until already + Σn containers run."""
+    total = sum(n for _, n in plan)
+    cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+    t0 = time.monotonic()
+    jobs = [host for host, n in plan for _ in range(n)]
+    with ThreadPoolExecutor(max_workers=max(len(jobs), 1)) as pool:
+        results = list(pool.map(lambda h: docker_cli(h, "run", "-d", image), jobs))
+    cli_done = time.monotonic() - t0
+    failed = [r[2].strip() for r in results if r[0] != 0]
+    poller = Poller(t0, lambda: engine_running(count_on, None), args.poll)
+    t = poller.wait_for(lambda k: k >= already + total, args.timeout, None)
+    return {
+        "target": already + total,
+        "seconds": t,
+        "all_cli_returned_s": cli_done,
+        "cli_seconds_median": statistics.median(r[3] for r in results),
+        "cli_seconds_max": max(r[3] for r in results),
+        "failed": len(failed),
+        "failures": failed[:5],
+        "timed_out": t is None,
+        "cpu_s": cpu_delta(cpu0, {k: cpu_seconds(p) for k, p in pids.items()}),
+    }
+
+
+def run_batches(
+    res: dict[str, Any],
+    engines: Sequence[str],
+    pids_of: Callable[[], dict[str, int | None]],
+    image: str,
+    args: argparse.Namespace,
+) -> None:
+    """N containers spread evenly over the engines, then M-N more (into res)."""
+
+    def spread(n: int) -> list[tuple[str, int]]:
+        k = len(engines)
+        return [(h, n // k + (1 if i < n % k else 0)) for i, h in enumerate(engines)]
+
+    pids = pids_of()
+    res["create"] = parallel_runs(spread(args.replicas), 0, engines, pids, image, args)
+    if res["create"]["timed_out"]:
+        raise TimeoutError(f"{args.replicas} containers not running after {args.timeout}s")
+    log(f"  {args.replicas} containers running after {res['create']['seconds']:.2f}s")
+    if args.scale_to > args.replicas:
+        res["scale"] = parallel_runs(
+            spread(args.scale_to - args.replicas), args.replicas, engines, pids, image, args
+        )
+        if res["scale"]["timed_out"]:
+            raise TimeoutError(f"{args.scale_to} containers not running after {args.timeout}s")
+        log(f"  {args.scale_to} containers running after {res['scale']['seconds']:.2f}s")
+    time.sleep(args.settle)
+    res["resources"] = resources(pids_of(), args.idle)
 
 
 def run_parallel(args: argparse.Namespace, res: dict[str, Any]) -> None:
     with contextlib.ExitStack() as stack:
         eng = new_engine(stack, "run")
         time.sleep(args.settle)
+        run_batches(res, [eng.host], lambda: engine_pids(eng), WHOAMI_1, args)
 
-        pids = engine_pids(eng)
 
-        def batch(n: int, already: int) -> dict[str, Any]:
-            cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
-            t0 = time.monotonic()
-            with ThreadPoolExecutor(max_workers=n) as pool:
-                results = list(
-                    pool.map(lambda _: docker_cli(eng.host, "run", "-d", WHOAMI_1), range(n))
+# --------------------------------------------------------------------------- --nodes N: a lab
+
+
+class NodeWatch:
+    """Lab mode: every poll, is every node still `ready`? (A false "down" under load.)"""
+
+    def __init__(self, lab: BenchLab, res: dict[str, Any]) -> None:
+        self.lab = lab
+        self.seen: dict[str, float] = res.setdefault("nodes_not_ready", {})
+        self.last = 0.0
+
+    def __call__(self, now: float) -> None:
+        if time.monotonic() - self.last < 0.5:  # at most 2 GET /nodes a second
+            return
+        self.last = time.monotonic()
+        for n in self.lab.nodes():
+            state = (n.get("Status") or {}).get("State")
+            if state != "ready":
+                key = f"{self.lab.short(n['Description']['Hostname'])}:{state}"
+                self.seen.setdefault(key, round(now, 2))
+
+
+def lab_runner(system: str) -> Callable[[argparse.Namespace, dict[str, Any]], None]:
+    def run(args: argparse.Namespace, res: dict[str, Any]) -> None:
+        lab = BenchLab(
+            "plain" if system == "run" else system, unique_name("cv", system), args.nodes,
+            keep=args.keep_labs, log_level=args.shoald_log_level,
+        )  # fmt: skip
+        res["lab"] = lab.name
+        with lab:
+            try:
+                lab.up()
+                res.update(lab.timings)
+                image = lab.image("whoami:1")
+                if not args.no_prepull:
+                    res["prepull_s"] = lab.prepull(image)
+                workers = [lab.engine_host(w) for w in lab.workers]
+                if system == "run":
+                    time.sleep(args.settle)
+                    run_batches(res, workers, lab.pids, image, args)
+                    return
+                lab.wait_ready()
+                lab.drain_managers()
+                res["heartbeat_period_s"] = lab.heartbeat_period_s()
+                time.sleep(args.settle)
+                engines = [*workers, *(lab.engine_host(m) for m in lab.managers)]
+                swarm_scenario(
+                    res, lab.api_host, engines, args, lab.pids, image, NodeWatch(lab, res)
                 )
-            cli_done = time.monotonic() - t0
-            failed = [r[2].strip() for r in results if r[0] != 0]
-            poller = Poller(t0, lambda: engine_running(eng.host, None), args.poll)
-            t = poller.wait_for(lambda k: k >= already + n, args.timeout, None)
-            return {
-                "target": already + n,
-                "seconds": t,
-                "all_cli_returned_s": cli_done,
-                "cli_seconds_median": statistics.median(r[3] for r in results),
-                "cli_seconds_max": max(r[3] for r in results),
-                "failed": len(failed),
-                "failures": failed[:5],
-                "timed_out": t is None,
-                "cpu_s": cpu_delta(cpu0, {k: cpu_seconds(p) for k, p in pids.items()}),
-            }
+            finally:  # before `shoal lab down` removes them
+                if system == "shoal":
+                    with contextlib.suppress(Exception):
+                        res["shoald_logs"] = lab.shoald_logs()
+                if args.keep_logs and lab.state:
+                    lab.copy_logs(args.keep_logs, f"round{res.get('round', 1)}")
 
-        res["create"] = batch(args.replicas, 0)
-        if res["create"]["timed_out"]:
-            raise TimeoutError(f"{args.replicas} containers not running after {args.timeout}s")
-        log(f"  {args.replicas} containers running after {res['create']['seconds']:.2f}s")
-        if args.scale_to > args.replicas:
-            res["scale"] = batch(args.scale_to - args.replicas, args.replicas)
-            if res["scale"]["timed_out"]:
-                raise TimeoutError(f"{args.scale_to} containers not running after {args.timeout}s")
-            log(f"  {args.scale_to} containers running after {res['scale']['seconds']:.2f}s")
-        time.sleep(args.settle)
-        res["resources"] = resources(engine_pids(eng), args.idle)
+    return run
 
 
 RUNNERS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
@@ -654,6 +781,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
     "docker": run_docker_swarm,
     "run": run_parallel,
 }
+LAB_RUNNERS = {s: lab_runner(s) for s in SYSTEMS}  # --nodes N
 
 
 # --------------------------------------------------------------------------- report
@@ -688,6 +816,12 @@ def summarise(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> d
     return ratios
 
 
+PROCS = (  # rows of the resource table, when measured: single engine, then lab (--nodes)
+    "shoald", "shoald-m1", "shoald-workers", "etcd", "dockerd", "dockerd-m1",
+    "dockerd-workers", "containerd", "containerd-m1", "containerd-workers",
+)  # fmt: skip
+
+
 def print_report(
     results: dict[str, dict[str, Any]],
     ratios: dict[str, Any],
@@ -717,24 +851,30 @@ def print_report(
         ("  scale CLI returned", lambda r: r.get("scale_cli_s"), "s"),
         ("service rm → 0 containers", lambda r: r.get("rm_seconds"), "s"),
         ("swarm init", lambda r: r.get("swarm_init_s"), "s"),
+        ("lab up (+ Docker's swarm init/join)", lambda r: r.get("lab_up_s"), "s"),
     ]
     for kind, label, unit in (("rss_mib", "RSS", " MiB"), ("idle_cpu_pct", "idle CPU", " %")):
-        for proc in ("shoald", "etcd", "dockerd", "containerd"):
+        for proc in PROCS:
             if any(res(kind, proc)(r) is not None for r in results.values()):
                 spec.append((f"{label} {proc} @ {m} tasks", res(kind, proc), unit))
 
     def cpu(proc: str) -> Callable[[dict[str, Any]], Any]:
         def get(r: dict[str, Any]) -> Any:
             a, b = (((r.get(ph) or {}).get("cpu_s") or {}).get(proc) for ph in ("create", "scale"))
-            return None if a is None and b is None else f"{fmt(a, '')} + {fmt(b, '')}"
+            if a is None and b is None:
+                return None
+            return fmt(a, "") if args.scale_to <= args.replicas else f"{fmt(a, '')} + {fmt(b, '')}"
 
         return get
 
-    for proc in ("shoald", "etcd", "dockerd", "containerd"):
+    for proc in PROCS:
         if any(cpu(proc)(r) is not None for r in results.values()):
-            spec.append((f"CPU-s {proc}, create + scale", cpu(proc), ""))
+            phases = "create" if args.scale_to <= args.replicas else "create + scale"
+            spec.append((f"CPU-s {proc}, {phases}", cpu(proc), ""))
     rows = [("", *[names[s] for s in results])]
     for label, get, unit in spec:
+        if all(get(r) is None for r in results.values()):
+            continue  # e.g. no scale phase
         cells = []
         for s, r in results.items():
             cell = fmt(get(r), unit)
@@ -768,7 +908,19 @@ def print_report(
     for s, r in results.items():
         if r.get("error"):
             print(f"!! {s}: {r['error']}")
+    for s, rs in rounds.items():
+        for r in rs:
+            if r.get("per_engine"):
+                print(f"{names[s]} round {r['round']}: task containers per engine "
+                      f"{r['per_engine']}; nodes seen not ready: "
+                      f"{r.get('nodes_not_ready') or 'none'}")  # fmt: skip
     for r in rounds.get("shoal", []):
+        for node, info in (r.get("shoald_logs") or {}).items():
+            if info.get("notable"):
+                print(f"\nshoald log {node} (round {r['round']}): {info['lines']} lines "
+                      f"{info['levels']}")  # fmt: skip
+                for msg, count in info["notable"][:8]:
+                    print(f"  {count:5}× {msg[:150]}")
         sh = r.get("shoald_log")
         if sh:
             print(f"\nshoald log (round {r['round']}): {sh['lines']} lines {sh['levels']}; "
@@ -785,8 +937,15 @@ def print_report(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--replicas", type=int, default=50)
-    p.add_argument("--scale-to", type=int, default=100)
+    p.add_argument("--replicas", type=int, help="default 50; 150 with --nodes")
+    p.add_argument("--scale-to", type=int, help="default 100; with --nodes: no scaling")
+    p.add_argument(
+        "--nodes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="on `shoal lab`s of N workers + 1 drained manager instead of one engine",
+    )
     p.add_argument(
         "--only",
         choices=SYSTEMS,
@@ -827,7 +986,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(diagnostic: adds API load)",
     )
     p.add_argument("--keep-logs", metavar="DIR", help="copy shoald's log into DIR")
+    p.add_argument("--keep-labs", action="store_true", help="--nodes: leave the labs up")
+    p.add_argument(
+        "--no-prepull",
+        action="store_true",
+        help="--nodes: do not pull the image into the workers' engines beforehand",
+    )
     a = p.parse_args(argv)  # fmt: skip
+    if a.replicas is None:
+        a.replicas = 150 if a.nodes else 50
+    if a.scale_to is None:
+        a.scale_to = a.replicas if a.nodes else 100
     if a.scale_to < a.replicas:
         p.error("--scale-to must be ≥ --replicas")
     return a
@@ -866,8 +1035,9 @@ def main(argv: list[str] | None = None) -> int:
     systems = [s for s in SYSTEMS if not args.only or s in args.only]
     out: dict[str, Any] = {
         "benchmark": "converge",
-        "params": {"replicas": args.replicas, "scale_to": args.scale_to, "image": WHOAMI_1,
-                   "poll_s": args.poll},
+        "params": {"replicas": args.replicas, "scale_to": args.scale_to, "poll_s": args.poll,
+                   "nodes": args.nodes, "prepull": args.nodes > 0 and not args.no_prepull,
+                   "image": "<lab registry>/shoal-lab/whoami:1" if args.nodes else WHOAMI_1},
         "machine": machine_info(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }  # fmt: skip
@@ -879,7 +1049,7 @@ def main(argv: list[str] | None = None) -> int:
             res: dict[str, Any] = {"system": s, "round": i + 1, "loadavg": os.getloadavg()}
             rounds[s].append(res)
             try:
-                RUNNERS[s](args, res)
+                (LAB_RUNNERS if args.nodes else RUNNERS)[s](args, res)
             except Exception as e:  # noqa: BLE001 — report it, go on with the next system
                 log(f"  {s} failed: {type(e).__name__}: {e}")
                 res["error"] = f"{type(e).__name__}: {e}"
@@ -898,7 +1068,8 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any(r.get("error") for rs in rounds.values() for r in rs) else 0
 
 
-VERBATIM = {"shoald_log", "pids", "states", "round", "loadavg"}  # not averaged: first round's
+# Not averaged: the first round's.
+VERBATIM = {"shoald_log", "shoald_logs", "nodes_not_ready", "pids", "states", "round", "loadavg"}
 
 
 def median_of(rounds: list[dict[str, Any]], top: bool = True) -> dict[str, Any]:

@@ -163,6 +163,14 @@ class Dispatcher:
         limit = self.heartbeat_period * GRACE_PERIODS + 0.5
         return [nid for nid, seen in self.last_seen.items() if now - seen > limit]
 
+    def session_lost(self, node_id: str) -> None:
+        """The node's connection closed (a killed host's does at once): unless it comes back
+        within one heartbeat period, it is down — no need to wait out the whole grace."""
+        if node_id in self.last_seen:
+            limit = self.heartbeat_period * GRACE_PERIODS + 0.5
+            soon = self.clock() + self.heartbeat_period - limit
+            self.last_seen[node_id] = min(self.last_seen[node_id], soon)
+
     def _forget_node(self, node_id: str) -> None:
         self.last_seen.pop(node_id, None)
         session = self.sessions.pop(node_id, None)

@@ -173,6 +173,8 @@ async def _serve_session(
     finally:
         if dispatcher.log_senders.get(node_id) is send:
             del dispatcher.log_senders[node_id]
+        if dispatcher.sessions.get(node_id) is session:
+            dispatcher.session_lost(node_id)
         sender.cancel()
         with contextlib.suppress(BaseException):
             await sender
