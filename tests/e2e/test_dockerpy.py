@@ -45,7 +45,7 @@ def test_swarm_services_nodes(shoald, engine):  # type: ignore[no-untyped-def]
             client.services.get("py")
         engine_client = engine.client()
         wait_for(
-            lambda: not engine_client.containers.list(all=True, filters={"name": "py."}),
+            lambda: not engine_client.api.containers(all=True, filters={"name": "py."}),
             what="task containers removed",
         )
     finally:
