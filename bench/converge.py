@@ -80,7 +80,7 @@ from shoal.testing.engine import Engine, api_request  # noqa: E402
 from shoal.testing.images import WHOAMI_1, ensure_test_images  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from labkit import BenchLab, unique_name, with_worker_sums  # noqa: E402
+from labkit import BenchLab, cpu_seconds, proc_kb, unique_name, with_worker_sums  # noqa: E402
 
 SERVICE = "web"
 SYSTEMS = ("shoal", "docker", "run")
@@ -134,29 +134,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def proc_status(pid: int | None, field: str) -> int | None:
-    """A ``kB`` field of /proc/<pid>/status (VmRSS, VmHWM) in kB, or None."""
-    if not pid:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    if not pid:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def all_pids() -> list[int]:
@@ -469,10 +446,8 @@ def cpu_delta(a: dict[str, float | None], b: dict[str, float | None]) -> dict[st
 
 def resources(pids: dict[str, int | None], idle_s: float) -> dict[str, Any]:
     out: dict[str, Any] = {"pids": pids}
-    out["rss_mib"] = with_worker_sums({k: mib(proc_status(p, "VmRSS")) for k, p in pids.items()})
-    out["peak_rss_mib"] = with_worker_sums(
-        {k: mib(proc_status(p, "VmHWM")) for k, p in pids.items()}
-    )
+    out["rss_mib"] = with_worker_sums({k: mib(proc_kb(p, "VmRSS")) for k, p in pids.items()})
+    out["peak_rss_mib"] = with_worker_sums({k: mib(proc_kb(p, "VmHWM")) for k, p in pids.items()})
     out["cpu_total_s"] = {k: cpu_seconds(p) for k, p in pids.items()}
     if idle_s > 0:
         out["idle_cpu_pct"] = with_worker_sums(idle_cpu(pids, idle_s))

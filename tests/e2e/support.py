@@ -7,9 +7,11 @@ the test files here, the way ``tests/unit`` files import ``test_orchestrator_hel
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -142,3 +144,16 @@ def inspect(engine: Any, cid: str) -> dict[str, Any]:
     status, body = engine.api("GET", f"/containers/{cid}/json")
     assert status == 200, body
     return json.loads(body)
+
+
+def lab_cli(*args: str, timeout: float = 240.0) -> subprocess.CompletedProcess[str]:
+    """`shoal lab ARGS…`, with no DOCKER_* variables leaking in from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "shoal.cli.main", "lab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import lab_cli
 
 from shoal.lab import procs
 from shoal.lab.state import base_dir
@@ -27,18 +28,6 @@ from shoal.lab.state import base_dir
 pytestmark = pytest.mark.e2e
 
 UP_BUDGET = 60.0  # seconds for 1 manager + 2 workers (the issue: "well under a minute")
-
-
-def lab_cli(*args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "shoal.cli.main", "lab", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> str:

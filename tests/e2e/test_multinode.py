@@ -14,14 +14,11 @@ holds the numbers.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import shlex
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -30,7 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from support import Cli
+from support import Cli, lab_cli
 
 from shoal.lab import procs
 from shoal.lab.api import api_json
@@ -54,18 +51,6 @@ DEADLINE = 30.0  # for anything the cluster should do within seconds (down after
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def lab_cli(*args: str, timeout: float = 240.0) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "shoal.cli.main", "lab", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def wait_until(
