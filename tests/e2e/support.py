@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -48,6 +49,14 @@ def wait_for(
                 f"timed out after {timeout}s waiting for {what}; last: {last!r}" + tail
             )
         time.sleep(interval)
+
+
+def parse_time(ts: str) -> float:
+    """Docker's RFC 3339 nano timestamps → epoch seconds."""
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$", ts)
+    assert m, ts
+    base = datetime.fromisoformat(m.group(1) + "+00:00").timestamp()
+    return base + float("0" + (m.group(2) or ".0"))
 
 
 class Cli:

@@ -16,11 +16,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import pytest
-from support import BUSYBOX, SWARM_ID, WHOAMI, Cli, containers, inspect, wait_for
+from support import BUSYBOX, SWARM_ID, WHOAMI, Cli, containers, inspect, parse_time, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -30,14 +29,6 @@ IDLE = ["sh", "-c", 'trap "exit 0" TERM; while :; do sleep 0.2; done']
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def parse_time(ts: str) -> float:
-    """Docker's RFC 3339 nano timestamps → epoch seconds."""
-    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$", ts)
-    assert m, ts
-    base = datetime.fromisoformat(m.group(1) + "+00:00").timestamp()
-    return base + float("0" + (m.group(2) or ".0"))
 
 
 def running(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

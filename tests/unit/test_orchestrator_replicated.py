@@ -207,6 +207,19 @@ def test_ready_task_is_not_blocked_by_live_task_on_a_lost_node() -> None:
     assert plan.desired == {new.id: "running"}
 
 
+def test_ready_task_is_not_blocked_by_a_task_shut_down_before_scheduling() -> None:
+    """A restart created just before a rollback is shut down while still pending: it will
+    never run, so the slot's next task does not wait for it."""
+    svc = service(replicas=1)
+    pending = task(svc, 1, "pending", desired="shutdown", node=None, created=T0 - 1)
+    new = task(svc, 1, "new", desired="ready", node=None, created=T0)
+    plan = reconcile_replicated(svc, [pending, new], all_ok, T0 + 1)
+    assert plan.desired == {new.id: "running"}
+    assigned = task(svc, 1, "assigned", desired="shutdown", node="n1", created=T0 - 1)
+    plan = reconcile_replicated(svc, [assigned, new], all_ok, T0 + 1)
+    assert not plan.desired  # on a node: wait for its agent to say it stopped
+
+
 def test_all_tasks_on_a_drained_node_are_replaced() -> None:
     svc = service(replicas=3)
     tasks = [task(svc, 1, node="n1"), task(svc, 2, node="n2"), task(svc, 3, node="n2")]

@@ -383,3 +383,42 @@ def test_update_completes_only_after_the_monitor_period() -> None:
     assert early.update_status is None and early.wake_at == pytest.approx(T0 + 7)
     done = reconcile_replicated(svc, [old, new], all_ok, T0 + 7.1)
     assert done.update_status is not None and done.update_status["State"] == "completed"
+
+
+def test_failure_counts_only_within_the_monitor_period_after_running() -> None:
+    """A new task that ran longer than the monitor period before failing does not stop the
+    update; one that failed sooner, or never ran, does (SwarmKit's rule)."""
+    svc, tasks = failing_update(None)  # bad1 created T0+1, failed T0+2; monitor 5 s
+    bad = tasks[-1]
+    bad.status.timestamp = ts(T0 + 9)
+    late = reconcile_replicated(svc, tasks, all_ok, T0 + 10, {"bad1": T0 + 1.5})
+    assert late.update_status is None
+    soon = reconcile_replicated(svc, tasks, all_ok, T0 + 10, {"bad1": T0 + 4.5})
+    assert soon.update_status is not None and soon.update_status["State"] == "paused"
+    never_seen = reconcile_replicated(svc, tasks, all_ok, T0 + 10)
+    assert never_seen.update_status is not None
+
+
+def test_early_exit_zero_is_a_failure_of_the_update() -> None:
+    svc, tasks = failing_update(None)
+    tasks[-1].status.state = "complete"
+    plan = reconcile_replicated(svc, tasks, all_ok, T0 + 3)
+    assert plan.update_status is not None and plan.update_status["State"] == "paused"
+
+
+def test_delay_not_shorter_than_monitor_extends_the_last_watch() -> None:
+    """With `--update-delay 6s` and a 5 s monitor, the update completes delay + 1 s after the
+    last batch ran."""
+    svc = service(
+        replicas=1,
+        image=NEW,
+        update={"Monitor": 5 * SEC, "Delay": 6 * SEC},
+        update_status={"State": "updating", "StartedAt": ts(T0)},
+    )
+    old = outdated(svc, 1)[0]
+    old.desired_state = old.status.state = "shutdown"
+    new = task(svc, 1, "running", created=T0 + 1, ended=T0 + 2)
+    early = reconcile_replicated(svc, [old, new], all_ok, T0 + 8)
+    assert early.update_status is None and early.wake_at == pytest.approx(T0 + 9)
+    done = reconcile_replicated(svc, [old, new], all_ok, T0 + 9.1)
+    assert done.update_status is not None and done.update_status["State"] == "completed"

@@ -26,6 +26,9 @@ class Orchestrator:
         self.clock = clock
         self.dirty: set[str] = set()
         self.wake_at: dict[str, float] = {}
+        # When tasks were seen reaching `running` (failures within an update's monitor period
+        # count against it). In memory, as SwarmKit's updater keeps it.
+        self.started: dict[str, float] = {}
 
     async def run(self) -> None:
         queue = self.store.subscribe()
@@ -58,10 +61,19 @@ class Orchestrator:
                 self.dirty.add(ev.id)
             elif ev.kind == "tasks":
                 task = ev.new or ev.old
+                self._track_start(ev)
                 if _matters(ev):
                     self.dirty.add(task.service_id)
             elif ev.kind == "nodes":
                 self._node_changed(ev.old, ev.new)
+
+    def _track_start(self, ev: Event) -> None:
+        if ev.new is None:
+            self.started.pop(ev.id, None)
+        elif ev.new.status.state == "running" and (
+            ev.old is None or ev.old.status.state != "running"
+        ):
+            self.started[ev.id] = self.clock()
 
     def _node_changed(self, old: Node | None, new: Node | None) -> None:
         if old is not None and new is not None:
@@ -126,13 +138,12 @@ class Orchestrator:
         now_s = self.clock()
         kind = service.spec.mode.kind
         if kind == "replicated":
-            return reconcile_replicated(service, tasks, node_ok, now_s)
+            return reconcile_replicated(service, tasks, node_ok, now_s, self.started)
         if kind == "global":
-            return reconcile_global(
-                service, tasks, eligible_nodes(service, nodes.values()), node_ok, now_s
-            )
-        eligible = eligible_nodes(service, nodes.values()) if kind == "global-job" else None
-        return reconcile_job(service, tasks, node_ok, now_s, eligible)
+            eligible = eligible_nodes(service, nodes.values())
+            return reconcile_global(service, tasks, eligible, node_ok, now_s, self.started)
+        job_nodes = eligible_nodes(service, nodes.values()) if kind == "global-job" else None
+        return reconcile_job(service, tasks, node_ok, now_s, job_nodes)
 
 
 def _matters(ev: Event) -> bool:

@@ -58,6 +58,14 @@ def runnable(task: Task) -> bool:
     return desired(task) <= TaskState.RUNNING
 
 
+def live(task: Task, node_ok: Callable[[str | None], bool]) -> bool:
+    """The task runs, or may still: not ended, on a node that is there, and not shut down
+    while still waiting for a node (the scheduler gives a node only to wanted tasks)."""
+    if state(task) > TaskState.RUNNING or not node_ok(task.node_id):
+        return False
+    return runnable(task) or state(task) >= TaskState.ASSIGNED
+
+
 def up_to_date(task: Task, service: Service) -> bool:
     return same_task_spec(task.spec, service.spec.task_template)
 
@@ -132,14 +140,15 @@ def promote_ready(
 ) -> None:
     """A task created with desired `ready` becomes `running` once the slot's previous task is
     no longer live (stop-first updates, restarts) and, when that task ended by itself, the
-    restart delay since it ended has passed. Tasks on nodes that are gone do not block."""
+    restart delay since it ended has passed. Tasks on nodes that are gone do not block, nor do
+    tasks shut down before any node got them (they never run)."""
     if desired(task) != TaskState.READY:
         return
     due = now
     for prev in others:
         if prev.id == task.id:
             continue
-        if state(prev) <= TaskState.RUNNING and node_ok(prev.node_id):
+        if live(prev, node_ok):
             return  # still live: wait for it to stop
         if state(prev) in (TaskState.FAILED, TaskState.COMPLETE, TaskState.REJECTED):
             ended = parse_time(prev.status.timestamp) if prev.status.timestamp else now

@@ -14,7 +14,7 @@ Then the set of slots is made to match the service: replicas, or the eligible no
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from ...api.models import Service, Task, parse_time
 from ...api.states import TaskState
@@ -33,6 +33,7 @@ from .plan import (
 
 NodeOk = Callable[[str | None], bool]
 Slot = int | str  # a slot number (replicated) or a node ID (global)
+NONE_STARTED: Mapping[str, float] = {}
 
 
 def replicas_of(service: Service) -> int:
@@ -41,21 +42,32 @@ def replicas_of(service: Service) -> int:
 
 
 def reconcile_replicated(
-    service: Service, tasks: Iterable[Task], node_ok: NodeOk, now: float
+    service: Service,
+    tasks: Iterable[Task],
+    node_ok: NodeOk,
+    now: float,
+    started: Mapping[str, float] = NONE_STARTED,
 ) -> Plan:
+    """`started`: when tasks were seen reaching `running` (see `update.first_failure`)."""
     slots: dict[Slot, list[Task]] = defaultdict(list)
     for t in tasks:
         slots[t.slot or 0].append(t)
-    return _reconcile(service, slots, node_ok, now, want=_replicated_slots(service, slots, node_ok))
+    want = _replicated_slots(service, slots, node_ok)
+    return _reconcile(service, slots, node_ok, now, want, started)
 
 
 def reconcile_global(
-    service: Service, tasks: Iterable[Task], eligible: set[str], node_ok: NodeOk, now: float
+    service: Service,
+    tasks: Iterable[Task],
+    eligible: set[str],
+    node_ok: NodeOk,
+    now: float,
+    started: Mapping[str, float] = NONE_STARTED,
 ) -> Plan:
     slots: dict[Slot, list[Task]] = defaultdict(list)
     for t in tasks:
         slots[t.node_id or ""].append(t)
-    return _reconcile(service, slots, node_ok, now, want=set(eligible))
+    return _reconcile(service, slots, node_ok, now, set(eligible), started)
 
 
 def _keeps(t: Task, node_ok: NodeOk) -> bool:
@@ -109,6 +121,7 @@ def _reconcile(
     node_ok: NodeOk,
     now: float,
     want: set[Slot],
+    started: Mapping[str, float],
 ) -> Plan:
     plan = Plan()
     is_global = service.spec.mode.kind == "global"
@@ -182,7 +195,8 @@ def _reconcile(
     if dirty and budget and delay and last_done + delay > now:
         plan.wake(last_done + delay)  # `--update-delay` after the previous batch
         budget = 0
-    failure = update.first_failure(service, (t for ts in slots.values() for t in ts), len(want))
+    all_tasks = (t for ts in slots.values() for t in ts)
+    failure = update.first_failure(service, all_tasks, len(want), started)
     if failure is not None and (cfg.failure_action or "pause") != "continue":
         plan.update_status, plan.rollback = update.on_failure(service, failure)
         return plan
@@ -197,9 +211,10 @@ def _reconcile(
                 plan.set_desired(t, TaskState.SHUTDOWN)
             create(slot, TaskState.READY)
 
-    settling = last_done + update.monitor_s(service) > now  # the last batch is watched
+    settled_at = last_done + update.settle_s(service)  # the last batch is watched
+    settling = settled_at > now
     if settling and not dirty and not in_progress:
-        plan.wake(last_done + update.monitor_s(service))
+        plan.wake(settled_at)
     plan.update_status = update.finished(service, bool(dirty), bool(in_progress) or settling)
     return plan
 

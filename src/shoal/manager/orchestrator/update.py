@@ -7,12 +7,14 @@ to failure or early termination of task <id>`, `rollback paused due to …`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ...api.models import Service, Task, UpdateConfig, parse_time
 from ...api.models import now as now_str
 from ...api.states import TaskState
 from .plan import NS, state, up_to_date
+
+ENDED = (TaskState.FAILED, TaskState.REJECTED, TaskState.COMPLETE)
 
 DEFAULT_MONITOR = 5_000_000_000
 
@@ -34,25 +36,30 @@ def halted(service: Service) -> bool:
     return status is not None and status.state in ("paused", "rollback_paused")
 
 
-def first_failure(service: Service, tasks: Iterable[Task], total: int) -> Task | None:
+def first_failure(
+    service: Service, tasks: Iterable[Task], total: int, started: Mapping[str, float]
+) -> Task | None:
     """The task whose failure stops the running update, if failures now exceed the update's
-    max failure ratio. Failures count while the update runs: new-spec tasks that failed (or were
-    rejected) since it started."""
+    max failure ratio. A failure is a task of the new spec, created since the update started,
+    that failed, was rejected or exited by itself before it ran or within the monitor period
+    after it ran. `started`: when the orchestrator saw tasks reach `running` (task ID → epoch
+    seconds); a task not in it counts as never started, as in SwarmKit."""
     status = service.update_status
     if status is None or status.state not in ("updating", "rollback_started"):
         return None
-    started = parse_time(status.started_at) if status.started_at else 0.0
-    failed = sorted(
-        (
-            t
-            for t in tasks
-            if state(t) in (TaskState.FAILED, TaskState.REJECTED)
-            and up_to_date(t, service)
-            and t.created_at
-            and parse_time(t.created_at) >= started
-        ),
-        key=lambda t: t.created_at or "",
-    )
+    since = parse_time(status.started_at) if status.started_at else 0.0
+    monitor = monitor_s(service)
+
+    def failure(t: Task) -> bool:
+        if state(t) not in ENDED:  # a task stopped on request ends `shutdown`
+            return False
+        if not (t.created_at and parse_time(t.created_at) >= since and up_to_date(t, service)):
+            return False
+        ran = started.get(t.id)
+        ended = parse_time(t.status.timestamp) if t.status.timestamp else ran
+        return ran is None or ended is None or ended - ran <= monitor
+
+    failed = sorted((t for t in tasks if failure(t)), key=lambda t: t.created_at or "")
     ratio = config(service).max_failure_ratio or 0.0
     if failed and len(failed) > ratio * max(total, 1):
         return failed[0]
@@ -77,6 +84,14 @@ def on_failure(service: Service, task: Task) -> tuple[dict[str, str], bool]:
 def monitor_s(service: Service) -> float:
     cfg = config(service)
     return (cfg.monitor if cfg.monitor is not None else DEFAULT_MONITOR) / NS
+
+
+def settle_s(service: Service) -> float:
+    """How long the last batch is watched before the update completes: the monitor period,
+    or the delay plus a second when the delay is not shorter (SwarmKit's rule)."""
+    delay = (config(service).delay or 0) / NS
+    monitor = monitor_s(service)
+    return delay + 1.0 if delay >= monitor else monitor
 
 
 def finished(service: Service, dirty: bool, in_progress: bool) -> dict[str, str] | None:
