@@ -59,6 +59,13 @@ def parse_time(ts: str) -> float:
     return base + float("0" + (m.group(2) or ".0"))
 
 
+def live_counts(intervals: list[tuple[float, float]], since: float) -> tuple[int, int]:
+    """(fewest, most) containers running at once after each start or stop since `since`."""
+    events = sorted({t for span in intervals for t in span if since <= t < float("inf")})
+    counts = [sum(1 for a, b in intervals if a <= t < b) for t in events]
+    return min(counts), max(counts)
+
+
 class Cli:
     """The docker CLI pointed at one daemon; failures carry the daemon's log tail.
 

@@ -17,7 +17,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import BUSYBOX, WHOAMI, Cli, containers, inspect, parse_time, wait_for
+from support import (
+    BUSYBOX,
+    WHOAMI,
+    Cli,
+    containers,
+    inspect,
+    live_counts,
+    parse_time,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -98,13 +107,6 @@ def spans(engine: Any, service_id: str) -> dict[str, tuple[float, float]]:
         end = float("inf") if state["Running"] else parse_time(finished)
         out[c["Labels"]["com.docker.swarm.task.id"]] = (parse_time(state["StartedAt"]), end)
     return out
-
-
-def live_counts(intervals: list[tuple[float, float]], since: float) -> tuple[int, int]:
-    """(fewest, most) containers running at once after each start or stop since `since`."""
-    events = sorted({t for span in intervals for t in span if since <= t < float("inf")})
-    counts = [sum(1 for a, b in intervals if a <= t < b) for t in events]
-    return min(counts), max(counts)
 
 
 def update(cli: Cli, *args: str) -> tuple[int, str]:

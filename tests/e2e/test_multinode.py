@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from support import Cli, lab_cli
+from support import Cli, lab_cli, live_counts, parse_time
 
 from shoal.lab import procs
 from shoal.lab.api import api_json
@@ -414,6 +414,49 @@ def test_service_logs_from_several_nodes(lab: Lab, web: str) -> None:
             assert seen[node] == {f"hello from {node}", f"second line from {node}"}, last
     finally:
         lab.manager.rm("chatty")
+
+
+def test_rolling_update_and_rollback_across_the_workers(lab: Lab, web: str) -> None:
+    """web (12 replicas over 3 workers) goes from whoami:1 to :2 with parallelism 2, then back
+    with `docker service rollback` (parallelism 1): the CLI converges both times; from every
+    worker's container start and stop times, never more than 2 (then 1) slots are out of
+    service; at the end every slot runs exactly one container, of the expected image."""
+    workers = lab.live_workers()
+    wait_until(web_running(lab, tuple(workers)), what="web converged", log=lab.logs)
+    v2 = lab.whoami.replace(":1", ":2")
+    for args, image, parallelism in (
+        (["update", "--update-parallelism", "2", "--update-monitor", "1s", "--image", v2], v2, 2),
+        (["rollback"], lab.whoami, 1),
+    ):
+        since = time.time()
+        rc, out, err = lab.manager.run("service", *args, "web", timeout=240)
+        assert rc == 0 and "converged" in out + err, f"exit {rc}\n{out}\n{err}\n{lab.logs()}"
+        wait_until(web_running(lab, tuple(workers)), what="web converged", log=lab.logs)
+        spans = [span for w in workers for span in _spans(lab, w, web)]
+        fewest, _ = live_counts(spans, since)
+        assert fewest >= lab.replicas - parallelism, (args, fewest)
+        running = [c for w in workers for c in lab.containers(w, web) or []]
+        assert len(running) == lab.replicas
+        assert all(c["Image"].split("@")[0] == image for c in running), [
+            c["Image"] for c in running
+        ]
+
+
+def _spans(lab: Lab, short: str, service_id: str) -> list[tuple[float, float]]:
+    """(started, finished) of every container of the service on one engine, ever."""
+    label = f"com.docker.swarm.service.id={service_id}"
+    filters = urllib.parse.quote(json.dumps({"label": [label]}))
+    status, ctrs = api_json(lab.engines[short], "GET", f"/containers/json?all=1&filters={filters}")
+    assert status == 200, ctrs
+    out = []
+    for c in ctrs:
+        status, info = api_json(lab.engines[short], "GET", f"/containers/{c['Id']}/json")
+        if status != 200:
+            continue  # removed meanwhile (task history trimmed)
+        st = info["State"]
+        end = float("inf") if st["Running"] else parse_time(st["FinishedAt"])
+        out.append((parse_time(st["StartedAt"]), end))
+    return out
 
 
 def test_killed_worker_is_down_and_its_tasks_move_then_it_comes_back(
