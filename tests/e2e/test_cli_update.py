@@ -374,3 +374,79 @@ def test_restart_mid_update_resumes(
         )
         assert live(ts[1]), ts[1]
     assert set(before) <= {ts[1]["ID"] for ts in slots.values()}
+
+
+# --------------------------------------------------------------------------- every option
+
+
+def test_update_options_reach_the_container(
+    cli: Cli, swarm: Any, engine: Any, cleanup: list[str]
+) -> None:
+    """One `service update` with most of the options the CLI offers for a task, then one that
+    takes them away again: each takes effect through a new task whose container has it."""
+    cleanup.append("opts")
+    sid = cli.converge("opts", BUSYBOX, *IDLE)
+    script = 'trap "exit 0" TERM; while :; do sleep 0.2; done'
+    rc, out = update(
+        cli,
+        "--env-add", "A=1", "--label-add", "sl=1", "--container-label-add", "cl=1",
+        "--mount-add", "type=tmpfs,target=/scratch",
+        "--publish-add", "mode=host,target=80,published=18081",
+        "--constraint-add", "node.role==manager", "--placement-pref-add", "spread=node.id",
+        "--limit-memory", "64M", "--reserve-memory", "16M", "--limit-pids", "100",
+        "--restart-condition", "on-failure",
+        "--health-cmd", "true", "--health-interval", "1s",
+        "--entrypoint", "/bin/sh", "--args", f"-c '{script}'",
+        "--hostname", "opts-{{.Task.Slot}}", "--user", "nobody", "--workdir", "/tmp",
+        "--host-add", "peer:10.9.8.7", "--dns-add", "10.0.0.53", "--cap-add", "NET_ADMIN",
+        "--init", "--stop-signal", "SIGINT", "--stop-grace-period", "3s", "--read-only",
+        "--group-add", "nogroup", "--sysctl-add", "net.core.somaxconn=1024",
+        "--ulimit-add", "nofile=1024:2048",
+        "opts",
+    )  # fmt: skip
+    converged(cli, rc, out)
+    (ctr,) = containers(engine, sid, all=False)
+    info = inspect(engine, ctr["Id"])
+    config, host = info["Config"], info["HostConfig"]
+    assert "A=1" in config["Env"] and config["Labels"]["cl"] == "1"
+    assert config["Entrypoint"] == ["/bin/sh"] and config["Cmd"] == ["-c", script]
+    assert config["Hostname"] == "opts-1" and config["User"] == "nobody"
+    assert config["WorkingDir"] == "/tmp" and config["StopSignal"] == "SIGINT"
+    assert config["StopTimeout"] == 3 and config["Healthcheck"]["Test"] == ["CMD-SHELL", "true"]
+    assert [(m["Type"], m["Target"]) for m in host["Mounts"]] == [("tmpfs", "/scratch")]
+    assert host["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "18081"}]}
+    assert (host["Memory"], host["MemoryReservation"], host["PidsLimit"]) == (
+        64 * 2**20, 16 * 2**20, 100
+    )  # fmt: skip
+    assert host["ExtraHosts"] == ["peer:10.9.8.7"] and host["Dns"] == ["10.0.0.53"]
+    assert host["CapAdd"] == ["CAP_NET_ADMIN"] or host["CapAdd"] == ["NET_ADMIN"], host["CapAdd"]
+    assert host["Init"] is True and host["ReadonlyRootfs"] is True
+    assert host["GroupAdd"] == ["nogroup"] and host["Sysctls"] == {"net.core.somaxconn": "1024"}
+    assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+    spec = service(swarm, "opts")["Spec"]
+    assert spec["Labels"] == {"sl": "1"}
+    placement = spec["TaskTemplate"]["Placement"]
+    assert placement["Constraints"] == ["node.role==manager"]
+    assert placement["Preferences"] == [{"Spread": {"SpreadDescriptor": "node.id"}}]
+    assert spec["TaskTemplate"]["RestartPolicy"]["Condition"] == "on-failure"
+
+    rc, out = update(
+        cli,
+        "--env-rm", "A", "--container-label-rm", "cl", "--mount-rm", "/scratch",
+        "--publish-rm", "mode=host,target=80", "--constraint-rm", "node.role==manager",
+        "--placement-pref-rm", "spread=node.id", "--no-healthcheck", "--host-rm", "peer:10.9.8.7",
+        "--dns-rm", "10.0.0.53", "--group-rm", "nogroup", "--sysctl-rm", "net.core.somaxconn",
+        "--ulimit-rm", "nofile", "--read-only=false", "--user", "root",
+        "opts",
+    )  # fmt: skip
+    converged(cli, rc, out)
+    (ctr,) = containers(engine, sid, all=False)
+    info = inspect(engine, ctr["Id"])
+    config, host = info["Config"], info["HostConfig"]
+    assert "A=1" not in config["Env"] and "cl" not in config["Labels"]
+    assert config["Healthcheck"]["Test"] == ["NONE"], config.get("Healthcheck")
+    gone = ("Mounts", "PortBindings", "ExtraHosts", "Dns", "GroupAdd", "Sysctls", "Ulimits")
+    assert not [k for k in gone if host.get(k)], {k: host.get(k) for k in gone}
+    assert host["ReadonlyRootfs"] is False and config["User"] == "root"
+    placement = service(swarm, "opts")["Spec"]["TaskTemplate"].get("Placement") or {}
+    assert not placement.get("Constraints") and not placement.get("Preferences"), placement
