@@ -43,9 +43,17 @@ class Puller:
             raise EngineError(404, error)
 
     async def _pull(self, image: str, auth: str | None) -> str | None:
-        """None when the image can be used, else why not."""
+        """None when the image can be used, else why not. An image pinned by digest that the
+        engine already has is not pulled again (as Docker's swarm executor does)."""
+        if pinned(image) and await self.engine.image_exists(image):
+            return None
         try:
             await self.engine.pull(image, auth)
             return None
         except EngineError as e:
             return None if await self.engine.image_exists(image) else e.message
+
+
+def pinned(image: str) -> bool:
+    """The reference names one exact image: `name@sha256:…` or an image ID."""
+    return "@" in image or image.startswith("sha256:")
