@@ -1,4 +1,5 @@
-"""Lab clusters for the multi-node benchmarks (``node_failure.py``, ``converge.py --nodes``).
+"""Lab clusters for the multi-node benchmarks (``node_failure.py``, ``converge.py --nodes``,
+``rolling_update.py``).
 
 ``BenchLab(system, name, workers)`` makes one ``shoal lab`` (1 manager + N workers, each
 host with its own network namespace, dockerd and shoald) and runs a swarm on it:
@@ -327,6 +328,14 @@ class BenchLab:
 
     def short(self, node: str) -> str:
         return node.rsplit("-", 1)[1]
+
+    def netns_prefix(self, node: str) -> list[str]:
+        """argv prefix that runs a command in the node's network namespace only (it keeps
+        the caller's mounts, so the lab's sockets are at their usual paths)."""
+        pid = self.st.nodes[node].holder_pid
+        if not pid:
+            raise RuntimeError(f"{node} has no namespace holder")
+        return ["nsenter", f"--target={pid}", "--net", "--"]
 
     # ---------------------------------------------------------------- swarm helpers
 
