@@ -18,7 +18,7 @@ from .task import TaskRunner
 
 log = logging.getLogger(__name__)
 
-REPORT_INTERVAL = 0.05
+REPORT_INTERVAL = 0.01  # gathers a burst; a report in flight gathers the next
 
 
 class Worker:

@@ -22,7 +22,7 @@ from ...store.store import Event, Store, modify
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL = 0.1
+FLUSH_INTERVAL = 0.01  # gathers a burst; writes in flight gather the next batch
 DEFAULT_HEARTBEAT_PERIOD = 1.0
 # A node is down once it has missed this many heartbeat periods (plus a little slack).
 GRACE_PERIODS = 3

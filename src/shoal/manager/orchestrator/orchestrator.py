@@ -100,12 +100,27 @@ class Orchestrator:
                         task_changes[t.id] = TaskState.REMOVE.api
                 continue
             plan = self.plan(service)
+            if plan:
+                log.debug(
+                    "service %s: %d new tasks (slots %s), desired %s, status %s",
+                    service.spec.name, len(plan.create),
+                    [t.slot or t.node_id for t in plan.create], plan.desired,
+                    plan.update_status and plan.update_status.get("State"),
+                )  # fmt: skip
             task_changes.update(plan.desired)
             creates.extend(plan.create)
             if plan.update_status is not None:
                 service_changes[sid] = (plan.update_status, plan.rollback)
             if plan.wake_at is not None:
                 self.wake_at[sid] = plan.wake_at
+        # The service's UpdateStatus first: a client never sees an update's new tasks beside
+        # no status or the previous update's (Docker starts an update before its tasks).
+        if service_changes:
+            await modify(
+                self.store,
+                "services",
+                {sid: _set_update_status(*change) for sid, change in service_changes.items()},
+            )
         if creates:
             stamp = now()
             for t in creates:
@@ -117,12 +132,6 @@ class Orchestrator:
                 self.store,
                 "tasks",
                 {tid: _set_desired(state) for tid, state in task_changes.items()},
-            )
-        if service_changes:
-            await modify(
-                self.store,
-                "services",
-                {sid: _set_update_status(*change) for sid, change in service_changes.items()},
             )
 
     def plan(self, service: Service) -> Plan:
