@@ -20,8 +20,10 @@ from test_orchestrator_helpers import (
 )
 
 from shoal.api.models import Service, Task
+from shoal.manager.orchestrator.orchestrator import Orchestrator
 from shoal.manager.orchestrator.plan import Plan, up_to_date
 from shoal.manager.orchestrator.services import reconcile_global, reconcile_replicated
+from shoal.store.store import Event
 
 NEW, OLD = "busybox:2", "busybox:1"
 
@@ -387,13 +389,11 @@ def test_update_completes_only_after_the_monitor_period() -> None:
 
 def test_failure_counts_only_within_the_monitor_period_after_running() -> None:
     """A new task that ran longer than the monitor period before failing does not stop the
-    update; one that failed sooner, or never ran, does (SwarmKit's rule)."""
-    svc, tasks = failing_update(None)  # bad1 created T0+1, failed T0+2; monitor 5 s
-    bad = tasks[-1]
-    bad.status.timestamp = ts(T0 + 9)
-    late = reconcile_replicated(svc, tasks, all_ok, T0 + 10, {"bad1": T0 + 1.5})
+    update; one that failed sooner, or was never seen running, does (SwarmKit's rule)."""
+    svc, tasks = failing_update(None)  # bad1 failed after the update started; monitor 5 s
+    late = reconcile_replicated(svc, tasks, all_ok, T0 + 10, {"bad1": 7.5})
     assert late.update_status is None
-    soon = reconcile_replicated(svc, tasks, all_ok, T0 + 10, {"bad1": T0 + 4.5})
+    soon = reconcile_replicated(svc, tasks, all_ok, T0 + 10, {"bad1": 4.5})
     assert soon.update_status is not None and soon.update_status["State"] == "paused"
     never_seen = reconcile_replicated(svc, tasks, all_ok, T0 + 10)
     assert never_seen.update_status is not None
@@ -422,3 +422,30 @@ def test_delay_not_shorter_than_monitor_extends_the_last_watch() -> None:
     assert early.update_status is None and early.wake_at == pytest.approx(T0 + 9)
     done = reconcile_replicated(svc, [old, new], all_ok, T0 + 9.1)
     assert done.update_status is not None and done.update_status["State"] == "completed"
+
+
+def test_orchestrator_measures_how_long_tasks_ran() -> None:
+    """The orchestrator notes when a task reaches running and, when it ends, how long it ran
+    (its own clock); a task already running when the orchestrator started is not measured."""
+    clock = [100.0]
+    orch = Orchestrator(store=None, clock=lambda: clock[0])  # type: ignore[arg-type]
+    svc = service(replicas=1)
+
+    def change(old: Task | None, new: Task) -> None:
+        orch.handle([Event("tasks", new.id, old, new)])
+
+    starting = task(svc, 1, "starting", tid="t1")
+    running = task(svc, 1, "running", tid="t1")
+    failed = task(svc, 1, "failed", tid="t1")
+    change(None, starting)
+    change(starting, running)
+    clock[0] = 103.5
+    change(running, running)  # a status message changes: still the same start
+    clock[0] = 104.0
+    change(running, failed)
+    assert orch.ran_for == {"t1": 4.0} and not orch.started
+    old = task(svc, 2, "running", tid="t2")
+    change(old, task(svc, 2, "failed", tid="t2"))
+    assert "t2" not in orch.ran_for
+    orch.handle([Event("tasks", "t1", failed, None)])
+    assert orch.ran_for == {}

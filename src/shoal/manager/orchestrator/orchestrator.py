@@ -26,9 +26,11 @@ class Orchestrator:
         self.clock = clock
         self.dirty: set[str] = set()
         self.wake_at: dict[str, float] = {}
-        # When tasks were seen reaching `running` (failures within an update's monitor period
-        # count against it). In memory, as SwarmKit's updater keeps it.
+        # How long tasks ran before they ended, as seen here (an update counts failures within
+        # its monitor period); `started`: when running tasks were seen reaching `running`. In
+        # memory, as SwarmKit's updater keeps it; the manager's clock only.
         self.started: dict[str, float] = {}
+        self.ran_for: dict[str, float] = {}
 
     async def run(self) -> None:
         queue = self.store.subscribe()
@@ -70,10 +72,14 @@ class Orchestrator:
     def _track_start(self, ev: Event) -> None:
         if ev.new is None:
             self.started.pop(ev.id, None)
-        elif ev.new.status.state == "running" and (
-            ev.old is None or ev.old.status.state != "running"
-        ):
+            self.ran_for.pop(ev.id, None)
+            return
+        state = TaskState.parse(ev.new.status.state)
+        was = TaskState.parse(ev.old.status.state) if ev.old is not None else TaskState.NEW
+        if state == TaskState.RUNNING and was < TaskState.RUNNING:
             self.started[ev.id] = self.clock()
+        elif state > TaskState.RUNNING and ev.id in self.started:
+            self.ran_for[ev.id] = self.clock() - self.started.pop(ev.id)
 
     def _node_changed(self, old: Node | None, new: Node | None) -> None:
         if old is not None and new is not None:
@@ -147,10 +153,10 @@ class Orchestrator:
         now_s = self.clock()
         kind = service.spec.mode.kind
         if kind == "replicated":
-            return reconcile_replicated(service, tasks, node_ok, now_s, self.started)
+            return reconcile_replicated(service, tasks, node_ok, now_s, self.ran_for)
         if kind == "global":
             eligible = eligible_nodes(service, nodes.values())
-            return reconcile_global(service, tasks, eligible, node_ok, now_s, self.started)
+            return reconcile_global(service, tasks, eligible, node_ok, now_s, self.ran_for)
         job_nodes = eligible_nodes(service, nodes.values()) if kind == "global-job" else None
         return reconcile_job(service, tasks, node_ok, now_s, job_nodes)
 

@@ -33,7 +33,7 @@ from .plan import (
 
 NodeOk = Callable[[str | None], bool]
 Slot = int | str  # a slot number (replicated) or a node ID (global)
-NONE_STARTED: Mapping[str, float] = {}
+NOT_SEEN: Mapping[str, float] = {}
 
 
 def replicas_of(service: Service) -> int:
@@ -46,14 +46,14 @@ def reconcile_replicated(
     tasks: Iterable[Task],
     node_ok: NodeOk,
     now: float,
-    started: Mapping[str, float] = NONE_STARTED,
+    ran_for: Mapping[str, float] = NOT_SEEN,
 ) -> Plan:
-    """`started`: when tasks were seen reaching `running` (see `update.first_failure`)."""
+    """`ran_for`: how long ended tasks were seen running (see `update.first_failure`)."""
     slots: dict[Slot, list[Task]] = defaultdict(list)
     for t in tasks:
         slots[t.slot or 0].append(t)
     want = _replicated_slots(service, slots, node_ok)
-    return _reconcile(service, slots, node_ok, now, want, started)
+    return _reconcile(service, slots, node_ok, now, want, ran_for)
 
 
 def reconcile_global(
@@ -62,12 +62,12 @@ def reconcile_global(
     eligible: set[str],
     node_ok: NodeOk,
     now: float,
-    started: Mapping[str, float] = NONE_STARTED,
+    ran_for: Mapping[str, float] = NOT_SEEN,
 ) -> Plan:
     slots: dict[Slot, list[Task]] = defaultdict(list)
     for t in tasks:
         slots[t.node_id or ""].append(t)
-    return _reconcile(service, slots, node_ok, now, set(eligible), started)
+    return _reconcile(service, slots, node_ok, now, set(eligible), ran_for)
 
 
 def _keeps(t: Task, node_ok: NodeOk) -> bool:
@@ -121,7 +121,7 @@ def _reconcile(
     node_ok: NodeOk,
     now: float,
     want: set[Slot],
-    started: Mapping[str, float],
+    ran_for: Mapping[str, float],
 ) -> Plan:
     plan = Plan()
     is_global = service.spec.mode.kind == "global"
@@ -196,7 +196,7 @@ def _reconcile(
         plan.wake(last_done + delay)  # `--update-delay` after the previous batch
         budget = 0
     all_tasks = (t for ts in slots.values() for t in ts)
-    failure = update.first_failure(service, all_tasks, len(want), started)
+    failure = update.first_failure(service, all_tasks, len(want), ran_for)
     if failure is not None and (cfg.failure_action or "pause") != "continue":
         plan.update_status, plan.rollback = update.on_failure(service, failure)
         return plan

@@ -37,13 +37,13 @@ def halted(service: Service) -> bool:
 
 
 def first_failure(
-    service: Service, tasks: Iterable[Task], total: int, started: Mapping[str, float]
+    service: Service, tasks: Iterable[Task], total: int, ran_for: Mapping[str, float]
 ) -> Task | None:
     """The task whose failure stops the running update, if failures now exceed the update's
     max failure ratio. A failure is a task of the new spec, created since the update started,
     that failed, was rejected or exited by itself before it ran or within the monitor period
-    after it ran. `started`: when the orchestrator saw tasks reach `running` (task ID → epoch
-    seconds); a task not in it counts as never started, as in SwarmKit."""
+    after it ran. `ran_for`: how long the orchestrator saw ended tasks running (task ID →
+    seconds); a task not in it counts as never started."""
     status = service.update_status
     if status is None or status.state not in ("updating", "rollback_started"):
         return None
@@ -55,9 +55,7 @@ def first_failure(
             return False
         if not (t.created_at and parse_time(t.created_at) >= since and up_to_date(t, service)):
             return False
-        ran = started.get(t.id)
-        ended = parse_time(t.status.timestamp) if t.status.timestamp else ran
-        return ran is None or ended is None or ended - ran <= monitor
+        return ran_for.get(t.id, 0.0) <= monitor
 
     failed = sorted((t for t in tasks if failure(t)), key=lambda t: t.created_at or "")
     ratio = config(service).max_failure_ratio or 0.0
