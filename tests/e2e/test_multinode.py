@@ -417,15 +417,18 @@ def test_service_logs_from_several_nodes(lab: Lab, web: str) -> None:
 
 
 def test_rolling_update_and_rollback_across_the_workers(lab: Lab, web: str) -> None:
-    """web (12 replicas over 3 workers) goes from whoami:1 to :2 with parallelism 2, then back
-    with `docker service rollback` (parallelism 1): the CLI converges both times; from every
-    worker's container start and stop times, never more than 2 (then 1) slots are out of
-    service; at the end every slot runs exactly one container, of the expected image."""
+    """web (12 replicas over 3 workers) goes from whoami:1 to :2 with parallelism 2 and delay
+    0.5 s, then back with `docker service rollback` (parallelism 1): the CLI converges both
+    times; from every worker's container start and stop times, never more than 2 (then 1)
+    slots are out of service; from the tasks' own times, a new task is created only 0.5 s
+    after the latest one came up; at the end every slot runs exactly one container, of the
+    expected image."""
     workers = lab.live_workers()
     wait_until(web_running(lab, tuple(workers)), what="web converged", log=lab.logs)
     v2 = lab.whoami.replace(":1", ":2")
+    update = ["--update-parallelism", "2", "--update-delay", "500ms", "--update-monitor", "1s"]
     for args, image, parallelism in (
-        (["update", "--update-parallelism", "2", "--update-monitor", "1s", "--image", v2], v2, 2),
+        (["update", *update, "--image", v2], v2, 2),
         (["rollback"], lab.whoami, 1),
     ):
         since = time.time()
@@ -440,6 +443,35 @@ def test_rolling_update_and_rollback_across_the_workers(lab: Lab, web: str) -> N
         assert all(c["Image"].split("@")[0] == image for c in running), [
             c["Image"] for c in running
         ]
+        if args[0] == "update":
+            _check_delay(lab, v2, 0.5)
+
+
+def _check_delay(lab: Lab, image: str, delay: float) -> None:
+    """Every task of `image` but the first batch was created at least `delay` after the
+    latest earlier one of them came up (its running status timestamp)."""
+    filters = urllib.parse.quote(json.dumps({"service": ["web"]}))
+    status, tasks = api_json(lab.hosts["m1"], "GET", f"/tasks?filters={filters}")
+    assert status == 200, tasks
+    new = sorted(
+        (t for t in tasks if t["Spec"]["ContainerSpec"]["Image"].split("@")[0] == image),
+        key=lambda t: parse_time(t["CreatedAt"]),
+    )
+    assert len(new) == lab.replicas, [t["Slot"] for t in new]
+    first = parse_time(new[0]["CreatedAt"])
+    for t in new:
+        created = parse_time(t["CreatedAt"])
+        if created - first < 0.1:
+            continue  # the first batch
+        came_up = [
+            parse_time(o["Status"]["Timestamp"])
+            for o in new
+            if parse_time(o["CreatedAt"]) < created and o["Status"]["State"] == "running"
+        ]
+        assert came_up and created - max(came_up) >= delay - 0.05, (
+            f"slot {t['Slot']} created {created - max(came_up or [0]):.2f}s after the latest "
+            f"earlier one came up"
+        )
 
 
 def _spans(lab: Lab, short: str, service_id: str) -> list[tuple[float, float]]:
