@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -85,15 +86,25 @@ class TaskRunner:
         self.status = task.status.model_copy(deep=True)
         self._changed = asyncio.Event()
         self._stale = True
+        self._looked_at = 0.0  # when the last inspect was sent (epoch seconds)
 
     def update(self, task: Task) -> None:
         self.task = task
         self._changed.set()
 
-    def poke(self) -> None:
-        """The container changed (an engine event): look at it again."""
+    def poke(self, at: float | None = None) -> None:
+        """The container changed (an engine event, `at` its time): look at it again — unless
+        the change came before our last look, which saw it (the events of our own create,
+        start and stop calls, typically)."""
+        if at is not None and at < self._looked_at:
+            return
         self._stale = True
         self._changed.set()
+
+    async def _look(self) -> Observed:
+        self._stale = False
+        self._looked_at = time.time()
+        return await self.controller.inspect()
 
     @property
     def state(self) -> TaskState:
@@ -107,8 +118,7 @@ class TaskRunner:
             desired = TaskState.parse(self.task.desired_state)
             try:
                 if seen is None or self._stale:
-                    self._stale = False
-                    seen = await self.controller.inspect()
+                    seen = await self._look()
                 step = decide(self.state, desired, seen)
                 if step.op == "prepare":
                     await self._set(S.PREPARING, "preparing")
@@ -118,7 +128,7 @@ class TaskRunner:
                     await (
                         self.controller.start() if step.op == "start" else self.controller.stop()
                     )
-                    seen = await self.controller.inspect()
+                    seen = await self._look()
                 failures = 0
             except Rejected as e:
                 await self._set(S.REJECTED, "preparing", err=str(e))
@@ -137,7 +147,7 @@ class TaskRunner:
                 continue
             if step.state != self.state or step.err:
                 if seen is None:
-                    seen = await self.controller.inspect()
+                    seen = await self._look()
                 await self._set(step.state, step.message, err=step.err, seen=seen)
                 continue
             if step.op == "none" and self.state > S.RUNNING:

@@ -133,7 +133,8 @@ class Worker:
                     attrs = (ev.get("Actor") or {}).get("Attributes") or {}
                     runner = self.runners.get(attrs.get(LABEL_TASK_ID, ""))
                     if runner is not None:
-                        runner.poke()
+                        nano = ev.get("timeNano")
+                        runner.poke(nano / 1e9 if isinstance(nano, int) else None)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - engine restarting: look again later
