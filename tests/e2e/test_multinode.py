@@ -447,6 +447,33 @@ def test_rolling_update_and_rollback_across_the_workers(lab: Lab, web: str) -> N
             _check_delay(lab, v2, 0.5)
 
 
+def test_global_service_update_goes_node_by_node(lab: Lab, web: str) -> None:
+    """A global service updated with parallelism 1: its task on each worker is replaced in
+    place, one node at a time (never two workers without a task of it)."""
+    workers = lab.live_workers()
+    gid = lab.manager.create("glob", "--mode", "global", "--update-monitor", "1s", lab.whoami)
+    try:
+
+        def on_every_worker() -> str | None:
+            where = {r["Node"] for r in lab.running_tasks("glob")}
+            want = {lab.node(w) for w in workers}
+            return None if where == want else f"glob running on {sorted(where)}"
+
+        wait_until(on_every_worker, timeout=60, what="glob on every worker", log=lab.logs)
+        since = time.time()
+        v2 = lab.whoami.replace(":1", ":2")
+        rc, out, err = lab.manager.run("service", "update", "--image", v2, "glob", timeout=180)
+        assert rc == 0 and "converged" in out + err, f"exit {rc}\n{out}\n{err}\n{lab.logs()}"
+        wait_until(on_every_worker, what="glob on every worker again", log=lab.logs)
+        spans = [span for w in workers for span in _spans(lab, w, gid)]
+        assert live_counts(spans, since)[0] >= len(workers) - 1
+        for w in workers:
+            (c,) = lab.containers(w, gid) or [{"Image": "(none)"}]
+            assert c["Image"].split("@")[0] == v2, (w, c["Image"])
+    finally:
+        lab.manager.rm("glob")
+
+
 def _check_delay(lab: Lab, image: str, delay: float) -> None:
     """Every task of `image` but the first batch was created at least `delay` after the
     latest earlier one of them came up (its running status timestamp)."""
