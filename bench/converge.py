@@ -80,7 +80,14 @@ from shoal.testing.engine import Engine, api_request  # noqa: E402
 from shoal.testing.images import WHOAMI_1, ensure_test_images  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from labkit import BenchLab, cpu_seconds, proc_kb, unique_name, with_worker_sums  # noqa: E402
+from labkit import (  # noqa: E402
+    BenchLab,
+    cpu_seconds,
+    exit_on_signals,
+    proc_kb,
+    unique_name,
+    with_worker_sums,
+)
 
 SERVICE = "web"
 SYSTEMS = ("shoal", "docker", "run")
@@ -998,15 +1005,9 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def _raise_exit(signum: int, _frame: Any) -> None:
-    log(f"signal {signum}: cleaning up")
-    raise SystemExit(128 + signum)  # run the finally/ExitStack cleanups
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_exit)
+    exit_on_signals()
     systems = [s for s in SYSTEMS if not args.only or s in args.only]
     out: dict[str, Any] = {
         "benchmark": "converge",

@@ -26,9 +26,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -474,6 +476,58 @@ class BenchLab:
                 if src.exists():
                     with contextlib.suppress(OSError):
                         shutil.copy(src, d / f"{self.short(name)}-{base}.log")
+
+
+# --------------------------------------------------------------------------- reports, runs
+
+
+def fmt(v: Any, unit: str = "s") -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.2f}{unit}"
+    return f"{v}{unit}"
+
+
+def dig(r: dict[str, Any], path: str) -> Any:
+    """`r["a"]["b"]` for path `a.b`; None where a level is missing."""
+    cur: Any = r
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def machine_info() -> dict[str, Any]:
+    def ver(cmd: list[str]) -> str:
+        with contextlib.suppress(Exception):
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+        return "?"
+
+    repo = str(Path(__file__).resolve().parent.parent)
+    return {
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "docker_cli": ver(["docker", "--version"]),
+        "dockerd": ver(["dockerd", "--version"]),
+        "loadavg_before": os.getloadavg(),
+        "shoal_commit": ver(["git", "-C", repo, "rev-parse", "--short", "HEAD"]),
+        # Uncommitted changes under src/ (what the labs' shoalds run), by file.
+        "shoal_src_changes": ver(["git", "-C", repo, "status", "--porcelain", "--", "src"]),
+    }
+
+
+def exit_on_signals() -> None:
+    """SIGTERM and SIGHUP become SystemExit, so that `finally` blocks remove the labs."""
+
+    def _raise_exit(signum: int, _frame: Any) -> None:
+        log(f"signal {signum}: cleaning up")
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_exit)
 
 
 def _all_pids() -> list[int]:

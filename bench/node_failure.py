@@ -42,10 +42,7 @@ import argparse
 import contextlib
 import json
 import os
-import platform
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -57,9 +54,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from labkit import (  # noqa: E402
     SERVICE,
     BenchLab,
+    dig,
     docker_ok,
+    exit_on_signals,
+    fmt,
     is_running,
     log,
+    machine_info,
     service_status,
     service_tasks,
     unique_name,
@@ -335,23 +336,6 @@ def run_system(system: str, args: argparse.Namespace, res: dict[str, Any]) -> No
 # --------------------------------------------------------------------------- report
 
 
-def fmt(v: Any, unit: str = "s") -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.2f}{unit}"
-    return f"{v}{unit}"
-
-
-def dig(r: dict[str, Any], path: str) -> Any:
-    cur: Any = r
-    for part in path.split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur
-
-
 def median_rounds(rounds: list[dict[str, Any]], path: str) -> float | None:
     vals = [dig(r, path) for r in rounds if not r.get("error")]
     nums = [v for v in vals if isinstance(v, int | float) and not isinstance(v, bool)]
@@ -486,41 +470,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def machine_info() -> dict[str, Any]:
-    def ver(cmd: list[str]) -> str:
-        with contextlib.suppress(Exception):
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-        return "?"
-
-    return {
-        "cpus": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "docker_cli": ver(["docker", "--version"]),
-        "dockerd": ver(["dockerd", "--version"]),
-        "loadavg_before": os.getloadavg(),
-        "shoal_commit": ver(
-            [
-                "git",
-                "-C",
-                str(Path(__file__).resolve().parent.parent),
-                "rev-parse",
-                "--short",
-                "HEAD",
-            ]
-        ),  # fmt: skip
-    }
-
-
-def _raise_exit(signum: int, _frame: Any) -> None:
-    log(f"signal {signum}: cleaning up")
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_exit)
+    exit_on_signals()
     systems = [s for s in SYSTEMS if not args.only or s in args.only]
     out: dict[str, Any] = {
         "benchmark": "node_failure",

@@ -47,9 +47,7 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -71,10 +69,14 @@ from labkit import (  # noqa: E402
     all_task_containers,
     api_get,
     clean_env,
+    dig,
     docker_cli,
     docker_ok,
+    exit_on_signals,
+    fmt,
     is_running,
     log,
+    machine_info,
     service_status,
     service_tasks,
     unique_name,
@@ -773,23 +775,6 @@ def setup_lab(lab: BenchLab, args: argparse.Namespace, info: dict[str, Any]) -> 
 # --------------------------------------------------------------------------- report
 
 
-def fmt(v: Any, unit: str = "s") -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.2f}{unit}"
-    return f"{v}{unit}"
-
-
-def dig(r: dict[str, Any], path: str) -> Any:
-    cur: Any = r
-    for part in path.split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur
-
-
 def values(rounds: list[dict[str, Any]], path: str) -> list[float]:
     vals = [dig(r, path) for r in rounds if not r.get("error")]
     return [v for v in vals if isinstance(v, int | float) and not isinstance(v, bool)]
@@ -944,35 +929,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def machine_info() -> dict[str, Any]:
-    def ver(cmd: list[str]) -> str:
-        with contextlib.suppress(Exception):
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-        return "?"
-
-    repo = str(Path(__file__).resolve().parent.parent)
-    return {
-        "cpus": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "docker_cli": ver(["docker", "--version"]),
-        "dockerd": ver(["dockerd", "--version"]),
-        "loadavg_before": os.getloadavg(),
-        "shoal_commit": ver(["git", "-C", repo, "rev-parse", "--short", "HEAD"]),
-        # Uncommitted changes under src/ (what the labs' shoalds run), by file.
-        "shoal_src_changes": ver(["git", "-C", repo, "status", "--porcelain", "--", "src"]),
-    }
-
-
-def _raise_exit(signum: int, _frame: Any) -> None:
-    log(f"signal {signum}: cleaning up")
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_exit)
+    exit_on_signals()
     systems = args.system_list
     out: dict[str, Any] = {
         "benchmark": "rolling_update",
