@@ -371,19 +371,29 @@ def test_failed_rollback_pauses_the_rollback() -> None:
     assert not plan.rollback
 
 
-def test_update_completes_only_after_the_monitor_period() -> None:
+@pytest.mark.parametrize(
+    ("update", "completes_at"),
+    [
+        ({"Monitor": 5 * SEC}, T0 + 7),  # the last batch ran at T0 + 2, watched 5 s
+        # A delay not shorter than the monitor: watched delay + 1 s (SwarmKit's rule).
+        ({"Monitor": 5 * SEC, "Delay": 6 * SEC}, T0 + 9),
+    ],
+)
+def test_update_completes_only_after_the_last_batch_was_watched(
+    update: dict[str, int], completes_at: float
+) -> None:
     svc = service(
         replicas=1,
         image=NEW,
-        update={"Monitor": 5 * SEC},
+        update=update,
         update_status={"State": "updating", "StartedAt": ts(T0)},
     )
     old = outdated(svc, 1)[0]
     old.desired_state = old.status.state = "shutdown"
     new = task(svc, 1, "running", created=T0 + 1, ended=T0 + 2)
-    early = reconcile_replicated(svc, [old, new], all_ok, T0 + 3)
-    assert early.update_status is None and early.wake_at == pytest.approx(T0 + 7)
-    done = reconcile_replicated(svc, [old, new], all_ok, T0 + 7.1)
+    early = reconcile_replicated(svc, [old, new], all_ok, completes_at - 1)
+    assert early.update_status is None and early.wake_at == pytest.approx(completes_at)
+    done = reconcile_replicated(svc, [old, new], all_ok, completes_at + 0.1)
     assert done.update_status is not None and done.update_status["State"] == "completed"
 
 
@@ -404,24 +414,6 @@ def test_early_exit_zero_is_a_failure_of_the_update() -> None:
     tasks[-1].status.state = "complete"
     plan = reconcile_replicated(svc, tasks, all_ok, T0 + 3)
     assert plan.update_status is not None and plan.update_status["State"] == "paused"
-
-
-def test_delay_not_shorter_than_monitor_extends_the_last_watch() -> None:
-    """With `--update-delay 6s` and a 5 s monitor, the update completes delay + 1 s after the
-    last batch ran."""
-    svc = service(
-        replicas=1,
-        image=NEW,
-        update={"Monitor": 5 * SEC, "Delay": 6 * SEC},
-        update_status={"State": "updating", "StartedAt": ts(T0)},
-    )
-    old = outdated(svc, 1)[0]
-    old.desired_state = old.status.state = "shutdown"
-    new = task(svc, 1, "running", created=T0 + 1, ended=T0 + 2)
-    early = reconcile_replicated(svc, [old, new], all_ok, T0 + 8)
-    assert early.update_status is None and early.wake_at == pytest.approx(T0 + 9)
-    done = reconcile_replicated(svc, [old, new], all_ok, T0 + 9.1)
-    assert done.update_status is not None and done.update_status["State"] == "completed"
 
 
 def test_orchestrator_measures_how_long_tasks_ran() -> None:
