@@ -15,7 +15,6 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -43,15 +42,6 @@ def cli(swarm: Any, docker_cli: Any) -> Cli:
 @pytest.fixture(scope="module")
 def node_id(cli: Cli) -> str:
     return cli.ok("info", "--format", "{{.Swarm.NodeID}}").strip()
-
-
-@pytest.fixture
-def cleanup(cli: Cli) -> Iterator[list[str]]:
-    """Services named here are removed after the test, whatever happened."""
-    names: list[str] = []
-    yield names
-    if names:
-        cli.rm(*names)
 
 
 # --------------------------------------------------------------------------- create / ls / ps

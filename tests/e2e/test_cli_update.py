@@ -13,7 +13,6 @@ import json
 import time
 import urllib.parse
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -40,14 +39,6 @@ WHY = "due to failure or early termination of task "
 @pytest.fixture(scope="module")
 def cli(swarm: Any, docker_cli: Any) -> Cli:
     return Cli(docker_cli, swarm.host, lambda: swarm.log_tail(60))
-
-
-@pytest.fixture
-def cleanup(cli: Cli) -> Iterator[list[str]]:
-    names: list[str] = []
-    yield names
-    if names:
-        cli.rm(*names)
 
 
 # --------------------------------------------------------------------------- helpers
