@@ -82,8 +82,12 @@ from shoal.testing.images import WHOAMI_1, ensure_test_images  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from labkit import (  # noqa: E402
     BenchLab,
+    all_pids,
+    cmdline_of,
+    comm_of,
     cpu_seconds,
     exit_on_signals,
+    ppid_of,
     proc_kb,
     unique_name,
     with_worker_sums,
@@ -141,33 +145,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def all_pids() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def ppid_of(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def comm_of(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def cmdline_of(pid: int) -> str:
-    try:
-        return (
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        )
-    except OSError:
-        return ""
 
 
 def children(pid: int, name: str | None = None) -> list[int]:

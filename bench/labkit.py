@@ -160,21 +160,21 @@ def cpu_seconds(pid: int | None) -> float | None:
         return None
 
 
-def _ppid(pid: int) -> int | None:
+def ppid_of(pid: int) -> int | None:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
 
 
-def _comm(pid: int) -> str:
+def comm_of(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
 
 
-def _cmdline(pid: int) -> str:
+def cmdline_of(pid: int) -> str:
     try:
         return (
             Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -426,12 +426,12 @@ class BenchLab:
             if self.system == "shoal":
                 out[f"shoald-{s}"] = ns.shoald_pid
             out[f"dockerd-{s}"] = ns.dockerd_pid
-            kids = [p for p in _all_pids() if _ppid(p) == ns.dockerd_pid]
-            out[f"containerd-{s}"] = next((p for p in kids if _comm(p) == "containerd"), None)
+            kids = [p for p in all_pids() if ppid_of(p) == ns.dockerd_pid]
+            out[f"containerd-{s}"] = next((p for p in kids if comm_of(p) == "containerd"), None)
         if self.system == "shoal":
             etcd_dir = str(st.node_dir(self.managers[0]) / "shoald" / "swarm" / "etcd")
             out["etcd"] = next(
-                (p for p in _all_pids() if _comm(p) == "etcd" and etcd_dir in _cmdline(p)), None
+                (p for p in all_pids() if comm_of(p) == "etcd" and etcd_dir in cmdline_of(p)), None
             )
         return out
 
@@ -530,7 +530,7 @@ def exit_on_signals() -> None:
         signal.signal(sig, _raise_exit)
 
 
-def _all_pids() -> list[int]:
+def all_pids() -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
 

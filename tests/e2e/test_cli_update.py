@@ -100,6 +100,13 @@ def spans(engine: Any, service_id: str) -> dict[str, tuple[float, float]]:
     return out
 
 
+def the_container(engine: Any, service_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(Config, HostConfig) of the service's one running container."""
+    (ctr,) = containers(engine, service_id, all=False)
+    info = inspect(engine, ctr["Id"])
+    return info["Config"], info["HostConfig"]
+
+
 def update(cli: Cli, *args: str) -> tuple[int, str]:
     """`docker service update` without -d: (exit status, everything it printed)."""
     rc, out, err = cli.run("service", "update", *args, timeout=120)
@@ -399,9 +406,7 @@ def test_update_options_reach_the_container(
         "opts",
     )  # fmt: skip
     converged(cli, rc, out)
-    (ctr,) = containers(engine, sid, all=False)
-    info = inspect(engine, ctr["Id"])
-    config, host = info["Config"], info["HostConfig"]
+    config, host = the_container(engine, sid)
     assert "A=1" in config["Env"] and config["Labels"]["cl"] == "1"
     assert config["Entrypoint"] == ["/bin/sh"] and config["Cmd"] == ["-c", script]
     assert config["Hostname"] == "opts-1" and config["User"] == "nobody"
@@ -434,9 +439,7 @@ def test_update_options_reach_the_container(
         "opts",
     )  # fmt: skip
     converged(cli, rc, out)
-    (ctr,) = containers(engine, sid, all=False)
-    info = inspect(engine, ctr["Id"])
-    config, host = info["Config"], info["HostConfig"]
+    config, host = the_container(engine, sid)
     assert "A=1" not in config["Env"] and "cl" not in config["Labels"]
     assert config["Healthcheck"]["Test"] == ["NONE"], config.get("Healthcheck")
     gone = ("Mounts", "PortBindings", "ExtraHosts", "Dns", "GroupAdd", "Sysctls", "Ulimits")
