@@ -2,7 +2,7 @@
 """Convergence and scaling, side by side: shoal vs Docker's own swarm mode vs `docker run`.
 
 One run of this script measures, one system after the other on this machine, each against
-its own fresh, isolated dockerd (``shoal.testing.engine.Engine``) with the test images:
+its own fresh, isolated dockerd (``shoal.testing.dockerd.IsolatedEngine``) with the test images:
 
 * ``shoal``  — a shoald in front of the engine (started in the engine's namespaces, like a
   per-host shoald; ``--shoald-host-ns`` keeps it in ours) with its etcd child on free ports;
@@ -76,7 +76,7 @@ try:
 except ImportError:
     sys.path.insert(0, str(SRC))
 
-from shoal.testing.engine import Engine, api_request  # noqa: E402
+from shoal.testing.dockerd import IsolatedEngine, api_request  # noqa: E402
 from shoal.testing.images import WHOAMI_1, ensure_test_images  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -343,7 +343,7 @@ def idle_cpu(pids: dict[str, int | None], seconds: float) -> dict[str, float | N
     return out
 
 
-def engine_pids(engine: Engine) -> dict[str, int | None]:
+def engine_pids(engine: IsolatedEngine) -> dict[str, int | None]:
     containerd = next(iter(children(engine.pid or 0, "containerd")), None)
     return {"dockerd": engine.pid, "containerd": containerd}
 
@@ -442,9 +442,9 @@ def resources(pids: dict[str, int | None], idle_s: float) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the three systems
 
 
-def new_engine(stack: contextlib.ExitStack, label: str) -> Engine:
+def new_engine(stack: contextlib.ExitStack, label: str) -> IsolatedEngine:
     t0 = time.monotonic()
-    eng = Engine(hostname=f"bench-{label}")
+    eng = IsolatedEngine(hostname=f"bench-{label}")
     stack.callback(eng.stop)
     eng.start()
     ensure_test_images(eng.host)
@@ -455,7 +455,9 @@ def new_engine(stack: contextlib.ExitStack, label: str) -> Engine:
 class Shoald:
     """A shoald in front of an engine (in the engine's namespaces unless told otherwise)."""
 
-    def __init__(self, engine: Engine, workdir: str, in_engine_ns: bool, log_level: str) -> None:
+    def __init__(
+        self, engine: IsolatedEngine, workdir: str, in_engine_ns: bool, log_level: str
+    ) -> None:
         self.engine = engine
         self.dir = workdir
         self.host = f"unix://{workdir}/docker.sock"

@@ -1,7 +1,7 @@
 """Shared fixtures.
 
 * ``engine`` (session): a real dockerd in its own network/UTS/mount namespaces
-  (``shoal.testing.engine.Engine``) with the test images (``shoal.testing.images``) built.
+  (``shoal.testing.dockerd.IsolatedEngine``) with the test images (``shoal.testing.images``) built.
   Its API socket ``engine.host`` works from any namespace; published ports of its
   containers are reached from inside its namespace (``engine.http_get(port, path)``,
   ``engine.run_in_ns([...])``).
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from shoal.testing.engine import Engine
+from shoal.testing.dockerd import IsolatedEngine
 from shoal.testing.images import ensure_test_images
 from shoal.testing.shoald import Shoald
 
@@ -51,9 +51,9 @@ def docker_cli_fixture() -> DockerCLI:
 
 
 @pytest.fixture(scope="session")
-def engine() -> Iterator[Engine]:
+def engine() -> Iterator[IsolatedEngine]:
     """A real, isolated dockerd with the shoal-test/* images; stopped after the session."""
-    eng = Engine(hostname="shoal-test-engine").start()
+    eng = IsolatedEngine(hostname="shoal-test-engine").start()
     try:
         ensure_test_images(eng.host)
         yield eng
@@ -62,7 +62,7 @@ def engine() -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="module")
-def shoald(engine: Engine) -> Iterator[Shoald]:
+def shoald(engine: IsolatedEngine) -> Iterator[Shoald]:
     """A real shoald inside the engine's namespaces ("that host"), outside any swarm."""
     daemon = Shoald(engine).start()
     try:

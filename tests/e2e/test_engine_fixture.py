@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from shoal.testing.engine import (
-    Engine,
-    _alive,
-    _ns_id,
-    _pids,
+from shoal.lab import procs
+from shoal.testing.dockerd import (
+    IsolatedEngine,
     cleanup_stale,
     engine_processes,
 )
@@ -25,7 +23,7 @@ from shoal.testing.images import BUSYBOX, WHOAMI_1, WHOAMI_2, ensure_test_images
 pytestmark = pytest.mark.e2e
 
 
-def _wait_http(engine: Engine, port: int, path: str = "/", timeout: float = 10.0) -> str:
+def _wait_http(engine: IsolatedEngine, port: int, path: str = "/", timeout: float = 10.0) -> str:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -62,7 +60,7 @@ def test_engine_is_its_own_host(engine, docker_cli):
     ip_links = engine.run_in_ns(["ip", "-o", "link"]).stdout.splitlines()
     assert sys_net == {line.split(":")[1].strip().split("@")[0] for line in ip_links}
     assert {"lo", "docker0"} <= sys_net
-    assert _ns_id(engine.holder_pid, "net") != _ns_id(os.getpid(), "net")
+    assert procs.ns_id(engine.holder_pid, "net") != procs.ns_id(os.getpid(), "net")
     # The engine's key.json (engine ID) is its own.
     assert Path(engine.dir, "ns/etc-docker/key.json").exists()
 
@@ -107,8 +105,8 @@ def test_two_engines_at_once(engine, docker_cli):
     """Two more engines start, serve the same port with different content and stop
     concurrently, next to the session engine."""
 
-    def up(version: str) -> Engine:
-        eng = Engine().start()
+    def up(version: str) -> IsolatedEngine:
+        eng = IsolatedEngine().start()
         ensure_test_images(eng.host)
         image = WHOAMI_1 if version == "1" else WHOAMI_2
         rc, _, err = docker_cli(eng.host, "run", "-d", "-p", "8080:80", image)
@@ -120,7 +118,7 @@ def test_two_engines_at_once(engine, docker_cli):
     try:
         a, b = engines
         assert a.socket_path != b.socket_path
-        assert len({_ns_id(e.holder_pid, "net") for e in (a, b, engine)}) == 3
+        assert len({procs.ns_id(e.holder_pid, "net") for e in (a, b, engine)}) == 3
         assert _wait_http(a, 8080, "/version") == "1\n"
         assert _wait_http(b, 8080, "/version") == "2\n"
         for eng in engines:
@@ -128,7 +126,7 @@ def test_two_engines_at_once(engine, docker_cli):
             assert (rc, out) == (0, f"{eng.name}\n"), err
     finally:
         with ThreadPoolExecutor(2) as pool:
-            list(pool.map(Engine.stop, engines))
+            list(pool.map(IsolatedEngine.stop, engines))
     for eng in engines:
         assert not os.path.exists(eng.dir)
         assert not list(engine_processes(eng.dir))
@@ -137,7 +135,7 @@ def test_two_engines_at_once(engine, docker_cli):
 
 
 def test_stop_kills_everything(docker_cli):
-    eng = Engine().start()
+    eng = IsolatedEngine().start()
     ensure_test_images(eng.host, (BUSYBOX, WHOAMI_1))
     for args in (
         ["--restart=always", BUSYBOX, "sleep", "1000"],  # ignores SIGTERM, restarts
@@ -149,7 +147,7 @@ def test_stop_kills_everything(docker_cli):
     started = eng.popen_in_ns(["sleep", "1000"])  # e.g. a shoald under test
     container_pids = eng.container_pids()
     assert len(container_pids) == 3
-    netns, cgroups = _ns_id(eng.holder_pid, "net"), list(eng.cgroup_dirs)
+    netns, cgroups = procs.ns_id(eng.holder_pid, "net"), list(eng.cgroup_dirs)
     assert any(os.path.isdir(c) for c in cgroups)
 
     start = time.monotonic()
@@ -159,8 +157,8 @@ def test_stop_kills_everything(docker_cli):
     eng.stop()  # idempotent
 
     assert started.wait(timeout=5) is not None
-    assert not any(_alive(p) for p in container_pids)
-    assert not [p for p in _pids() if _ns_id(p, "net") == netns]
+    assert not any(procs.alive(p) for p in container_pids)
+    assert not [p for p in procs.pids() if procs.ns_id(p, "net") == netns]
     assert not [c for c in cgroups if os.path.exists(c)]
     assert not os.path.exists(eng.dir)
     assert not list(engine_processes(eng.dir))
@@ -169,7 +167,7 @@ def test_stop_kills_everything(docker_cli):
 
 
 def test_cleanup_stale_engine_of_dead_owner():
-    eng = Engine().start()
+    eng = IsolatedEngine().start()
     dead = subprocess.Popen(["true"])
     dead.wait()
     state_file = Path(eng.dir, "state.json")

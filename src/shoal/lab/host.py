@@ -1,6 +1,6 @@
 """A host on this machine: fresh network, UTS and mount namespaces held by a small init.
 
-``Host`` is what a lab node (and a test engine, ``shoal.testing.engine.Engine``) runs in:
+``Host`` is what a lab node (and a test engine, ``shoal.testing.dockerd.IsolatedEngine``) runs in:
 
 * **The holder** is ``unshare --net --uts --mount --propagation private`` running a short
   script that prepares the mounts and then execs ``hostinit.py`` (see there): the host's

@@ -16,11 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .engine import Engine, api_request
+from .dockerd import IsolatedEngine, api_request
 
 
 class Shoald:
-    def __init__(self, engine: Engine, state_dir: Path | None = None) -> None:
+    def __init__(self, engine: IsolatedEngine, state_dir: Path | None = None) -> None:
         self.engine = engine
         self.dir = Path(tempfile.mkdtemp(prefix="shoald-", dir=os.environ.get("SHOAL_TEST_TMPDIR")))
         self.state_dir = state_dir or self.dir / "state"

@@ -1,6 +1,6 @@
 """A real, isolated Docker Engine (dockerd) for tests.
 
-``Engine`` starts a Debian ``dockerd`` that shares nothing with any other engine on the
+``IsolatedEngine`` starts a Debian ``dockerd`` that shares nothing with any other engine on the
 machine, so tests can run next to a host dockerd, next to each other (concurrently) and
 next to Docker's own swarm mode without either side noticing:
 
@@ -73,16 +73,14 @@ from typing import Any
 from shoal.lab import procs
 from shoal.lab.api import UnixHTTPConnection, api_request, socket_path_of
 from shoal.lab.dockerd import Dockerd, EngineError
-from shoal.lab.host import CLONE_NEWNET, HOLDER_SCRIPT, Host, HostError
+from shoal.lab.host import CLONE_NEWNET, Host, HostError
 
 PREFIX = "shoal-eng-"
-_TASK_GLOB = "exec/" + procs.TASK_GLOB
-_HOLDER_SCRIPT = HOLDER_SCRIPT
 
 __all__ = [
     "CLONE_NEWNET",
     "PREFIX",
-    "Engine",
+    "IsolatedEngine",
     "EngineError",
     "UnixHTTPConnection",
     "api_request",
@@ -90,16 +88,6 @@ __all__ = [
     "engine_processes",
     "socket_path_of",
 ]
-
-# /proc helpers (kept under their old names: tests import some of them).
-_pids = procs.pids
-_alive = procs.alive
-_start_time = procs.start_time
-_ns_id = procs.ns_id
-_cmdline = procs.cmdline
-_kill = procs.kill
-_cgroup_dirs = procs.cgroup_dirs
-_cgroup_procs = procs.cgroup_procs
 
 
 def _container_inits(engine_dir: str) -> set[int]:
@@ -158,7 +146,7 @@ def cleanup_stale(base_dir: str | None = None) -> list[str]:
                     cleaned.append(d)
             continue
         owner = state.get("owner_pid")
-        if _alive(owner) and _start_time(owner) == state.get("owner_start"):
+        if procs.alive(owner) and procs.start_time(owner) == state.get("owner_start"):
             continue
         state["dir"] = d
         try:
@@ -170,10 +158,10 @@ def cleanup_stale(base_dir: str | None = None) -> list[str]:
     return cleaned
 
 
-# --------------------------------------------------------------------------- Engine
+# --------------------------------------------------------------------------- IsolatedEngine
 
 
-class Engine:
+class IsolatedEngine:
     """A dockerd in its own network/UTS/mount namespaces. See the module docstring."""
 
     def __init__(
@@ -291,9 +279,9 @@ class Engine:
 
     @property
     def running(self) -> bool:
-        return _alive(self.pid)
+        return procs.alive(self.pid)
 
-    def start(self) -> Engine:
+    def start(self) -> IsolatedEngine:
         with self._lock:
             if self._state is not None:
                 return self
@@ -306,7 +294,7 @@ class Engine:
             self._state = {
                 "dir": self.dir,
                 "owner_pid": os.getpid(),
-                "owner_start": _start_time(os.getpid()),
+                "owner_start": procs.start_time(os.getpid()),
             }
             self._save_state()
             atexit.register(self.stop)
@@ -392,18 +380,18 @@ class Engine:
         if self.holder_pid is None:
             raise EngineError(f"engine {self.name} is not started")
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> IsolatedEngine:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"Engine({self.name!r}, host={self.host!r}, running={self.running})"
+        return f"IsolatedEngine({self.name!r}, host={self.host!r}, running={self.running})"
 
 
 def engine_processes(engine_dir: str) -> Iterator[int]:
     """Pids whose command line mentions engine_dir (for tests asserting cleanup)."""
-    for pid in _pids():
-        if engine_dir.rstrip("/") + "/" in _cmdline(pid) and _alive(pid):
+    for pid in procs.pids():
+        if engine_dir.rstrip("/") + "/" in procs.cmdline(pid) and procs.alive(pid):
             yield pid
