@@ -1,3 +1,3 @@
-from .cli.shoald import main
+from shoal.cli.shoald import main
 
 main()

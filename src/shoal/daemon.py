@@ -21,11 +21,11 @@ from typing import Any
 
 from aiohttp import web
 
-from .agent.agent import Agent, describe
-from .agent.engine import Engine
-from .agent.remote import RemoteSession
-from .agent.remote import join as join_swarm
-from .api.errors import (
+from shoal.agent.agent import Agent, describe
+from shoal.agent.engine import Engine
+from shoal.agent.remote import RemoteSession
+from shoal.agent.remote import join as join_swarm
+from shoal.api.errors import (
     ALREADY_IN_SWARM,
     NOT_A_MANAGER,
     NOT_A_MANAGER_WORKER,
@@ -33,7 +33,7 @@ from .api.errors import (
     NotAcceptable,
     rpc,
 )
-from .api.models import (
+from shoal.api.models import (
     Cluster,
     ManagerStatus,
     Node,
@@ -41,16 +41,16 @@ from .api.models import (
     NodeStatus,
     TLSInfo,
 )
-from .api.naming import new_id
-from .etcd.member import Member, MemberConfig
-from .manager.ca.authority import RootCA, issue, new_csr, new_key, new_root_ca
-from .manager.ca.tokens import new_token
-from .manager.controlapi.cluster import with_defaults
-from .manager.dispatcher.dispatcher import Dispatcher
-from .manager.dispatcher.server import make_cluster_app, server_context
-from .manager.manager import Manager
-from .store.etcd import Etcd
-from .store.store import Store
+from shoal.api.naming import new_id
+from shoal.etcd.member import Member, MemberConfig
+from shoal.manager.ca.authority import RootCA, issue, new_csr, new_key, new_root_ca
+from shoal.manager.ca.tokens import new_token
+from shoal.manager.controlapi.cluster import with_defaults
+from shoal.manager.dispatcher.dispatcher import Dispatcher
+from shoal.manager.dispatcher.server import make_cluster_app, server_context
+from shoal.manager.manager import Manager
+from shoal.store.etcd import Etcd
+from shoal.store.store import Store
 
 log = logging.getLogger(__name__)
 

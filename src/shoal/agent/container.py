@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.models import ContainerSpec, NodeDescription, PortConfig, Task
-from ..api.naming import task_name
-from . import template
+from shoal.agent import template
+from shoal.api.models import ContainerSpec, NodeDescription, PortConfig, Task
+from shoal.api.naming import task_name
 
 LABEL_TASK_ID = "com.docker.swarm.task.id"
 LABEL_NODE_ID = "com.docker.swarm.node.id"

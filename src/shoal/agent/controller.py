@@ -10,10 +10,16 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..api.models import NodeDescription, PortConfig, Task
-from .container import LABEL_TASK_ID, container_name, create_body, port_status, stop_timeout
-from .engine import Engine, EngineError
-from .images import Puller
+from shoal.agent.container import (
+    LABEL_TASK_ID,
+    container_name,
+    create_body,
+    port_status,
+    stop_timeout,
+)
+from shoal.agent.engine import Engine, EngineError
+from shoal.agent.images import Puller
+from shoal.api.models import NodeDescription, PortConfig, Task
 
 
 @dataclass

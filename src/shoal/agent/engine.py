@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ..api.errors import ShoalError
+from shoal.api.errors import ShoalError
 
 
 class EngineError(ShoalError):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .engine import Engine, EngineError
+from shoal.agent.engine import Engine, EngineError
 
 REUSE = 10.0  # seconds a pull's outcome stands for other tasks
 

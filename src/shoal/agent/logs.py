@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from .engine import Engine
+from shoal.agent.engine import Engine
 
 
 async def container_log(

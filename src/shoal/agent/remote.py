@@ -13,13 +13,13 @@ from typing import Any
 
 import aiohttp
 
-from ..api.errors import BadRequest, Unavailable, rpc
-from ..api.models import NodeDescription, Task, TaskStatus
-from ..manager.ca.authority import new_csr, new_key
-from ..manager.ca.tokens import ca_digest, parse, same
-from .engine import Engine
-from .logs import container_log
-from .session import Assignment, ServiceInfo
+from shoal.agent.engine import Engine
+from shoal.agent.logs import container_log
+from shoal.agent.session import Assignment, ServiceInfo
+from shoal.api.errors import BadRequest, Unavailable, rpc
+from shoal.api.models import NodeDescription, Task, TaskStatus
+from shoal.manager.ca.authority import new_csr, new_key
+from shoal.manager.ca.tokens import ca_digest, parse, same
 
 CONNECT_TIMEOUT = 5.0
 INVALID_TOKEN = rpc("InvalidArgument", "A valid join token is necessary to join this cluster")

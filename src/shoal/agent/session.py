@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..api.models import Task, TaskStatus
+from shoal.api.models import Task, TaskStatus
 
 
 @dataclass

@@ -14,9 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..api.models import ContainerStatus, PortStatus, Task, TaskStatus, now
-from ..api.states import TaskState
-from .controller import Controller, Failed, Observed, Rejected
+from shoal.agent.controller import Controller, Failed, Observed, Rejected
+from shoal.api.models import ContainerStatus, PortStatus, Task, TaskStatus, now
+from shoal.api.states import TaskState
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from ..api.models import NodeDescription, Task, TaskStatus
-from .container import LABEL_NODE_ID, LABEL_TASK_ID
-from .controller import Controller, EngineController
-from .engine import Engine
-from .images import Puller
-from .session import Assignment, ServiceInfo, Session
-from .task import TaskRunner
+from shoal.agent.container import LABEL_NODE_ID, LABEL_TASK_ID
+from shoal.agent.controller import Controller, EngineController
+from shoal.agent.engine import Engine
+from shoal.agent.images import Puller
+from shoal.agent.session import Assignment, ServiceInfo, Session
+from shoal.agent.task import TaskRunner
+from shoal.api.models import NodeDescription, Task, TaskStatus
 
 log = logging.getLogger(__name__)
 

@@ -244,7 +244,7 @@ def canonical(spec: TaskSpec) -> str:
     """A task spec's meaning as a string: equal strings, same tasks. Cached on the spec
     (specs are never changed in place once stored)."""
     if spec._canonical is None:
-        from .defaults import TASK_DEFAULTS, merge_defaults
+        from shoal.api.defaults import TASK_DEFAULTS, merge_defaults
 
         full = merge_defaults(spec.to_api(), TASK_DEFAULTS)
         spec._canonical = json.dumps(_strip(full), sort_keys=True)

@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from .constraints import ConstraintError, parse_constraints
-from .errors import BadRequest, ShoalError, rpc
+from shoal.api.constraints import ConstraintError, parse_constraints
+from shoal.api.errors import BadRequest, ShoalError, rpc
 
 __all__ = [
     "DUMMY_CONTEXT",

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 
 import typer
 
-from ..lab import lab as ops
-from ..lab import status as lab_status
-from ..lab import teardown
-from ..lab.node import LabNode
-from ..lab.state import LabError, all_labs, find_node, load
+from shoal.lab import lab as ops
+from shoal.lab import status as lab_status
+from shoal.lab import teardown
+from shoal.lab.node import LabNode
+from shoal.lab.state import LabError, all_labs, find_node, load
 
 app = typer.Typer(
     help="Clusters of hosts on this machine: each host a network namespace with its own "

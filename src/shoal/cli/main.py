@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from .lab import app as lab_app
+from shoal.cli.lab import app as lab_app
 
 app = typer.Typer(
     help="shoal: Docker Swarm mode in Python. The daemon is `shoald`; drive it with the "

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..api.errors import BadRequest, ShoalError
-from ..daemon import Daemon
-from .proxy import Proxy
+from shoal.api.errors import BadRequest, ShoalError
+from shoal.daemon import Daemon
+from shoal.dockerapi.proxy import Proxy
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ routes = Routes()
 
 def make_app(daemon: Daemon) -> web.Application:
     # Resource modules register their routes on import.
-    from . import nodes, services, swarm, system, tasks  # noqa: F401
+    from shoal.dockerapi import nodes, services, swarm, system, tasks  # noqa: F401
 
     app = web.Application(middlewares=[errors], client_max_size=64 * 1024**2)
     app[DAEMON] = daemon

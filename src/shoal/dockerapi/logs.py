@@ -11,10 +11,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from ..agent.container import LABEL_NODE_ID, LABEL_SERVICE_ID, LABEL_TASK_ID, container_name
-from ..agent.logs import container_log
-from ..api.models import Task
-from ..daemon import Daemon
+from shoal.agent.container import LABEL_NODE_ID, LABEL_SERVICE_ID, LABEL_TASK_ID, container_name
+from shoal.agent.logs import container_log
+from shoal.api.models import Task
+from shoal.daemon import Daemon
 
 CONTENT_TYPE = "application/vnd.docker.multiplexed-stream"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..manager.controlapi import nodes
-from ..manager.controlapi.filters import Filters
-from .app import DAEMON, json_response, query_bool, query_int, read_json, routes
+from shoal.dockerapi.app import DAEMON, json_response, query_bool, query_int, read_json, routes
+from shoal.manager.controlapi import nodes
+from shoal.manager.controlapi.filters import Filters
 
 
 def node_ref(request: web.Request) -> str:

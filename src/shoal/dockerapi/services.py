@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..api.defaults import with_defaults
-from ..api.errors import NotFound
-from ..manager.controlapi import services
-from ..manager.controlapi.filters import Filters
-from . import logs
-from .app import DAEMON, json_response, query_bool, query_int, read_json, routes
+from shoal.api.defaults import with_defaults
+from shoal.api.errors import NotFound
+from shoal.dockerapi import logs
+from shoal.dockerapi.app import DAEMON, json_response, query_bool, query_int, read_json, routes
+from shoal.manager.controlapi import services
+from shoal.manager.controlapi.filters import Filters
 
 
 @routes("GET", "/services")

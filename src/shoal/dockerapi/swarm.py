@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..api.errors import BadRequest
-from ..manager.controlapi import cluster as clusters
-from .app import DAEMON, json_response, query_bool, query_int, read_json, routes
+from shoal.api.errors import BadRequest
+from shoal.dockerapi.app import DAEMON, json_response, query_bool, query_int, read_json, routes
+from shoal.manager.controlapi import cluster as clusters
 
 
 @routes("GET", "/swarm")

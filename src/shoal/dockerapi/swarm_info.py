@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..daemon import Daemon
+from shoal.daemon import Daemon
 
 
 def info(daemon: Daemon) -> dict[str, Any]:

@@ -6,9 +6,16 @@ from typing import Any
 
 from aiohttp import web
 
-from ..daemon import Daemon
-from . import swarm_info
-from .app import API_VERSION, DAEMON, MIN_API_VERSION, SHOAL_VERSION, json_response, routes
+from shoal.daemon import Daemon
+from shoal.dockerapi import swarm_info
+from shoal.dockerapi.app import (
+    API_VERSION,
+    DAEMON,
+    MIN_API_VERSION,
+    SHOAL_VERSION,
+    json_response,
+    routes,
+)
 
 
 def swarm_header(daemon: Daemon) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..manager.controlapi import tasks
-from ..manager.controlapi.filters import Filters
-from . import logs
-from .app import DAEMON, json_response, routes
+from shoal.dockerapi import logs
+from shoal.dockerapi.app import DAEMON, json_response, routes
+from shoal.manager.controlapi import tasks
+from shoal.manager.controlapi.filters import Filters
 
 
 @routes("GET", "/tasks")

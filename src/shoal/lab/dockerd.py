@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import procs
-from .api import ping
+from shoal.lab import procs
+from shoal.lab.api import ping
 
 
 class EngineError(RuntimeError):

@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import procs
+from shoal.lab import procs
 
 CLONE_NEWNET = 0x40000000
 INIT_SCRIPT = str(Path(__file__).with_name("hostinit.py"))

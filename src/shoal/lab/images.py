@@ -35,7 +35,7 @@ import tarfile
 import urllib.parse
 from functools import lru_cache
 
-from .api import api_request
+from shoal.lab.api import api_request
 
 DIGEST_LABEL = "shoal.test.digest"
 

@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import network, procs, registry
-from .node import LabNode
-from .state import (
+from shoal.lab import network, procs, registry
+from shoal.lab.node import LabNode
+from shoal.lab.state import (
     MAX_MANAGERS,
     MAX_WORKERS,
     LabError,
@@ -34,7 +34,7 @@ from .state import (
     load,
     locked,
 )
-from .swarm import make_swarm
+from shoal.lab.swarm import make_swarm
 
 Progress = Callable[[str], None]
 

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
-from .state import LabError, LabState, NodeState
+from shoal.lab.state import LabError, LabState, NodeState
 
 
 def _run(cmd: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:

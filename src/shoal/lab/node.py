@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import network, procs
-from .api import ping
-from .dockerd import Dockerd, EngineError
-from .host import Host, HostError, signal_and_wait
-from .state import LabError, LabState, NodeState
+from shoal.lab import network, procs
+from shoal.lab.api import ping
+from shoal.lab.dockerd import Dockerd, EngineError
+from shoal.lab.host import Host, HostError, signal_and_wait
+from shoal.lab.state import LabError, LabState, NodeState
 
 CGROUP_PREFIX = "shoal-lab-"  # containers of node N go to <dockerd's cgroup>/shoal-lab-N/
 SHOALD_STOP_TIMEOUT = 20.0

@@ -20,10 +20,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .api import api_request
-from .host import Host
-from .images import ensure_images, image_set
-from .state import LabError
+from shoal.lab.api import api_request
+from shoal.lab.host import Host
+from shoal.lab.images import ensure_images, image_set
+from shoal.lab.state import LabError
 
 LAB_IMAGES = ("shoal-lab/busybox:1", "shoal-lab/whoami:1", "shoal-lab/whoami:2")
 

@@ -6,11 +6,11 @@ import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .api import ping
-from .lab import Lab
-from .node import LabNode
-from .state import LabError, LabState, check_name, load
-from .swarm import swarm_info
+from shoal.lab.api import ping
+from shoal.lab.lab import Lab
+from shoal.lab.node import LabNode
+from shoal.lab.state import LabError, LabState, check_name, load
+from shoal.lab.swarm import swarm_info
 
 
 @dataclass

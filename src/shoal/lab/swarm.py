@@ -11,12 +11,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from .api import api_json, error_message
-from .state import LabError
+from shoal.lab.api import api_json, error_message
+from shoal.lab.state import LabError
 
 if TYPE_CHECKING:
-    from .lab import Lab
-    from .node import LabNode
+    from shoal.lab.lab import Lab
+    from shoal.lab.node import LabNode
 
 
 def swarm_info(docker_host: str, timeout: float = 5.0) -> dict[str, Any]:

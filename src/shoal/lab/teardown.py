@@ -17,10 +17,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import network, procs
-from .lab import Lab, quiet, raise_first
-from .node import CGROUP_PREFIX, LabNode
-from .state import LabError, base_dir, check_name, load, locked
+from shoal.lab import network, procs
+from shoal.lab.lab import Lab, quiet, raise_first
+from shoal.lab.node import CGROUP_PREFIX, LabNode
+from shoal.lab.state import LabError, base_dir, check_name, load, locked
 
 
 def down(name: str, progress: Callable[[str], None] = quiet) -> bool:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..store.election import Election
-from ..store.store import Store, modify
-from .allocator.allocator import Allocator
-from .orchestrator.orchestrator import Orchestrator
-from .orchestrator.reaper import Reaper
-from .scheduler.scheduler import Scheduler
+from shoal.manager.allocator.allocator import Allocator
+from shoal.manager.orchestrator.orchestrator import Orchestrator
+from shoal.manager.orchestrator.reaper import Reaper
+from shoal.manager.scheduler.scheduler import Scheduler
+from shoal.store.election import Election
+from shoal.store.store import Store, modify
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .etcd import Etcd, Put
+from shoal.store.etcd import Etcd, Put
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..api.errors import Conflict, NotFound, Unavailable
-from ..api.models import KINDS, Meta, Model, Node, Service, Task, now
-from .etcd import KV, MAX_TXN_OPS, Delete, Etcd, Op, Put
+from shoal.api.errors import Conflict, NotFound, Unavailable
+from shoal.api.models import KINDS, Meta, Model, Node, Service, Task, now
+from shoal.store.etcd import KV, MAX_TXN_OPS, Delete, Etcd, Op, Put
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .dockerd import IsolatedEngine, api_request
+from shoal.testing.dockerd import IsolatedEngine, api_request
 
 
 class Shoald:

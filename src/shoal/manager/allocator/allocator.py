@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ...api.models import Endpoint, EndpointSpec, Service, Task
-from ...api.states import TaskState
-from ...store.store import Event, Store, modify
+from shoal.api.models import Endpoint, EndpointSpec, Service, Task
+from shoal.api.states import TaskState
+from shoal.store.store import Event, Store, modify
 
 
 def endpoint_for(spec: EndpointSpec | None) -> Endpoint:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...api.errors import NOT_A_MANAGER, BadRequest, Conflict, NotAcceptable, rpc
-from ...api.models import Cluster, ClusterSpec
-from ...api.validation import validate_cluster_spec
-from ...store.store import Store
-from ..ca.tokens import new_token
+from shoal.api.errors import NOT_A_MANAGER, BadRequest, Conflict, NotAcceptable, rpc
+from shoal.api.models import Cluster, ClusterSpec
+from shoal.api.validation import validate_cluster_spec
+from shoal.manager.ca.tokens import new_token
+from shoal.store.store import Store
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "Orchestration": {"TaskHistoryRetentionLimit": 5},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...api.errors import BadRequest
+from shoal.api.errors import BadRequest
 
 
 class Filters:

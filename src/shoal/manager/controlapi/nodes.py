@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...api.errors import BadRequest, Conflict, rpc
-from ...api.models import Node, NodeSpec
-from ...api.validation import validate_node_spec
-from ...store.store import Store
-from .filters import Filters
+from shoal.api.errors import BadRequest, Conflict, rpc
+from shoal.api.models import Node, NodeSpec
+from shoal.api.validation import validate_node_spec
+from shoal.manager.controlapi.filters import Filters
+from shoal.store.store import Store
 
 
 def node_name(n: Node) -> str | None:
@@ -16,7 +16,7 @@ def node_name(n: Node) -> str | None:
 
 
 def get(store: Store, ref: str) -> Node:
-    from ...store.store import resolve
+    from shoal.store.store import resolve
 
     return resolve(store, "nodes", ref, node_name, "node")  # type: ignore[no-any-return]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ...api.errors import BadRequest, Conflict, NotFound, rpc
-from ...api.models import (
+from shoal.api.errors import BadRequest, Conflict, NotFound, rpc
+from shoal.api.models import (
     JobIteration,
     JobStatus,
     ReplicatedService,
@@ -17,16 +17,16 @@ from ...api.models import (
     UpdateStatus,
     now,
 )
-from ...api.naming import new_id, random_name
-from ...api.states import TaskState
-from ...api.validation import (
+from shoal.api.naming import new_id, random_name
+from shoal.api.states import TaskState
+from shoal.api.validation import (
     check_port_conflicts,
     check_service_update,
     validate_service_spec,
 )
-from ...store.store import Store, resolve
-from ..allocator.allocator import endpoint_for
-from .filters import Filters
+from shoal.manager.allocator.allocator import endpoint_for
+from shoal.manager.controlapi.filters import Filters
+from shoal.store.store import Store, resolve
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ...api.models import Task, same_task_spec
-from ...api.naming import task_name
-from ...store.store import Store, resolve
-from .filters import Filters
+from shoal.api.models import Task, same_task_spec
+from shoal.api.naming import task_name
+from shoal.manager.controlapi.filters import Filters
+from shoal.store.store import Store, resolve
 
 
 def get(store: Store, ref: str) -> Task:

@@ -14,11 +14,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ...agent.session import Assignment, ServiceInfo
-from ...api.models import Node, NodeDescription, NodeStatus, Service, Task, TaskStatus
-from ...api.naming import new_id
-from ...api.states import TaskState
-from ...store.store import Event, Store, modify
+from shoal.agent.session import Assignment, ServiceInfo
+from shoal.api.models import Node, NodeDescription, NodeStatus, Service, Task, TaskStatus
+from shoal.api.naming import new_id
+from shoal.api.states import TaskState
+from shoal.store.store import Event, Store, modify
 
 log = logging.getLogger(__name__)
 

@@ -21,14 +21,14 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ...api.errors import rpc
-from ...api.models import Node, NodeDescription, NodeSpec, NodeStatus, TaskStatus
-from ...api.naming import new_id
-from ...store.store import Store
-from ..ca.authority import RootCA, identity, issue
-from ..ca.tokens import same
-from ..controlapi.cluster import get as get_cluster
-from .dispatcher import Dispatcher
+from shoal.api.errors import rpc
+from shoal.api.models import Node, NodeDescription, NodeSpec, NodeStatus, TaskStatus
+from shoal.api.naming import new_id
+from shoal.manager.ca.authority import RootCA, identity, issue
+from shoal.manager.ca.tokens import same
+from shoal.manager.controlapi.cluster import get as get_cluster
+from shoal.manager.dispatcher.dispatcher import Dispatcher
+from shoal.store.store import Store
 
 log = logging.getLogger(__name__)
 

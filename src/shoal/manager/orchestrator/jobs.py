@@ -6,10 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ...api.models import Service, Task
-from ...api.states import TaskState
-from .plan import Plan, desired, new_task, promote_ready, runnable, should_restart, state
-from .services import NodeOk
+from shoal.api.models import Service, Task
+from shoal.api.states import TaskState
+from shoal.manager.orchestrator.plan import (
+    Plan,
+    desired,
+    new_task,
+    promote_ready,
+    runnable,
+    should_restart,
+    state,
+)
+from shoal.manager.orchestrator.services import NodeOk
 
 
 def iteration_of(service: Service) -> int:

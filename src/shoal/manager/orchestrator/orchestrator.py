@@ -9,13 +9,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from ...api.models import JobIteration, JobStatus, Node, Service, UpdateStatus, now
-from ...api.states import TaskState
-from ...store.store import Event, Store, modify, put_op
-from .eligible import eligible_nodes, node_usable
-from .jobs import reconcile_job
-from .plan import Plan
-from .services import reconcile_global, reconcile_replicated
+from shoal.api.models import JobIteration, JobStatus, Node, Service, UpdateStatus, now
+from shoal.api.states import TaskState
+from shoal.manager.orchestrator.eligible import eligible_nodes, node_usable
+from shoal.manager.orchestrator.jobs import reconcile_job
+from shoal.manager.orchestrator.plan import Plan
+from shoal.manager.orchestrator.services import reconcile_global, reconcile_replicated
+from shoal.store.store import Event, Store, modify, put_op
 
 log = logging.getLogger(__name__)
 

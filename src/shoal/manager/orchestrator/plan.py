@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ...api.models import (
+from shoal.api.models import (
     JobIteration,
     Service,
     Task,
@@ -19,8 +19,8 @@ from ...api.models import (
     parse_time,
     same_task_spec,
 )
-from ...api.naming import new_id
-from ...api.states import TaskState
+from shoal.api.naming import new_id
+from shoal.api.states import TaskState
 
 DEFAULT_RESTART_DELAY = 5_000_000_000  # ns, SwarmKit's default
 NS = 1e9

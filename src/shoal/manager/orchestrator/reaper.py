@@ -7,9 +7,9 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from ...api.models import Service, Task
-from ...api.states import TaskState
-from ...store.store import Store, delete_op
+from shoal.api.models import Service, Task
+from shoal.api.states import TaskState
+from shoal.store.store import Store, delete_op
 
 DEFAULT_RETENTION = 5
 INTERVAL = 0.25

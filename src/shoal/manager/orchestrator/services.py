@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
-from ...api.models import Service, Task, parse_time
-from ...api.states import TaskState
-from . import update
-from .plan import (
+from shoal.api.models import Service, Task, parse_time
+from shoal.api.states import TaskState
+from shoal.manager.orchestrator import update
+from shoal.manager.orchestrator.plan import (
     NS,
     Plan,
     desired,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ...api.models import Service, Task, UpdateConfig, parse_time
-from ...api.models import now as now_str
-from ...api.states import TaskState
-from .plan import NS, state, up_to_date
+from shoal.api.models import Service, Task, UpdateConfig, parse_time
+from shoal.api.models import now as now_str
+from shoal.api.states import TaskState
+from shoal.manager.orchestrator.plan import NS, state, up_to_date
 
 ENDED = (TaskState.FAILED, TaskState.REJECTED, TaskState.COMPLETE)
 

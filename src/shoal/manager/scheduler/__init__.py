@@ -5,11 +5,11 @@ this task run there, and why not), `spread` (node ranking, placement preferences
 `decide` (`schedule_group`, `fit_preassigned`, `group_tasks`). See docs/design/scheduler.md.
 """
 
-from .decide import fit_preassigned, group_tasks, schedule_group
-from .filters import Filter, constraints_match, default_filters
-from .nodeinfo import MAX_FAILURES, MONITOR_FAILURES, NodeInfo
-from .pipeline import Pipeline, no_suitable_node
-from .spread import SpreadTree, node_rank
+from shoal.manager.scheduler.decide import fit_preassigned, group_tasks, schedule_group
+from shoal.manager.scheduler.filters import Filter, constraints_match, default_filters
+from shoal.manager.scheduler.nodeinfo import MAX_FAILURES, MONITOR_FAILURES, NodeInfo
+from shoal.manager.scheduler.pipeline import Pipeline, no_suitable_node
+from shoal.manager.scheduler.spread import SpreadTree, node_rank
 
 __all__ = [
     "MAX_FAILURES",

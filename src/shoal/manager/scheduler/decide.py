@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from shoal.api.models import Task
-
-from .nodeinfo import NodeInfo, footprint
-from .pipeline import Pipeline, no_suitable_node
-from .spread import SpreadTree
+from shoal.manager.scheduler.nodeinfo import NodeInfo, footprint
+from shoal.manager.scheduler.pipeline import Pipeline, no_suitable_node
+from shoal.manager.scheduler.spread import SpreadTree
 
 __all__ = ["fit_preassigned", "group_tasks", "schedule_group"]
 

@@ -12,8 +12,7 @@ from typing import Any, Protocol
 
 from shoal.api.constraints import Constraint, ConstraintError, node_matches, parse_constraints
 from shoal.api.models import Node, Task
-
-from .nodeinfo import Footprint, NodeInfo, footprint
+from shoal.manager.scheduler.nodeinfo import Footprint, NodeInfo, footprint
 
 __all__ = [
     "ConstraintFilter",

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from shoal.api.models import Task
-
-from .filters import Filter, default_filters
-from .nodeinfo import NodeInfo
+from shoal.manager.scheduler.filters import Filter, default_filters
+from shoal.manager.scheduler.nodeinfo import NodeInfo
 
 __all__ = ["Pipeline", "no_suitable_node"]
 

@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ...api.models import Task, now
-from ...api.states import TaskState
-from ...store.store import Event, Store, modify
-from .decide import fit_preassigned, group_tasks, schedule_group
-from .nodeinfo import NodeInfo
+from shoal.api.models import Task, now
+from shoal.api.states import TaskState
+from shoal.manager.scheduler.decide import fit_preassigned, group_tasks, schedule_group
+from shoal.manager.scheduler.nodeinfo import NodeInfo
+from shoal.store.store import Event, Store, modify
 
 DEBOUNCE = 0.02
 

@@ -30,9 +30,8 @@ from typing import Any
 
 from shoal.api.constraints import ENGINE_LABEL_PREFIX, NODE_LABEL_PREFIX
 from shoal.api.models import Node, PlacementPreference, Task
-
-from .nodeinfo import MAX_FAILURES, Footprint, NodeInfo
-from .pipeline import Pipeline
+from shoal.manager.scheduler.nodeinfo import MAX_FAILURES, Footprint, NodeInfo
+from shoal.manager.scheduler.pipeline import Pipeline
 
 __all__ = ["SpreadTree", "node_rank", "spread_getters"]
 
