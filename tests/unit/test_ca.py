@@ -5,8 +5,8 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from shoal.manager.ca.authority import identity, issue, new_csr, new_key, new_root_ca
-from shoal.manager.ca.tokens import ca_digest, new_token, parse
+from shoal.ca.authority import identity, issue, new_csr, new_key, new_root_ca
+from shoal.ca.tokens import ca_digest, new_token, parse
 
 
 def test_node_certificate_names_node_role_and_cluster() -> None:

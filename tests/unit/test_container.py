@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 
 from shoal.agent.container import (
-    container_name,
     create_body,
     port_status,
     stop_timeout,
     swarm_labels,
 )
 from shoal.api.models import ContainerSpec, PortConfig, Task
+from shoal.api.naming import container_name
 
 SEC = 1_000_000_000
 

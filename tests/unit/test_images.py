@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from shoal.agent.engine import EngineError
 from shoal.agent.images import Puller, pinned
+from shoal.api.errors import EngineError
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -312,12 +312,12 @@ def test_undeclared_fields_are_kept_verbatim() -> None:
 
 
 def test_swarm_init_spec_round_trip() -> None:
-    assert roundtrip(M.ClusterSpec, SWARM_INIT_SPEC) == drop_nulls(SWARM_INIT_SPEC)
+    assert roundtrip(M.SwarmSpec, SWARM_INIT_SPEC) == drop_nulls(SWARM_INIT_SPEC)
 
 
 def test_swarm_spec_full_round_trip() -> None:
-    assert roundtrip(M.ClusterSpec, SWARM_SPEC_FULL) == SWARM_SPEC_FULL
-    spec = M.ClusterSpec.from_api(SWARM_SPEC_FULL)
+    assert roundtrip(M.SwarmSpec, SWARM_SPEC_FULL) == SWARM_SPEC_FULL
+    spec = M.SwarmSpec.from_api(SWARM_SPEC_FULL)
     assert spec.orchestration.task_history_retention_limit == 10
     assert spec.ca_config.node_cert_expiry == 48 * 3600 * SEC
     assert spec.dispatcher.heartbeat_period == 5 * SEC
@@ -470,7 +470,7 @@ SWARM = {
         (M.Service, SERVICE),
         (M.Service, JOB_SERVICE),
         (M.Task, TASK),
-        (M.Cluster, SWARM),
+        (M.Swarm, SWARM),
     ],
     ids=["node", "service", "job-service", "task", "swarm"],
 )
@@ -499,8 +499,8 @@ def test_special_json_spellings() -> None:
     assert M.Resources(nano_cpus=1).to_api() == {"NanoCPUs": 1}
     assert M.ContainerSpec(tty=True, dns_config={}).to_api() == {"TTY": True, "DNSConfig": {}}
     assert M.ContainerStatus(container_id="c", pid=1).to_api() == {"ContainerID": "c", "PID": 1}
-    assert M.ClusterSpec().to_api()["CAConfig"] == {}
-    assert M.Cluster(tls_info=M.TLSInfo(trust_root="x")).to_api()["TLSInfo"] == {"TrustRoot": "x"}
+    assert M.SwarmSpec().to_api()["CAConfig"] == {}
+    assert M.Swarm(tls_info=M.TLSInfo(trust_root="x")).to_api()["TLSInfo"] == {"TrustRoot": "x"}
     assert "Global" in M.ServiceMode.from_api({"Global": {}}).to_api()
 
 
@@ -565,9 +565,9 @@ PLACES: dict[str, list[tuple[str, ...]]] = {
     "DispatcherConfig": [("SwarmSpec", "Dispatcher")],
     "CAConfig": [("SwarmSpec", "CAConfig")],
     "EncryptionConfig": [("SwarmSpec", "EncryptionConfig")],
-    "ClusterSpec": [("SwarmSpec",)],
+    "SwarmSpec": [("SwarmSpec",)],
     "JoinTokens": [("JoinTokens",)],
-    "Cluster": [("Swarm",)],
+    "Swarm": [("Swarm",)],
 }
 
 # Where the swagger itself is wrong about the wire: Go's `Healthcheck` field of

@@ -7,10 +7,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from shoal.agent.engine import Engine
 from shoal.agent.session import Session
 from shoal.agent.worker import Worker
 from shoal.api.models import EngineDescription, NodeDescription, Platform, Resources
+from shoal.engine.client import Engine
 
 log = logging.getLogger(__name__)
 

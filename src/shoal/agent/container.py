@@ -9,28 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.agent import template
+from shoal.api import labels
 from shoal.api.models import ContainerSpec, NodeDescription, PortConfig, Task
-from shoal.api.naming import task_name
-
-LABEL_TASK_ID = "com.docker.swarm.task.id"
-LABEL_NODE_ID = "com.docker.swarm.node.id"
-LABEL_SERVICE_ID = "com.docker.swarm.service.id"
+from shoal.api.naming import container_name
 
 DEFAULT_STOP_GRACE = 10_000_000_000
 
 
-def container_name(task: Task, service_name: str) -> str:
-    return task_name(service_name, task.slot, task.node_id, task.id)
-
-
 def swarm_labels(task: Task, service_name: str) -> dict[str, str]:
     return {
-        LABEL_NODE_ID: task.node_id or "",
-        LABEL_SERVICE_ID: task.service_id,
-        "com.docker.swarm.service.name": service_name,
-        "com.docker.swarm.task": "",
-        LABEL_TASK_ID: task.id,
-        "com.docker.swarm.task.name": container_name(task, service_name),
+        labels.NODE_ID: task.node_id or "",
+        labels.SERVICE_ID: task.service_id,
+        labels.SERVICE_NAME: service_name,
+        labels.TASK: "",
+        labels.TASK_ID: task.id,
+        labels.TASK_NAME: container_name(task, service_name),
     }
 
 
@@ -52,7 +45,7 @@ def create_body(
     service_labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     spec = task.spec.container_spec or ContainerSpec()
-    labels = {**(spec.labels or {}), **swarm_labels(task, service_name)}
+    container_labels = {**(spec.labels or {}), **swarm_labels(task, service_name)}
     platform = node.platform if node is not None else None
     ctx = template.context(
         task.id, container_name(task, service_name), task.slot, task.service_id,
@@ -63,7 +56,7 @@ def create_body(
     )  # fmt: skip
     config: dict[str, Any] = {
         "Image": spec.image,
-        "Labels": labels,
+        "Labels": container_labels,
         "Env": [template.expand(e, ctx) for e in spec.env or []],
         "Tty": bool(spec.tty),
         "OpenStdin": bool(spec.open_stdin),

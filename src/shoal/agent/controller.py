@@ -11,15 +11,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shoal.agent.container import (
-    LABEL_TASK_ID,
-    container_name,
     create_body,
     port_status,
     stop_timeout,
 )
-from shoal.agent.engine import Engine, EngineError
 from shoal.agent.images import Puller
+from shoal.api import labels
+from shoal.api.errors import EngineError
 from shoal.api.models import NodeDescription, PortConfig, Task
+from shoal.api.naming import container_name
+from shoal.engine.client import Engine
 
 
 @dataclass
@@ -82,7 +83,7 @@ class EngineController:
             if e.status == 404:
                 return Observed()
             raise
-        if (data.get("Config") or {}).get("Labels", {}).get(LABEL_TASK_ID) != self.task.id:
+        if (data.get("Config") or {}).get("Labels", {}).get(labels.TASK_ID) != self.task.id:
             return Observed()
         st = data.get("State") or {}
         health = (st.get("Health") or {}).get("Status")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from shoal.agent.engine import Engine, EngineError
+from shoal.api.errors import EngineError
+from shoal.engine.client import Engine
 
 REUSE = 10.0  # seconds a pull's outcome stands for other tasks
 

@@ -8,13 +8,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from shoal.agent.container import LABEL_NODE_ID, LABEL_TASK_ID
 from shoal.agent.controller import Controller, EngineController
-from shoal.agent.engine import Engine
 from shoal.agent.images import Puller
-from shoal.agent.session import Assignment, ServiceInfo, Session
+from shoal.agent.session import Session
 from shoal.agent.task import TaskRunner
+from shoal.api import labels
 from shoal.api.models import NodeDescription, Task, TaskStatus
+from shoal.engine.client import Engine
+from shoal.rpc.messages import Assignment, ServiceInfo
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class Worker:
                 log.warning("removing container of task %s: %s", task_id, e)
 
     async def _remove_strays(self, keep: set[str]) -> None:
-        filters = f'{{"label":["{LABEL_NODE_ID}={self.node_id}"]}}'
+        filters = f'{{"label":["{labels.NODE_ID}={self.node_id}"]}}'
         try:
             containers = await self.engine.request(
                 "GET", "/containers/json", params={"all": "1", "filters": filters}
@@ -96,7 +97,7 @@ class Worker:
             log.warning("listing containers: %s", e)
             return
         for c in containers or []:
-            tid = (c.get("Labels") or {}).get(LABEL_TASK_ID)
+            tid = (c.get("Labels") or {}).get(labels.TASK_ID)
             if tid and tid not in keep:
                 log.info("removing stray container %s", c.get("Names"))
                 try:
@@ -126,12 +127,12 @@ class Worker:
 
     async def _watch_engine(self) -> None:
         """Container events wake the runner of their task."""
-        filters = {"type": ["container"], "label": [f"{LABEL_NODE_ID}={self.node_id}"]}
+        filters = {"type": ["container"], "label": [f"{labels.NODE_ID}={self.node_id}"]}
         while True:
             try:
                 async for ev in self.engine.events(filters):
                     attrs = (ev.get("Actor") or {}).get("Attributes") or {}
-                    runner = self.runners.get(attrs.get(LABEL_TASK_ID, ""))
+                    runner = self.runners.get(attrs.get(labels.TASK_ID, ""))
                     if runner is not None:
                         nano = ev.get("timeNano")
                         runner.poke(nano / 1e9 if isinstance(nano, int) else None)

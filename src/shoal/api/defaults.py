@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from shoal.api.models import SwarmSpec
+
 _UPDATE = {
     "Parallelism": 1, "FailureAction": "pause", "Monitor": 5_000_000_000,
     "MaxFailureRatio": 0, "Order": "stop-first",
@@ -40,3 +42,26 @@ def with_defaults(service: dict[str, Any]) -> dict[str, Any]:
         if key in out:
             out[key] = merge_defaults(out[key], SERVICE_DEFAULTS)
     return out
+
+
+# ---------------------------------------------------------------- the swarm
+
+SWARM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "Orchestration": {"TaskHistoryRetentionLimit": 5},
+    "Raft": {"SnapshotInterval": 10000, "KeepOldSnapshots": 0,
+             "LogEntriesForSlowFollowers": 500, "ElectionTick": 10, "HeartbeatTick": 1},
+    "Dispatcher": {"HeartbeatPeriod": 1_000_000_000},
+    "CAConfig": {"NodeCertExpiry": 7_776_000_000_000_000},
+    "TaskDefaults": {},
+    "EncryptionConfig": {"AutoLockManagers": False},
+}  # fmt: skip
+
+
+def swarm_spec(spec: dict[str, Any] | None) -> SwarmSpec:
+    """A spec from `swarm init`: zero values take SwarmKit's defaults."""
+    merged: dict[str, Any] = {"Name": "default", "Labels": {}}
+    for key, defaults in SWARM_DEFAULTS.items():
+        given = (spec or {}).get(key) or {}
+        merged[key] = {**defaults, **{k: v for k, v in given.items() if v not in (None, 0, "")}}
+    merged["Labels"] = (spec or {}).get("Labels") or {}
+    return SwarmSpec.from_api(merged)

@@ -41,6 +41,87 @@ class Forbidden(ShoalError):
     status = 403
 
 
+class Deposed(ShoalError):
+    """A write of a leader's loop after the leadership passed on (its fence failed)."""
+
+    status = 503
+
+
+class EngineError(ShoalError):
+    """An error answer of the node's own engine, with its status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# ---------------------------------------------------------------- the swarm control API's
+# errors: `rpc error: code = <code> desc = <message>` (swarmkit's gRPC codes, as Docker shows
+# them), and the daemon's own (bare text)
+
+
+class _RPCText:
+    code = "Unknown"
+    message: str
+
+    def __str__(self) -> str:
+        return rpc(self.code, self.message)
+
+
+class InvalidArgument(_RPCText, BadRequest):
+    """swarmkit `codes.InvalidArgument`: HTTP 400, `rpc error: code = InvalidArgument desc = …`."""
+
+    code = "InvalidArgument"
+
+
+class RPCUnknown(_RPCText, ShoalError):
+    """A plain Go error out of swarmkit (constraint parsing): HTTP 500, code = Unknown."""
+
+    code = "Unknown"
+
+
+class Unimplemented(_RPCText, ShoalError):
+    """swarmkit `codes.Unimplemented` (rename, mode change): HTTP 501."""
+
+    status = 501
+    code = "Unimplemented"
+
+
+class InvalidParameter(InvalidArgument):
+    """moby `errdefs.InvalidParameter` raised by the daemon itself: HTTP 400, bare text.
+
+    A subclass of InvalidArgument so that `except InvalidArgument` catches every 400 this
+    module raises; str() is the bare text, as Docker shows it."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class DaemonError(ShoalError):
+    """A plain error from the daemon (no errdefs class): HTTP 500, bare text."""
+
+
+class FailedPrecondition(_RPCText, BadRequest):
+    """swarmkit `codes.FailedPrecondition`: HTTP 400."""
+
+    code = "FailedPrecondition"
+
+
+class AlreadyExists(_RPCText, Conflict):
+    """swarmkit `codes.AlreadyExists`: HTTP 409."""
+
+    code = "AlreadyExists"
+
+
+class OutOfSequence(_RPCText, Conflict):
+    """An update against a stale version: HTTP 409, code = Unknown (as Docker answers)."""
+
+    code = "Unknown"
+
+    def __init__(self, message: str = "update out of sequence") -> None:
+        super().__init__(message)
+
+
 NOT_A_MANAGER = (
     'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
     "to connect this node to swarm and try again."
@@ -56,6 +137,11 @@ ALREADY_IN_SWARM = (
 NO_LEADER = (
     "The swarm does not have a leader. It's possible that too few managers are online. "
     "Make sure more than half of the managers are online."
+)
+
+
+INVALID_JOIN_TOKEN = (
+    "rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster"
 )
 
 

@@ -100,6 +100,11 @@ def now() -> str:
     return format_time(_dt.datetime.now(_dt.UTC))
 
 
+def timestamp(t: float) -> str:
+    """POSIX seconds as the RFC 3339 (nanosecond) string Docker uses."""
+    return format_time(_dt.datetime.fromtimestamp(t, _dt.UTC))
+
+
 def format_time(t: _dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
 
@@ -347,10 +352,15 @@ class ServiceStatus(Model):
 class Service(Meta):
     spec: ServiceSpec = Field(default_factory=ServiceSpec)
     previous_spec: ServiceSpec | None = None
-    endpoint: Endpoint | None = None
+    endpoint: Endpoint | None = None  # the allocator's
     update_status: UpdateStatus | None = None
     service_status: ServiceStatus | None = None
     job_status: JobStatus | None = None
+
+    def endpoint_allocated(self) -> bool:
+        """The allocator has given the service the endpoint its current spec asks for."""
+        want = self.spec.endpoint_spec or EndpointSpec(mode="vip")
+        return self.endpoint is not None and self.endpoint.spec == want
 
 
 class ContainerStatus(Model):
@@ -470,7 +480,7 @@ class EncryptionConfig(Model):
     auto_lock_managers: bool = False
 
 
-class ClusterSpec(Model):
+class SwarmSpec(Model):
     name: str | None = None
     labels: dict[str, str] | None = None
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
@@ -486,21 +496,14 @@ class JoinTokens(Model):
     manager: str = ""
 
 
-class Cluster(Meta):
-    """The swarm object. `JoinTokens` are stored with it and shown only by `GET /swarm`."""
+class Swarm(Meta):
+    """The swarm object (moby `swarm.ClusterInfo` + `JoinTokens`). `JoinTokens` are stored
+    with it, sealed, and shown only by `GET /swarm`."""
 
-    spec: ClusterSpec = Field(default_factory=ClusterSpec)
+    spec: SwarmSpec = Field(default_factory=SwarmSpec)
     tls_info: TLSInfo | None = None
     root_rotation_in_progress: bool = False
     default_addr_pool: list[str] | None = None
     subnet_size: int | None = None
     data_path_port: int | None = None
     join_tokens: JoinTokens = Field(default_factory=JoinTokens)
-
-
-KINDS: dict[str, type[Meta]] = {
-    "clusters": Cluster,
-    "nodes": Node,
-    "services": Service,
-    "tasks": Task,
-}

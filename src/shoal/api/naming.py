@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shoal.api.models import Task
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -21,6 +25,11 @@ def task_name(service_name: str, slot: int | None, node_id: str | None, task_id:
     """`<service>.<slot>.<task-id>` (global tasks: `<service>.<node-id>.<task-id>`)."""
     middle = str(slot) if slot is not None else (node_id or "")
     return f"{service_name}.{middle}.{task_id}"
+
+
+def container_name(task: Task, service_name: str) -> str:
+    """A task's container is named like the task."""
+    return task_name(service_name, task.slot, task.node_id, task.id)
 
 
 _ADJECTIVES = (

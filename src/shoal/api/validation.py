@@ -33,7 +33,14 @@ from decimal import Decimal
 from typing import Any
 
 from shoal.api.constraints import ConstraintError, parse_constraints
-from shoal.api.errors import BadRequest, ShoalError, rpc
+from shoal.api.errors import (
+    DaemonError,
+    InvalidArgument,
+    InvalidParameter,
+    RPCUnknown,
+    ShoalError,
+    Unimplemented,
+)
 
 __all__ = [
     "DUMMY_CONTEXT",
@@ -60,50 +67,6 @@ __all__ = [
 
 # moby >= 23 prefixes decoder errors (httputils.ReadJSON); 20.10 sent the bare Go text.
 JSON_ERROR_PREFIX = "invalid JSON: "
-
-# ==================================================================== errors
-
-
-class _RPCText:
-    code = "Unknown"
-    message: str
-
-    def __str__(self) -> str:
-        return rpc(self.code, self.message)
-
-
-class InvalidArgument(_RPCText, BadRequest):
-    """swarmkit `codes.InvalidArgument`: HTTP 400, `rpc error: code = InvalidArgument desc = …`."""
-
-    code = "InvalidArgument"
-
-
-class RPCUnknown(_RPCText, ShoalError):
-    """A plain Go error out of swarmkit (constraint parsing): HTTP 500, code = Unknown."""
-
-    code = "Unknown"
-
-
-class Unimplemented(_RPCText, ShoalError):
-    """swarmkit `codes.Unimplemented` (rename, mode change): HTTP 501."""
-
-    status = 501
-    code = "Unimplemented"
-
-
-class InvalidParameter(InvalidArgument):
-    """moby `errdefs.InvalidParameter` raised by the daemon itself: HTTP 400, bare text.
-
-    A subclass of InvalidArgument so that `except InvalidArgument` catches every 400 this
-    module raises; str() is the bare text, as Docker shows it."""
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class DaemonError(ShoalError):
-    """A plain error from the daemon (no errdefs class): HTTP 500, bare text."""
-
 
 # ==================================================================== Go formatting
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from shoal.daemon import Daemon, DaemonConfig
 from shoal.dockerapi.app import make_app
+from shoal.node.daemon import Daemon, DaemonConfig
 
 DEFAULT_HOST = "unix:///run/shoal/docker.sock"
 

@@ -11,10 +11,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from shoal.agent.container import LABEL_NODE_ID, LABEL_SERVICE_ID, LABEL_TASK_ID, container_name
-from shoal.agent.logs import container_log
-from shoal.api.models import Task
-from shoal.daemon import Daemon
+from shoal.api import labels
+from shoal.api.models import Service, Task
+from shoal.api.naming import container_name
+from shoal.dockerapi.node import LocalNode
+from shoal.store.store import Store
 
 CONTENT_TYPE = "application/vnd.docker.multiplexed-stream"
 
@@ -22,9 +23,9 @@ CONTENT_TYPE = "application/vnd.docker.multiplexed-stream"
 def details(task: Task) -> bytes:
     pairs = sorted(
         {
-            LABEL_NODE_ID: task.node_id or "",
-            LABEL_SERVICE_ID: task.service_id,
-            LABEL_TASK_ID: task.id,
+            labels.NODE_ID: task.node_id or "",
+            labels.SERVICE_ID: task.service_id,
+            labels.TASK_ID: task.id,
         }.items()
     )
     return ",".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs).encode()
@@ -42,7 +43,9 @@ def decorate(line: bytes, prefix: bytes, timestamps: bool) -> bytes:
     return prefix + b" " + line
 
 
-async def stream(request: web.Request, daemon: Daemon, tasks: list[Task]) -> web.StreamResponse:
+async def stream(
+    request: web.Request, node: LocalNode, store: Store, tasks: list[Task]
+) -> web.StreamResponse:
     q = request.query
     follow = q.get("follow", "") in ("1", "true")
     timestamps = q.get("timestamps", "") in ("1", "true")
@@ -58,22 +61,14 @@ async def stream(request: web.Request, daemon: Daemon, tasks: list[Task]) -> web
         params["since"] = q["since"]
     resp = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
     await resp.prepare(request)
-    store = daemon.store
-    local = daemon.state.node_id if daemon.state else None
     out: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1024)
 
     async def pump(task: Task) -> None:
-        service = store.get("services", task.service_id) if store else None
+        service = store.get(Service, task.service_id)
         name = container_name(task, service.spec.name if service else task.service_id)
         tty = bool(task.spec.container_spec and task.spec.container_spec.tty)
         prefix = details(task) if with_details else b""
-        if task.node_id == local:
-            chunks = container_log(daemon.engine, name, params, tty)
-        elif daemon.dispatcher is not None and task.node_id:
-            chunks = daemon.dispatcher.remote_log(task.node_id, name, params, tty)
-        else:
-            return
-        async for stream_id, payload in chunks:
+        async for stream_id, payload in node.task_log(task, name, params, tty):
             for line in payload.splitlines(keepends=True):
                 data = decorate(line, prefix, timestamps) if with_details else line
                 await out.put(frame(stream_id, data))

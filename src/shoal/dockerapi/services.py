@@ -5,16 +5,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from shoal.api.defaults import with_defaults
-from shoal.api.errors import NotFound
 from shoal.dockerapi import logs
-from shoal.dockerapi.app import DAEMON, json_response, query_bool, query_int, read_json, routes
+from shoal.dockerapi.http import (
+    Routes,
+    json_response,
+    node_of,
+    query_bool,
+    query_int,
+    read_json,
+)
 from shoal.manager.controlapi import services
 from shoal.manager.controlapi.filters import Filters
 
 
-@routes("GET", "/services")
 async def list_services(request: web.Request) -> web.StreamResponse:
-    store = request.app[DAEMON].require_manager()
+    store = node_of(request).control()
     found = services.list_services(store, Filters.parse(request.query.get("filters")))
     with_status = query_bool(request, "status")
     out = []
@@ -26,16 +31,14 @@ async def list_services(request: web.Request) -> web.StreamResponse:
     return json_response(out)
 
 
-@routes("POST", "/services/create")
 async def create(request: web.Request) -> web.StreamResponse:
-    store = request.app[DAEMON].require_manager()
+    store = node_of(request).control()
     service = await services.create(store, await read_json(request))
     return json_response({"ID": service.id, "Warnings": None}, status=201)
 
 
-@routes("GET", "/services/{id}")
 async def inspect(request: web.Request) -> web.StreamResponse:
-    store = request.app[DAEMON].require_manager()
+    store = node_of(request).control()
     service = services.get(store, request.match_info["id"])
     data = service.to_api()
     if query_bool(request, "insertDefaults"):
@@ -43,9 +46,8 @@ async def inspect(request: web.Request) -> web.StreamResponse:
     return json_response(data)
 
 
-@routes("POST", "/services/{id}/update")
 async def update(request: web.Request) -> web.StreamResponse:
-    store = request.app[DAEMON].require_manager()
+    store = node_of(request).control()
     await services.update(
         store,
         request.match_info["id"],
@@ -56,19 +58,24 @@ async def update(request: web.Request) -> web.StreamResponse:
     return json_response({"Warnings": None})
 
 
-@routes("DELETE", "/services/{id}")
 async def remove(request: web.Request) -> web.StreamResponse:
-    store = request.app[DAEMON].require_manager()
+    store = node_of(request).control()
     await services.remove(store, request.match_info["id"])
     return web.Response(status=200)
 
 
-@routes("GET", "/services/{id}/logs")
 async def service_logs(request: web.Request) -> web.StreamResponse:
-    daemon = request.app[DAEMON]
-    store = daemon.require_manager()
+    node = node_of(request)
+    store = node.control()
     service = services.get(store, request.match_info["id"])
     found = sorted(store.tasks_of(service.id), key=lambda t: (t.slot or 0, t.created_at or ""))
-    if not found and service is None:
-        raise NotFound(f"service {request.match_info['id']} not found")
-    return await logs.stream(request, daemon, found)
+    return await logs.stream(request, node, store, found)
+
+
+def add_routes(routes: Routes) -> None:
+    routes.add("GET", "/services", list_services)
+    routes.add("POST", "/services/create", create)
+    routes.add("GET", "/services/{id}", inspect)
+    routes.add("POST", "/services/{id}/update", update)
+    routes.add("DELETE", "/services/{id}", remove)
+    routes.add("GET", "/services/{id}/logs", service_logs)

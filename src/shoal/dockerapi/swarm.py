@@ -5,62 +5,63 @@ from __future__ import annotations
 from aiohttp import web
 
 from shoal.api.errors import BadRequest
-from shoal.dockerapi.app import DAEMON, json_response, query_bool, query_int, read_json, routes
-from shoal.manager.controlapi import cluster as clusters
+from shoal.dockerapi.http import (
+    Routes,
+    json_response,
+    node_of,
+    query_bool,
+    query_int,
+    read_json,
+    read_object,
+)
+from shoal.manager.controlapi import swarm
 
 
-@routes("GET", "/swarm")
 async def inspect(request: web.Request) -> web.StreamResponse:
-    daemon = request.app[DAEMON]
-    return json_response(clusters.get(daemon.require_manager()).to_api())
+    return json_response(swarm.get(node_of(request).control()).to_api())
 
 
-@routes("POST", "/swarm/init")
 async def init(request: web.Request) -> web.StreamResponse:
-    body = await read_json(request) or {}
-    if not isinstance(body, dict):
-        raise BadRequest("invalid JSON: the body must be an object")
-    node_id = await request.app[DAEMON].init(body)
+    node_id = await node_of(request).init(await read_object(request))
     return json_response(node_id)
 
 
-@routes("POST", "/swarm/join")
 async def join(request: web.Request) -> web.StreamResponse:
-    body = await read_json(request) or {}
-    if not isinstance(body, dict):
-        raise BadRequest("invalid JSON: the body must be an object")
-    await request.app[DAEMON].join(body)
+    await node_of(request).join(await read_object(request))
     return web.Response(status=200)
 
 
-@routes("POST", "/swarm/leave")
 async def leave(request: web.Request) -> web.StreamResponse:
-    await request.app[DAEMON].leave(query_bool(request, "force"))
+    await node_of(request).leave(query_bool(request, "force"))
     return web.Response(status=200)
 
 
-@routes("POST", "/swarm/update")
 async def update(request: web.Request) -> web.StreamResponse:
-    daemon = request.app[DAEMON]
-    store = daemon.require_manager()
-    await clusters.update(
-        store,
+    await swarm.update(
+        node_of(request).control(),
         query_int(request, "version"),
         await read_json(request),
         query_bool(request, "rotateWorkerToken"),
         query_bool(request, "rotateManagerToken"),
-        daemon.root_ca().der,
     )
     return web.Response(status=200)
 
 
-@routes("GET", "/swarm/unlockkey")
 async def unlock_key(request: web.Request) -> web.StreamResponse:
-    request.app[DAEMON].require_manager()
+    node_of(request).control()
     return json_response({"UnlockKey": ""})
 
 
-@routes("POST", "/swarm/unlock")
 async def unlock(request: web.Request) -> web.StreamResponse:
-    request.app[DAEMON].require_manager()
+    node_of(request).control()
     raise BadRequest("swarm is not locked")
+
+
+def add_routes(routes: Routes) -> None:
+    routes.add("GET", "/swarm", inspect)
+    routes.add("POST", "/swarm/init", init)
+    routes.add("POST", "/swarm/join", join)
+    routes.add("POST", "/swarm/leave", leave)
+    routes.add("POST", "/swarm/update", update)
+    routes.add("GET", "/swarm/unlockkey", unlock_key)
+    routes.add("POST", "/swarm/unlock", unlock)

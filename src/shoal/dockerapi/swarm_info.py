@@ -4,27 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.daemon import Daemon
+from shoal.dockerapi.node import LocalNode
 
 
-def info(daemon: Daemon) -> dict[str, Any]:
-    state = daemon.state
-    if state is None:
+def info(node: LocalNode) -> dict[str, Any]:
+    membership = node.membership
+    if membership is None:
         return {
             "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
             "ControlAvailable": False, "Error": "", "RemoteManagers": None,
         }  # fmt: skip
+    manager = membership.role == "manager"
     out: dict[str, Any] = {
-        "NodeID": state.node_id,
-        "NodeAddr": state.advertise_addr.rpartition(":")[0],
+        "NodeID": membership.node_id,
+        "NodeAddr": membership.advertise_addr.rpartition(":")[0],
         "LocalNodeState": "active",
-        "ControlAvailable": daemon.is_manager,
+        "ControlAvailable": manager,
         "Error": "",
     }
-    store = daemon.store
-    if store is None:
-        out["RemoteManagers"] = [{"NodeID": "", "Addr": a} for a in state.managers]
+    if not manager:
+        out["RemoteManagers"] = [{"NodeID": "", "Addr": a} for a in membership.managers]
         return out
+    store = node.control()
     nodes = list(store.nodes())
     managers = [n for n in nodes if n.manager_status is not None]
     out["RemoteManagers"] = [
@@ -32,9 +33,9 @@ def info(daemon: Daemon) -> dict[str, Any]:
     ]
     out["Nodes"] = len(nodes)
     out["Managers"] = len(managers)
-    cluster = next(iter(store.objects("clusters")), None)
-    if cluster is not None and daemon.is_manager:
-        c = cluster.to_api()
-        c.pop("JoinTokens", None)
-        out["Cluster"] = c
+    swarm = store.swarm()
+    if swarm is not None:
+        data = swarm.to_api()
+        data.pop("JoinTokens", None)
+        out["Cluster"] = data
     return out

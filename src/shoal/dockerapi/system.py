@@ -6,30 +6,25 @@ from typing import Any
 
 from aiohttp import web
 
-from shoal.daemon import Daemon
 from shoal.dockerapi import swarm_info
-from shoal.dockerapi.app import (
-    API_VERSION,
-    DAEMON,
-    MIN_API_VERSION,
-    SHOAL_VERSION,
-    json_response,
-    routes,
-)
+from shoal.dockerapi.http import Routes, json_response, node_of
+from shoal.dockerapi.node import LocalNode
+
+API_VERSION = "1.44"
+MIN_API_VERSION = "1.24"
+SHOAL_VERSION = "0.1.0"
 
 
-def swarm_header(daemon: Daemon) -> str:
-    if not daemon.active:
+def swarm_header(node: LocalNode) -> str:
+    membership = node.membership
+    if membership is None:
         return "inactive"
-    return "active/manager" if daemon.is_manager else "active/worker"
+    return "active/manager" if membership.role == "manager" else "active/worker"
 
 
-@routes("HEAD", "/_ping")
-@routes("GET", "/_ping")
 async def ping(request: web.Request) -> web.StreamResponse:
-    daemon = request.app[DAEMON]
     headers = {
-        "Swarm": swarm_header(daemon),
+        "Swarm": swarm_header(node_of(request)),
         "Builder-Version": "1",
         "Cache-Control": "no-cache, no-store, must-revalidate",
         "Pragma": "no-cache",
@@ -40,10 +35,8 @@ async def ping(request: web.Request) -> web.StreamResponse:
     return web.Response(text="OK", headers=headers)
 
 
-@routes("GET", "/version")
 async def version(request: web.Request) -> web.StreamResponse:
-    daemon = request.app[DAEMON]
-    data: dict[str, Any] = await daemon.engine.version()
+    data: dict[str, Any] = await node_of(request).engine.version()
     data["ApiVersion"] = API_VERSION
     data["MinAPIVersion"] = MIN_API_VERSION
     components = list(data.get("Components") or [])
@@ -56,9 +49,15 @@ async def version(request: web.Request) -> web.StreamResponse:
     return json_response(data)
 
 
-@routes("GET", "/info")
 async def info(request: web.Request) -> web.StreamResponse:
-    daemon = request.app[DAEMON]
-    data: dict[str, Any] = await daemon.engine.info()
-    data["Swarm"] = swarm_info.info(daemon)
+    node = node_of(request)
+    data: dict[str, Any] = await node.engine.info()
+    data["Swarm"] = swarm_info.info(node)
     return json_response(data)
+
+
+def add_routes(routes: Routes) -> None:
+    routes.add("GET", "/_ping", ping)
+    routes.add("HEAD", "/_ping", ping)
+    routes.add("GET", "/version", version)
+    routes.add("GET", "/info", info)

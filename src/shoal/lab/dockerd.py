@@ -23,7 +23,7 @@ from shoal.lab import procs
 from shoal.lab.api import ping
 
 
-class EngineError(RuntimeError):
+class DockerdError(RuntimeError):
     """The engine could not be started (the message carries the end of its log)."""
 
 
@@ -89,13 +89,13 @@ class Dockerd:
         while True:
             code = exit_status()
             if code is not None:
-                raise EngineError(
+                raise DockerdError(
                     f"dockerd exited with {code}; end of {self.log_path}:\n" + self.log_tail()
                 )
             if ping(self.host):
                 return
             if time.monotonic() > deadline:
-                raise EngineError(
+                raise DockerdError(
                     f"dockerd not answering /_ping after {self.startup_timeout}s; end of log:\n"
                     + self.log_tail()
                 )

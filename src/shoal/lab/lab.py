@@ -149,7 +149,9 @@ def up(
         with ThreadPoolExecutor(max_workers=2) as pool:
             pushed = pool.submit(_push_images, lab) if images else None
             if swarm:
-                result.errors += make_swarm(lab, progress)
+                managers = [lab.node(n) for n in lab.state.node_names("manager")]
+                workers = [lab.node(n) for n in lab.state.node_names("worker")]
+                result.errors += make_swarm(managers, workers, lab.save, progress)
             if pushed is not None:
                 try:
                     result.images = pushed.result()

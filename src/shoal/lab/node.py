@@ -17,7 +17,7 @@ from pathlib import Path
 
 from shoal.lab import network, procs
 from shoal.lab.api import ping
-from shoal.lab.dockerd import Dockerd, EngineError
+from shoal.lab.dockerd import Dockerd, DockerdError
 from shoal.lab.host import Host, HostError, signal_and_wait
 from shoal.lab.state import LabError, LabState, NodeState
 
@@ -90,7 +90,7 @@ class LabNode:
             deadline = time.monotonic() + 10
             while self.dockerd_running and not ping(self.engine.host):
                 if time.monotonic() > deadline:
-                    raise EngineError(f"{self.state.name}: dockerd runs but does not answer")
+                    raise DockerdError(f"{self.state.name}: dockerd runs but does not answer")
                 time.sleep(0.1)
             if self.dockerd_running:
                 return
@@ -145,7 +145,7 @@ class LabNode:
             self.ensure_host()
             self.start_dockerd()
             self.start_shoald()
-        except (HostError, EngineError) as e:
+        except (HostError, DockerdError) as e:
             raise LabError(str(e)) from e
 
     # ---------------------------------------------------------------- stop

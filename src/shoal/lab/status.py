@@ -14,7 +14,7 @@ from shoal.lab.swarm import swarm_info
 
 
 @dataclass
-class NodeStatus:
+class LabNodeStatus:
     name: str
     role: str
     addr: str
@@ -25,14 +25,14 @@ class NodeStatus:
     note: str = ""  # e.g. why the join failed
 
 
-def status(name: str) -> tuple[LabState, list[NodeStatus]]:
+def status(name: str) -> tuple[LabState, list[LabNodeStatus]]:
     st = load(check_name(name))
     if st is None:
         raise LabError(f"no lab {name!r} (see `shoal lab ls --all`)")
     lab = Lab(st)
     nodes = lab.nodes()
 
-    def one(node: LabNode) -> NodeStatus:
+    def one(node: LabNode) -> LabNodeStatus:
         s = node.state
         host, dockerd = node.host_running, node.dockerd_running and ping(node.engine.host)
         shoald = node.shoald_running and ping(node.docker_host)
@@ -58,7 +58,7 @@ def status(name: str) -> tuple[LabState, list[NodeStatus]]:
         if s.partitioned:
             state += ", partitioned"
         note = s.swarm if failed else ""
-        return NodeStatus(
+        return LabNodeStatus(
             s.name, s.role, s.addr, state, swarm, st.docker_host(s.name), s.partitioned, note
         )
 

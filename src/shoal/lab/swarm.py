@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shoal.lab.api import api_json, error_message
+from shoal.lab.node import LabNode
 from shoal.lab.state import LabError
-
-if TYPE_CHECKING:
-    from shoal.lab.lab import Lab
-    from shoal.lab.node import LabNode
 
 
 def swarm_info(docker_host: str, timeout: float = 5.0) -> dict[str, Any]:
@@ -27,13 +24,16 @@ def swarm_info(docker_host: str, timeout: float = 5.0) -> dict[str, Any]:
     return swarm
 
 
-def make_swarm(lab: Lab, progress: Callable[[str], None]) -> list[str]:
+def make_swarm(
+    managers: list[LabNode],
+    workers: list[LabNode],
+    save: Callable[[], None],
+    progress: Callable[[str], None],
+) -> list[str]:
     """``swarm init`` on the first manager unless it is in a swarm; then the joins. Returns
-    the errors (failed joins), which are also recorded in the nodes' state."""
+    the errors (failed joins), which are also recorded in the nodes' state (`save` writes
+    it)."""
     errors: list[str] = []
-    st = lab.state
-    managers = [lab.node(n) for n in st.node_names("manager")]
-    workers = [lab.node(n) for n in st.node_names("worker")]
     first = managers[0]
     info = swarm_info(first.docker_host)
     if info.get("LocalNodeState") != "active":
@@ -48,7 +48,7 @@ def make_swarm(lab: Lab, progress: Callable[[str], None]) -> list[str]:
             raise LabError(f"swarm init on {first.state.name}: {error_message(answer)}")
         first.state.swarm = "init"
         progress(f"{first.state.name}: swarm initialised, advertising {first.state.addr}:2377")
-    lab.save()
+    save()
     status, sw = api_json(first.docker_host, "GET", "/swarm", timeout=10.0)
     if status != 200:
         raise LabError(f"GET /swarm on {first.state.name}: {error_message(sw)}")
@@ -80,7 +80,7 @@ def make_swarm(lab: Lab, progress: Callable[[str], None]) -> list[str]:
         else:
             node.state.swarm = "joined"
             progress(f"{node.state.name}: joined the swarm")
-        lab.save()
+        save()
 
     for m in managers[1:]:  # one at a time: each changes the etcd membership
         join(m, tokens.get("Manager", ""))

@@ -1,43 +1,47 @@
 """A manager: campaigns for leadership and, while it leads, runs the control loops in one task
-group that is cancelled the moment the lease is lost."""
+group that is cancelled the moment the lease is lost. The loops write through a store fenced
+by the leadership, so a write after the term ended fails even before the loss is noticed."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
+from shoal.api.errors import Deposed
+from shoal.api.models import Node
 from shoal.manager.allocator.allocator import Allocator
 from shoal.manager.orchestrator.orchestrator import Orchestrator
 from shoal.manager.orchestrator.reaper import Reaper
 from shoal.manager.scheduler.scheduler import Scheduler
 from shoal.store.election import Election
-from shoal.store.store import Store, modify
+from shoal.store.kv import KVBackend
+from shoal.store.store import Store
 
 log = logging.getLogger(__name__)
 
 
 class Manager:
-    def __init__(self, store: Store, node_id: str) -> None:
+    def __init__(self, store: Store, kv: KVBackend, node_id: str) -> None:
         self.store = store
         self.node_id = node_id
-        self.election = Election(store.etcd, node_id)
+        self.election = Election(kv, node_id)
         self.is_leader = False
 
     async def run(self) -> None:
-        await self.store.synced.wait()
         while True:
             await self.election.campaign()
             self.is_leader = True
+            store = self.store.fenced(self.election.guard)
             try:
                 async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self._keep_leader_mark())
-                    tg.create_task(Orchestrator(self.store).run())
-                    tg.create_task(Allocator(self.store).run())
-                    tg.create_task(Scheduler(self.store).run())
-                    tg.create_task(Reaper(self.store).run())
+                    tg.create_task(self._keep_leader_mark(store))
+                    tg.create_task(Orchestrator(store).run())
+                    tg.create_task(Allocator(store).run())
+                    tg.create_task(Scheduler(store).run())
+                    tg.create_task(Reaper(store).run())
                     await self.election.hold()
                     raise _LostLease
-            except* _LostLease:
+            except* (_LostLease, Deposed):
                 log.warning("leadership lost; stopping the leader's loops")
             except* Exception as eg:
                 log.error("a leader loop failed; campaigning again", exc_info=eg)
@@ -46,35 +50,35 @@ class Manager:
                 self.is_leader = False
                 await self.election.resign()
 
-    async def _keep_leader_mark(self) -> None:
+    async def _keep_leader_mark(self, store: Store) -> None:
         """`ManagerStatus.Leader` is true on this node and false on every other one."""
-        queue = self.store.subscribe()
+        queue = store.subscribe()
         try:
             while True:
                 fixes = {
                     n.id: _leader if n.id == self.node_id else _not_leader
-                    for n in self.store.nodes()
+                    for n in store.nodes()
                     if n.manager_status is not None
                     and bool(n.manager_status.leader) != (n.id == self.node_id)
                 }
                 if fixes:
-                    await modify(self.store, "nodes", fixes)
+                    await store.modify(Node, fixes)
                 while not any(ev.kind == "nodes" for ev in await queue.get()):
                     pass
         finally:
-            self.store.unsubscribe(queue)
+            store.unsubscribe(queue)
 
 
-def _leader(node: object) -> bool:
-    ms = node.manager_status  # type: ignore[attr-defined]
+def _leader(node: Node) -> bool:
+    ms = node.manager_status
     if ms is None or ms.leader:
         return False
     ms.leader = True
     return True
 
 
-def _not_leader(node: object) -> bool:
-    ms = node.manager_status  # type: ignore[attr-defined]
+def _not_leader(node: Node) -> bool:
+    ms = node.manager_status
     if ms is None or not ms.leader:
         return False
     ms.leader = False

@@ -1,4 +1,4 @@
-"""A thin asyncio wrapper over etcd's KV API: ranged loads, compare-and-swap transactions, watches.
+"""`KVBackend` on etcd: ranged loads, compare-and-swap transactions, watches, leases.
 
 Only this module knows etcd's wire types; the rest of shoal sees keys, bytes and revisions.
 """
@@ -7,37 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 
 import aetcd
 from aetcd import rpc, utils
 
-# etcd's default --max-txn-ops.
-MAX_TXN_OPS = 128
-
-
-@dataclass(frozen=True, slots=True)
-class KV:
-    key: str
-    value: bytes | None  # None: deleted
-    mod_revision: int
-
-
-@dataclass(frozen=True, slots=True)
-class Put:
-    key: str
-    value: bytes
-    # None: unconditional; 0: the key must not exist; N: the key's mod_revision must be N.
-    expect: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Delete:
-    key: str
-    expect: int | None = None
-
-
-Op = Put | Delete
+from shoal.store.kv import KV, Guard, Op, Put
 
 
 class Etcd:
@@ -68,8 +42,7 @@ class Etcd:
         key = prefix.encode()
         req = rpc.RangeRequest(key=key, range_end=utils.prefix_range_end(key))
         resp = await self._client.kvstub.Range(req, timeout=self._client._timeout)
-        kvs = [KV(kv.key.decode(), kv.value, kv.mod_revision) for kv in resp.kvs]
-        return int(resp.header.revision), kvs
+        return int(resp.header.revision), [_kv(kv) for kv in resp.kvs]
 
     async def get(self, key: str) -> KV | None:
         resp = await self._client.kvstub.Range(
@@ -77,12 +50,18 @@ class Etcd:
         )
         if not resp.kvs:
             return None
-        kv = resp.kvs[0]
-        return KV(key, kv.value, kv.mod_revision)
+        return _kv(resp.kvs[0])
 
-    async def txn(self, ops: Sequence[Op], lease: int = 0) -> tuple[bool, int]:
-        """Apply `ops` atomically if every expectation holds. Returns (succeeded, revision)."""
+    async def txn(
+        self, ops: Sequence[Op], lease: int = 0, guards: Sequence[Guard] = ()
+    ) -> tuple[bool, int]:
+        """Apply `ops` atomically if every expectation and guard holds.
+        Returns (succeeded, revision)."""
         compare = []
+        for g in guards:
+            c = rpc.Compare(key=g.key.encode(), target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL)
+            c.create_revision = g.create_revision
+            compare.append(c)
         success = []
         for op in ops:
             key = op.key.encode()
@@ -112,9 +91,7 @@ class Etcd:
         async def pump() -> None:
             try:
                 async for ev in watch:
-                    kv = ev.kv
-                    value = None if ev.kind == "DELETE" else kv.value
-                    queue.put_nowait(KV(kv.key.decode(), value, kv.mod_revision))
+                    queue.put_nowait(_kv(ev.kv, deleted=ev.kind == "DELETE"))
                 queue.put_nowait(ConnectionError("etcd watch ended"))
             except BaseException as e:  # noqa: BLE001 - handed to the consumer
                 queue.put_nowait(e)
@@ -152,3 +129,8 @@ class Etcd:
 
     async def revoke(self, lease: int) -> None:
         await self._client.revoke_lease(lease)
+
+
+def _kv(kv: rpc.KeyValue, deleted: bool = False) -> KV:
+    value = None if deleted else kv.value
+    return KV(kv.key.decode(), value, kv.mod_revision, kv.create_revision)

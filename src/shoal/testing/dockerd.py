@@ -72,7 +72,7 @@ from typing import Any
 
 from shoal.lab import procs
 from shoal.lab.api import UnixHTTPConnection, api_request, socket_path_of
-from shoal.lab.dockerd import Dockerd, EngineError
+from shoal.lab.dockerd import Dockerd, DockerdError
 from shoal.lab.host import CLONE_NEWNET, Host, HostError
 
 PREFIX = "shoal-eng-"
@@ -81,7 +81,7 @@ __all__ = [
     "CLONE_NEWNET",
     "PREFIX",
     "IsolatedEngine",
-    "EngineError",
+    "DockerdError",
     "UnixHTTPConnection",
     "api_request",
     "cleanup_stale",
@@ -288,7 +288,7 @@ class IsolatedEngine:
             cleanup_stale(os.path.dirname(self.dir))
             for tool in ("unshare", "nsenter", "ip", "mount", self.dockerd):
                 if not shutil.which(tool):
-                    raise EngineError(f"{tool} not found in PATH (run scripts/setup.sh)")
+                    raise DockerdError(f"{tool} not found in PATH (run scripts/setup.sh)")
             os.makedirs(self.dir)
             self._dockerd.prepare()
             self._state = {
@@ -336,7 +336,7 @@ class IsolatedEngine:
         try:
             self._host.start(on_pid=save)
         except HostError as e:
-            raise EngineError(str(e)) from e
+            raise DockerdError(str(e)) from e
         finally:
             if self._host.holder_proc is not None:
                 self._procs.append(self._host.holder_proc)
@@ -378,7 +378,7 @@ class IsolatedEngine:
 
     def _require_started(self) -> None:
         if self.holder_pid is None:
-            raise EngineError(f"engine {self.name} is not started")
+            raise DockerdError(f"engine {self.name} is not started")
 
     def __enter__(self) -> IsolatedEngine:
         return self.start()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from shoal.api.models import Endpoint, EndpointSpec, Service, Task
 from shoal.api.states import TaskState
-from shoal.store.store import Event, Store, modify
+from shoal.store.store import Event, Store
 
 
 def endpoint_for(spec: EndpointSpec | None) -> Endpoint:
@@ -21,8 +21,7 @@ def endpoint_for(spec: EndpointSpec | None) -> Endpoint:
 
 
 def needs_endpoint(service: Service) -> bool:
-    want = endpoint_for(service.spec.endpoint_spec)
-    return service.endpoint != want
+    return service.endpoint != endpoint_for(service.spec.endpoint_spec)
 
 
 class Allocator:
@@ -32,7 +31,7 @@ class Allocator:
     async def run(self) -> None:
         queue = self.store.subscribe()
         try:
-            await self.tick(list(self.store.services()), list(self.store.objects("tasks")))
+            await self.tick(list(self.store.services()), list(self.store.tasks()))
             while True:
                 events = await queue.get()
                 while not queue.empty():
@@ -45,10 +44,10 @@ class Allocator:
     async def tick(self, services: list[Service], tasks: list[Task]) -> None:
         fix = {s.id: _allocate_endpoint for s in services if needs_endpoint(s)}
         if fix:
-            await modify(self.store, "services", fix)
+            await self.store.modify(Service, fix)
         pending = {}
         for t in tasks:
-            service = self.store.get("services", t.service_id)
+            service = self.store.get(Service, t.service_id)
             if (
                 t.status.state == TaskState.NEW.api
                 and TaskState.parse(t.desired_state) <= TaskState.RUNNING
@@ -57,7 +56,7 @@ class Allocator:
             ):
                 pending[t.id] = _to_pending(service.endpoint)
         if pending:
-            await modify(self.store, "tasks", pending)
+            await self.store.modify(Task, pending)
 
 
 def _changed(events: list[Event]) -> tuple[list[Service], list[Task]]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.api.errors import BadRequest, Conflict, rpc
+from shoal.api.errors import BadRequest, FailedPrecondition, OutOfSequence, Unimplemented
 from shoal.api.models import Node, NodeSpec
 from shoal.api.validation import validate_node_spec
 from shoal.manager.controlapi.filters import Filters
+from shoal.manager.controlapi.lookup import resolve
 from shoal.store.store import Store
 
 
@@ -16,9 +17,7 @@ def node_name(n: Node) -> str | None:
 
 
 def get(store: Store, ref: str) -> Node:
-    from shoal.store.store import resolve
-
-    return resolve(store, "nodes", ref, node_name, "node")  # type: ignore[no-any-return]
+    return resolve(ref, lambda id: store.get(Node, id), store.nodes(), node_name, "node")
 
 
 def list_nodes(store: Store, filters: Filters) -> list[Node]:
@@ -50,19 +49,16 @@ async def update(store: Store, ref: str, version: int | None, body: Any) -> Node
         raise BadRequest("invalid JSON: the body must be a node spec object")
     validate_node_spec(body)
     if version != node.version.index:
-        raise Conflict(rpc("Unknown", "update out of sequence"))
+        raise OutOfSequence()
     spec = NodeSpec.from_api(body)
     if spec.role != node.spec.role:
         managers = [n for n in store.nodes() if n.spec.role == "manager"]
         if spec.role == "worker" and len(managers) <= 1:
-            raise BadRequest(
-                rpc("FailedPrecondition", "attempting to demote the last manager of the swarm")
-            )
+            raise FailedPrecondition("attempting to demote the last manager of the swarm")
         if spec.role == "manager":
-            raise BadRequest(
-                rpc("Unimplemented", "promoting nodes to managers is not supported by this "
-                    "shoal version yet")
-            )  # fmt: skip
+            raise Unimplemented(
+                "promoting nodes to managers is not supported by this shoal version yet"
+            )
     node = node.model_copy(deep=True)
     node.spec = spec
     return await store.update(node)
@@ -71,18 +67,10 @@ async def update(store: Store, ref: str, version: int | None, body: Any) -> Node
 async def remove(store: Store, ref: str, force: bool) -> None:
     node = get(store, ref)
     if node.spec.role == "manager" or (node.manager_status is not None):
-        raise BadRequest(
-            rpc(
-                "FailedPrecondition",
-                f"node {node.id} is a cluster manager and is a member of the raft cluster. "
-                "It must be demoted to worker before removal",
-            )
+        raise FailedPrecondition(
+            f"node {node.id} is a cluster manager and is a member of the raft cluster. "
+            "It must be demoted to worker before removal"
         )
     if node.status.state != "down" and not force:
-        raise BadRequest(
-            rpc(
-                "FailedPrecondition",
-                f"node {node.id} is not down and can't be removed",
-            )
-        )
+        raise FailedPrecondition(f"node {node.id} is not down and can't be removed")
     await store.delete(node)

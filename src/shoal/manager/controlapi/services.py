@@ -1,12 +1,21 @@
-"""Services in the control API: validate, write the spec, nothing else. The orchestrators do
-the rest from the store."""
+"""Services in the control API: validate, write the spec, nothing else. The orchestrators
+and the allocator do the rest from the store; a create or update answers once the allocator
+has given the service its endpoint, so the version a client reads next is the one to update."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
-from shoal.api.errors import BadRequest, Conflict, NotFound, rpc
+from shoal.api.errors import (
+    AlreadyExists,
+    BadRequest,
+    FailedPrecondition,
+    InvalidArgument,
+    OutOfSequence,
+)
 from shoal.api.models import (
     JobIteration,
     JobStatus,
@@ -24,15 +33,19 @@ from shoal.api.validation import (
     check_service_update,
     validate_service_spec,
 )
-from shoal.manager.allocator.allocator import endpoint_for
 from shoal.manager.controlapi.filters import Filters
-from shoal.store.store import Store, resolve
+from shoal.manager.controlapi.lookup import resolve
+from shoal.store.store import Events, Store
 
 log = logging.getLogger(__name__)
 
+ALLOCATION_WAIT = 2.0  # seconds a create/update waits for the allocator, at most
+
 
 def get(store: Store, ref: str) -> Service:
-    return resolve(store, "services", ref, lambda s: s.spec.name, "service")  # type: ignore[no-any-return]
+    return resolve(
+        ref, lambda id: store.get(Service, id), store.services(), lambda s: s.spec.name, "service"
+    )
 
 
 def parse_spec(body: Any) -> ServiceSpec:
@@ -42,7 +55,7 @@ def parse_spec(body: Any) -> ServiceSpec:
     try:
         spec = ServiceSpec.from_api(body)
     except ValueError as e:
-        raise BadRequest(rpc("InvalidArgument", f"invalid service spec: {e}")) from e
+        raise InvalidArgument(f"invalid service spec: {e}") from e
     _refuse_networking(spec)
     mode = spec.mode
     if mode.replicated is None and mode.kind == "replicated":
@@ -56,23 +69,17 @@ def _refuse_networking(spec: ServiceSpec) -> None:
     """Overlay networks and the ingress routing mesh come with shoal's networking; until then a
     spec that needs them is refused rather than silently run without them."""
     if spec.task_template.networks or spec.networks:
-        raise BadRequest(
-            rpc(
-                "InvalidArgument",
-                "networks are not supported by this shoal version yet: "
-                "create the service without --network",
-            )
+        raise InvalidArgument(
+            "networks are not supported by this shoal version yet: "
+            "create the service without --network"
         )
     ports = spec.endpoint_spec.ports if spec.endpoint_spec else None
     for p in ports or []:
         if (p.publish_mode or "ingress") == "ingress":
-            raise BadRequest(
-                rpc(
-                    "InvalidArgument",
-                    f"EndpointSpec: port {p.published_port or p.target_port}: the ingress routing "
-                    "mesh is not supported by this shoal version yet: publish with mode=host "
-                    "(--publish published=P,target=T,mode=host)",
-                )
+            raise InvalidArgument(
+                f"EndpointSpec: port {p.published_port or p.target_port}: the ingress routing "
+                "mesh is not supported by this shoal version yet: publish with mode=host "
+                "(--publish published=P,target=T,mode=host)"
             )
 
 
@@ -92,20 +99,19 @@ async def create(store: Store, body: Any) -> Service:
     spec = parse_spec(body)
     _check_ports(store, spec)
     if _name_taken(store, spec.name):
-        raise Conflict(
-            rpc(
-                "AlreadyExists",
-                f"name conflicts with an existing object: service {spec.name} already exists",
-            )
+        raise AlreadyExists(
+            f"name conflicts with an existing object: service {spec.name} already exists"
         )
-    # The endpoint needs no allocation yet: written with the spec, so the service's version
-    # does not move under a client that updates it right after creating it.
-    service = Service(id=new_id(), spec=spec, endpoint=endpoint_for(spec.endpoint_spec))
+    service = Service(id=new_id(), spec=spec)
     if spec.mode.kind.endswith("job"):
         service.job_status = JobStatus(job_iteration=JobIteration(index=0), last_execution=now())
-    created = await store.create(service)
-    log.info("service %s (%s) created", spec.name, service.id)
-    return created
+    events = store.subscribe()
+    try:
+        created = await store.create(service)
+        log.info("service %s (%s) created", spec.name, service.id)
+        return await _allocated(store, events, created)
+    finally:
+        store.unsubscribe(events)
 
 
 async def update(
@@ -115,13 +121,11 @@ async def update(
     if version is None:
         raise BadRequest("invalid service version: version must be given")
     if version != service.version.index:
-        raise Conflict(rpc("Unknown", "update out of sequence"))
+        raise OutOfSequence()
     service = service.model_copy(deep=True)
     if rollback:
         if service.previous_spec is None:
-            raise BadRequest(
-                rpc("FailedPrecondition", f"service {service.id} does not have a previous spec")
-            )
+            raise FailedPrecondition(f"service {service.id} does not have a previous spec")
         spec = service.previous_spec
         service.previous_spec = service.spec
         service.update_status = UpdateStatus(
@@ -134,7 +138,6 @@ async def update(
         service.previous_spec = service.spec
         service.update_status = None
     service.spec = spec
-    service.endpoint = endpoint_for(spec.endpoint_spec)
     if spec.mode.kind.endswith("job") and (
         rollback
         or spec.task_template != service.previous_spec.task_template
@@ -144,9 +147,31 @@ async def update(
         service.job_status = JobStatus(
             job_iteration=JobIteration(index=index), last_execution=now()
         )
-    updated = await store.update(service)
-    log.info("service %s (%s) %s", spec.name, service.id, "rolled back" if rollback else "updated")
-    return updated
+    events = store.subscribe()
+    try:
+        updated = await store.update(service)
+        log.info(
+            "service %s (%s) %s", spec.name, service.id, "rolled back" if rollback else "updated"
+        )
+        return await _allocated(store, events, updated)
+    finally:
+        store.unsubscribe(events)
+
+
+async def _allocated(store: Store, events: Events, service: Service) -> Service:
+    """The service once the allocator has given it the endpoint its spec asks for (at most
+    `ALLOCATION_WAIT`: without a leader, as it was written)."""
+
+    async def settled() -> None:
+        while True:
+            current = store.get(Service, service.id)
+            if current is None or current.endpoint_allocated():
+                return
+            await events.get()
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(settled(), ALLOCATION_WAIT)
+    return store.get(Service, service.id) or service
 
 
 async def remove(store: Store, ref: str) -> None:
@@ -196,6 +221,3 @@ def list_services(store: Store, filters: Filters) -> list[Service]:
             continue
         out.append(s)
     return out
-
-
-__all__ = ["create", "update", "remove", "get", "list_services", "status", "NotFound"]

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from shoal.api.models import Task, same_task_spec
+from shoal.api.models import Service, Task, same_task_spec
 from shoal.api.naming import task_name
 from shoal.manager.controlapi.filters import Filters
-from shoal.store.store import Store, resolve
+from shoal.manager.controlapi.lookup import resolve
+from shoal.store.store import Store
 
 
 def get(store: Store, ref: str) -> Task:
-    return resolve(store, "tasks", ref, lambda t: None, "task")  # type: ignore[no-any-return]
+    return resolve(ref, lambda id: store.get(Task, id), store.tasks(), lambda t: None, "task")
 
 
 def display_name(store: Store, task: Task) -> str:
-    service = store.get("services", task.service_id)
+    service = store.get(Service, task.service_id)
     name = service.spec.name if service else task.service_id
     return task_name(name, task.slot, task.node_id, task.id).rsplit(".", 1)[0]
 
@@ -28,7 +29,7 @@ def list_tasks(store: Store, filters: Filters) -> list[Task]:
             )
         candidates = [t for sid in wanted for t in store.tasks_of(sid)]
     else:
-        candidates = list(store.objects("tasks"))
+        candidates = list(store.tasks())
     nodes = {}
     if "node" in filters:
         for ref in filters["node"]:
@@ -47,7 +48,7 @@ def list_tasks(store: Store, filters: Filters) -> list[Task]:
             continue
         if "desired-state" in filters and t.desired_state not in filters["desired-state"]:
             continue
-        service = store.get("services", t.service_id)
+        service = store.get(Service, t.service_id)
         if "label" in filters and not filters.match_labels(
             service.spec.labels if service else None
         ):

@@ -12,13 +12,12 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
-from shoal.agent.session import Assignment, ServiceInfo
 from shoal.api.models import Node, NodeDescription, NodeStatus, Service, Task, TaskStatus
 from shoal.api.naming import new_id
 from shoal.api.states import TaskState
-from shoal.store.store import Event, Store, modify
+from shoal.rpc.messages import Assignment, LogCancel, LogRequest, ServiceInfo
+from shoal.store.store import Event, Store
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +47,14 @@ class Dispatcher:
         self._statuses: dict[str, TaskStatus] = {}
         self._flush = asyncio.Event()
         # Log streams from remote agents: node → how to send it a message; request → chunks.
-        self.log_senders: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
+        self.log_senders: dict[str, Callable[[LogRequest | LogCancel], Awaitable[None]]] = {}
         self._log_requests: dict[str, asyncio.Queue[tuple[int, bytes] | None]] = {}
 
     @property
     def heartbeat_period(self) -> float:
-        cluster = next(iter(self.store.objects("clusters")), None)
-        if cluster is not None and cluster.spec.dispatcher.heartbeat_period:
-            return float(cluster.spec.dispatcher.heartbeat_period) / 1e9
+        swarm = self.store.swarm()
+        if swarm is not None and swarm.spec.dispatcher.heartbeat_period:
+            return float(swarm.spec.dispatcher.heartbeat_period) / 1e9
         return DEFAULT_HEARTBEAT_PERIOD
 
     async def run(self) -> None:
@@ -85,7 +84,7 @@ class Dispatcher:
             node.status = NodeStatus(state="ready", addr=addr)
             return True
 
-        await modify(self.store, "nodes", {node_id: ready})
+        await self.store.modify(Node, {node_id: ready})
         old = self.sessions.get(node_id)
         if old is not None:
             old.closed = True
@@ -97,7 +96,7 @@ class Dispatcher:
 
     def _services(self, tasks: list[Task]) -> dict[str, ServiceInfo]:
         ids = {t.service_id for t in tasks}
-        return {sid: service_info(self.store.get("services", sid), sid) for sid in ids}
+        return {sid: service_info(self.store.get(Service, sid), sid) for sid in ids}
 
     def _route(self, events: list[Event]) -> None:
         per_node: dict[str, Assignment] = {}
@@ -137,17 +136,14 @@ class Dispatcher:
         queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=256)
         self._log_requests[request] = queue
         try:
-            await send(
-                {"type": "logs", "id": request, "container": container, "params": params,
-                 "tty": tty}
-            )  # fmt: skip
+            await send(LogRequest(id=request, container=container, params=params, tty=tty))
             while (chunk := await queue.get()) is not None:
                 yield chunk
         finally:
             del self._log_requests[request]
             if node_id in self.log_senders:
                 with contextlib.suppress(Exception):
-                    await self.log_senders[node_id]({"type": "logs_cancel", "id": request})
+                    await self.log_senders[node_id](LogCancel(id=request))
 
     async def deliver_log(self, request: str, chunk: tuple[int, bytes] | None) -> None:
         queue = self._log_requests.get(request)
@@ -183,7 +179,7 @@ class Dispatcher:
             for node_id in self.expired(self.clock()):
                 self._forget_node(node_id)
                 log.warning("node %s missed its heartbeats: down", node_id)
-                await modify(self.store, "nodes", {node_id: _down})
+                await self.store.modify(Node, {node_id: _down})
 
     async def _flush_loop(self) -> None:
         while True:
@@ -192,7 +188,7 @@ class Dispatcher:
             self._flush.clear()
             batch, self._statuses = self._statuses, {}
             try:
-                await modify(self.store, "tasks", {tid: _advance(st) for tid, st in batch.items()})
+                await self.store.modify(Task, {tid: _advance(st) for tid, st in batch.items()})
             except Exception as e:  # noqa: BLE001 - retried with the next batch
                 log.warning("writing task statuses: %s", e)
                 self._statuses = {**batch, **self._statuses}
@@ -200,7 +196,7 @@ class Dispatcher:
                 await asyncio.sleep(0.5)
 
 
-def _advance(status: TaskStatus) -> Callable[[Any], bool]:
+def _advance(status: TaskStatus) -> Callable[[Task], bool]:
     """Set a reported status unless the stored one is already further along."""
 
     def apply(task: Task) -> bool:

@@ -2,47 +2,45 @@
 
 * `GET /ca` — the root CA certificate; a joining node checks it against the digest in its
   join token before it trusts anything else.
-* `POST /join` — token + certificate request → a node ID and a certificate signed by the
-  cluster CA (CN node ID, OU role, O cluster ID).
-* `GET /session` — a WebSocket over mutual TLS: the agent's session (`agent/session.py`'s
-  messages as JSON). Only a certificate of a node the cluster still knows is accepted.
+* `POST /join` — `JoinRequest` (token + certificate request) → `JoinAnswer`: a node ID and
+  a certificate signed by the swarm's CA (CN node ID, OU role, O swarm ID).
+* `GET /session` — a WebSocket over mutual TLS carrying `shoal.rpc.messages`. Only a
+  certificate of a node the swarm still knows is accepted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
-import ssl
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
+import pydantic
 from aiohttp import WSMsgType, web
 
-from shoal.api.errors import rpc
-from shoal.api.models import Node, NodeDescription, NodeSpec, NodeStatus, TaskStatus
+from shoal.api.errors import INVALID_JOIN_TOKEN, rpc
+from shoal.api.models import Node, NodeDescription, NodeSpec, NodeStatus
 from shoal.api.naming import new_id
-from shoal.manager.ca.authority import RootCA, identity, issue
-from shoal.manager.ca.tokens import same
-from shoal.manager.controlapi.cluster import get as get_cluster
-from shoal.manager.dispatcher.dispatcher import Dispatcher
+from shoal.ca.authority import identity, issue
+from shoal.ca.tokens import role_of
+from shoal.manager import ca
+from shoal.manager.dispatcher.dispatcher import Dispatcher, LocalSession
+from shoal.rpc import messages as rpc_messages
+from shoal.rpc.messages import (
+    Heartbeat,
+    HeartbeatAck,
+    Hello,
+    JoinAnswer,
+    JoinRequest,
+    LogChunk,
+    LogEnd,
+    Managers,
+    StatusReport,
+)
 from shoal.store.store import Store
 
 log = logging.getLogger(__name__)
-
-INVALID_TOKEN = rpc("InvalidArgument", "A valid join token is necessary to join this cluster")
-
-
-def wire_assignment(a: Any) -> dict[str, Any]:
-    return {
-        "type": "assignment",
-        "full": a.full,
-        "tasks": [t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in a.tasks],
-        "removed": a.removed,
-        "services": {sid: {"name": i.name, "labels": i.labels} for sid, i in a.services.items()},
-    }
 
 
 def managers_of(store: Store) -> list[str]:
@@ -53,23 +51,22 @@ def managers_of(store: Store) -> list[str]:
     )
 
 
-def make_cluster_app(
-    store: Store, dispatcher: Dispatcher, root_ca: Callable[[], RootCA]
-) -> web.Application:
+def make_cluster_app(store: Store, dispatcher: Dispatcher) -> web.Application:
     app = web.Application(client_max_size=8 * 1024**2)
 
-    async def ca(request: web.Request) -> web.Response:
-        return web.Response(body=root_ca().cert_pem, content_type="application/x-pem-file")
+    async def root_ca(request: web.Request) -> web.Response:
+        return web.Response(body=ca.load(store).cert_pem, content_type="application/x-pem-file")
 
     async def join(request: web.Request) -> web.Response:
         try:
-            body = await request.json()
-            token = str(body["JoinToken"])
-            csr = str(body["CSR"]).encode()
-        except (ValueError, KeyError, TypeError):
+            req = JoinRequest.model_validate_json(await request.read())
+        except pydantic.ValidationError:
             return _error(400, "invalid join request")
-        cluster = get_cluster(store)
-        if same(token, cluster.join_tokens.manager):
+        swarm = store.swarm()
+        if swarm is None:
+            return _error(503, "this manager has no swarm")
+        role = role_of(req.JoinToken, swarm.join_tokens.worker, swarm.join_tokens.manager)
+        if role == "manager":
             return _error(
                 400,
                 rpc(
@@ -78,98 +75,91 @@ def make_cluster_app(
                     "join as a worker",
                 ),
             )
-        if not same(token, cluster.join_tokens.worker):
-            return _error(400, INVALID_TOKEN)
-        availability = body.get("Availability") or "active"
-        if availability not in ("active", "pause", "drain"):
-            return _error(400, rpc("InvalidArgument", f"invalid availability {availability!r}"))
+        if role is None:
+            return _error(400, INVALID_JOIN_TOKEN)
+        if req.Availability not in ("active", "pause", "drain"):
+            return _error(400, rpc("InvalidArgument", f"invalid availability {req.Availability!r}"))
         node_id = new_id()
+        authority = ca.load(store)
         try:
-            cert = issue(root_ca(), csr, node_id, "worker", cluster.id)
+            cert = issue(authority, req.CSR.encode(), node_id, role, swarm.id)
         except ValueError as e:
             return _error(400, rpc("InvalidArgument", f"invalid certificate request: {e}"))
         node = Node(
             id=node_id,
-            spec=NodeSpec(role="worker", availability=availability, labels={}),
-            description=NodeDescription(hostname=body.get("Hostname")),
-            status=NodeStatus(state="unknown", addr=body.get("Addr")),
+            spec=NodeSpec(role=role, availability=req.Availability, labels={}),
+            description=NodeDescription(hostname=req.Hostname or None),
+            status=NodeStatus(state="unknown", addr=req.Addr or None),
         )
         await store.create(node)
-        log.info("node %s (%s) joined as a worker", node_id, body.get("Hostname"))
-        return web.json_response(
-            {
-                "NodeID": node_id,
-                "Certificate": cert.decode(),
-                "RootCA": root_ca().cert_pem.decode(),
-                "ClusterID": cluster.id,
-                "Managers": managers_of(store),
-            }
+        log.info("node %s (%s) joined as a %s", node_id, req.Hostname, role)
+        answer = JoinAnswer(
+            NodeID=node_id,
+            Certificate=cert.decode(),
+            RootCA=authority.cert_pem.decode(),
+            SwarmID=swarm.id,
+            Managers=managers_of(store),
         )
+        return web.Response(text=answer.model_dump_json(), content_type="application/json")
 
     async def session(request: web.Request) -> web.StreamResponse:
         peer = _peer_identity(request)
         if peer is None:
             return _error(403, "a node certificate is needed")
-        node_id, _role, cluster_id = peer
-        cluster = get_cluster(store)
-        if cluster_id != cluster.id or store.get("nodes", node_id) is None:
-            log.warning("refused session of node %s: not a member of this cluster", node_id)
+        node_id, _role, swarm_id = peer
+        swarm = store.swarm()
+        if swarm is None or swarm_id != swarm.id or store.get(Node, node_id) is None:
+            log.warning("refused session of node %s: not a member of this swarm", node_id)
             return _error(403, f"node {node_id} is not a member of this swarm")
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=64 * 1024**2)
         await ws.prepare(request)
-        await _serve_session(ws, dispatcher, store, node_id, request)
+        await _serve_session(ws, dispatcher, store, node_id, request.remote or "")
         return ws
 
-    app.router.add_get("/ca", ca)
+    app.router.add_get("/ca", root_ca)
     app.router.add_post("/join", join)
     app.router.add_get("/session", session)
     return app
 
 
 async def _serve_session(
-    ws: web.WebSocketResponse, dispatcher: Dispatcher, store: Store, node_id: str, request: Any
+    ws: web.WebSocketResponse, dispatcher: Dispatcher, store: Store, node_id: str, remote: str
 ) -> None:
     first = await ws.receive()
     if first.type != WSMsgType.TEXT:
         return
-    hello = json.loads(first.data)
-    description = NodeDescription.model_validate(hello.get("description") or {})
-    addr = hello.get("addr") or (request.remote or "")
-    session = await dispatcher.register(node_id, description, addr)
+    try:
+        hello = rpc_messages.to_manager(first.data)
+    except pydantic.ValidationError as e:
+        log.warning("node %s: invalid session opening: %s", node_id, e)
+        return
+    if not isinstance(hello, Hello):
+        log.warning("node %s: the session must open with hello, not %s", node_id, hello.type)
+        return
+    session = await dispatcher.register(node_id, hello.description, hello.addr or remote)
+    send_lock = asyncio.Lock()
+
+    async def send(message: rpc_messages.ToAgent) -> None:
+        async with send_lock:
+            await ws.send_str(rpc_messages.encode(message))
 
     async def send_assignments() -> None:
         async for a in session.assignments():
-            await ws.send_str(json.dumps(wire_assignment(a)))
+            await send(a)
 
     sender = asyncio.create_task(send_assignments())
-    send_lock = asyncio.Lock()
-
-    async def send(message: dict[str, Any]) -> None:
-        async with send_lock:
-            await ws.send_str(json.dumps(message))
-
     dispatcher.log_senders[node_id] = send
     try:
-        await ws.send_str(json.dumps({"type": "managers", "managers": managers_of(store)}))
+        await send(Managers(managers=managers_of(store)))
         async for msg in ws:
             if msg.type != WSMsgType.TEXT or session.closed:
                 break  # a session the dispatcher gave up on: the agent registers anew
-            data = json.loads(msg.data)
-            kind = data.get("type")
-            if kind == "heartbeat":
-                period = await session.heartbeat()
-                await ws.send_str(json.dumps({"type": "heartbeat", "period": period}))
-            elif kind == "status":
-                statuses = {
-                    tid: TaskStatus.model_validate(st)
-                    for tid, st in (data.get("statuses") or {}).items()
-                }
-                await session.report(statuses)
-            elif kind == "log":
-                chunk = (int(data["stream"]), base64.b64decode(data["data"]))
-                await dispatcher.deliver_log(data["id"], chunk)
-            elif kind == "log_end":
-                await dispatcher.deliver_log(data["id"], None)
+            try:
+                message = rpc_messages.to_manager(msg.data)
+            except pydantic.ValidationError as e:
+                log.warning("node %s: invalid message dropped: %s", node_id, e)
+                continue
+            await _handle(message, session, dispatcher, send)
     finally:
         if dispatcher.log_senders.get(node_id) is send:
             del dispatcher.log_senders[node_id]
@@ -179,6 +169,22 @@ async def _serve_session(
         with contextlib.suppress(BaseException):
             await sender
         await session.close()
+
+
+async def _handle(
+    message: rpc_messages.ToManager,
+    session: LocalSession,
+    dispatcher: Dispatcher,
+    send: Callable[[rpc_messages.ToAgent], Awaitable[None]],
+) -> None:
+    if isinstance(message, Heartbeat):
+        await send(HeartbeatAck(period=await session.heartbeat()))
+    elif isinstance(message, StatusReport):
+        await session.report(message.statuses)
+    elif isinstance(message, LogChunk):
+        await dispatcher.deliver_log(message.id, (message.stream, message.data))
+    elif isinstance(message, LogEnd):
+        await dispatcher.deliver_log(message.id, None)
 
 
 def _peer_identity(request: web.Request) -> tuple[str, str, str] | None:
@@ -198,12 +204,3 @@ def _error(status: int, message: str) -> web.Response:
         status=status,
         headers={"Content-Type": "application/json"},
     )
-
-
-def server_context(cert_file: str, key_file: str, ca_file: str) -> ssl.SSLContext:
-    """TLS for the cluster port: our node certificate; client certificates checked against
-    the cluster CA when presented (joining nodes have none yet)."""
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca_file)
-    ctx.load_cert_chain(cert_file, key_file)
-    ctx.verify_mode = ssl.CERT_OPTIONAL
-    return ctx

@@ -9,13 +9,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from shoal.api.models import JobIteration, JobStatus, Node, Service, UpdateStatus, now
+from shoal.api.models import JobIteration, JobStatus, Node, Service, Task, UpdateStatus, now
 from shoal.api.states import TaskState
 from shoal.manager.orchestrator.eligible import eligible_nodes, node_usable
 from shoal.manager.orchestrator.jobs import reconcile_job
 from shoal.manager.orchestrator.plan import Plan
 from shoal.manager.orchestrator.services import reconcile_global, reconcile_replicated
-from shoal.store.store import Event, Store, modify, put_op
+from shoal.store.store import Event, Store
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Orchestrator:
         try:
             self.dirty.update(s.id for s in self.store.services())
             # Tasks whose service is gone (deleted while no leader ran).
-            self.dirty.update(self.store.tasks_by_service)
+            self.dirty.update(t.service_id for t in self.store.tasks())
             while True:
                 await self.tick()
                 timeout = None
@@ -98,7 +98,7 @@ class Orchestrator:
         creates = []
         service_changes = {}
         for sid in dirty:
-            service = self.store.get("services", sid)
+            service = self.store.get(Service, sid)
             if service is None:
                 # Deleted service: its tasks are told to go; the reaper deletes them.
                 for t in self.store.tasks_of(sid):
@@ -122,9 +122,8 @@ class Orchestrator:
         # The service's UpdateStatus first: a client never sees an update's new tasks beside
         # no status or the previous update's (Docker starts an update before its tasks).
         if service_changes:
-            await modify(
-                self.store,
-                "services",
+            await self.store.modify(
+                Service,
                 {sid: _set_update_status(*change) for sid, change in service_changes.items()},
             )
         if creates:
@@ -132,12 +131,10 @@ class Orchestrator:
             for t in creates:
                 t.created_at = t.updated_at = stamp
                 t.status.timestamp = stamp
-            await self.store.commit_batches([put_op(t, expect=0) for t in creates])
+            await self.store.create_all(creates)
         if task_changes:
-            await modify(
-                self.store,
-                "tasks",
-                {tid: _set_desired(state) for tid, state in task_changes.items()},
+            await self.store.modify(
+                Task, {tid: _set_desired(state) for tid, state in task_changes.items()}
             )
 
     def plan(self, service: Service) -> Plan:

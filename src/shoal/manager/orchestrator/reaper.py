@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 
 from shoal.api.models import Service, Task
 from shoal.api.states import TaskState
-from shoal.store.store import Store, delete_op
+from shoal.store.store import Store
 
 DEFAULT_RETENTION = 5
 INTERVAL = 0.25
@@ -61,8 +61,8 @@ class Reaper:
         self.store = store
 
     def retention(self) -> int:
-        cluster = next(iter(self.store.objects("clusters")), None)
-        limit = cluster.spec.orchestration.task_history_retention_limit if cluster else None
+        swarm = self.store.swarm()
+        limit = swarm.spec.orchestration.task_history_retention_limit if swarm else None
         return DEFAULT_RETENTION if limit is None else limit
 
     async def run(self) -> None:
@@ -70,9 +70,9 @@ class Reaper:
         try:
             while True:
                 services = {s.id: s for s in self.store.services()}
-                victims = doomed(self.store.objects("tasks"), self.retention(), services)
+                victims = doomed(self.store.tasks(), self.retention(), services)
                 if victims:
-                    await self.store.commit_batches([delete_op(t) for t in victims])
+                    await self.store.delete_all(victims)
                 await queue.get()
                 await asyncio.sleep(INTERVAL)
                 while not queue.empty():

@@ -13,7 +13,7 @@ from shoal.api.models import Task, now
 from shoal.api.states import TaskState
 from shoal.manager.scheduler.decide import fit_preassigned, group_tasks, schedule_group
 from shoal.manager.scheduler.nodeinfo import NodeInfo
-from shoal.store.store import Event, Store, modify
+from shoal.store.store import Event, Store
 
 DEBOUNCE = 0.02
 
@@ -37,7 +37,7 @@ class Scheduler:
     def _load(self) -> None:
         now = self.clock()
         self.nodes = {n.id: NodeInfo(n, now=now) for n in self.store.nodes()}
-        for t in self.store.objects("tasks"):
+        for t in self.store.tasks():
             self._track(t)
 
     def _track(self, t: Task) -> None:
@@ -113,7 +113,7 @@ class Scheduler:
                 else:
                     self.waiting[tid] = self.pending.pop(tid)
         if decisions:
-            await modify(self.store, "tasks", decisions)
+            await self.store.modify(Task, decisions)
 
 
 def _assign(node_id: str) -> Callable[[Task], bool]:

@@ -25,7 +25,7 @@ class RootCA:
 
     @property
     def der(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.DER)
+        return der_of(self.cert_pem)
 
     def issuer_info(self) -> tuple[str, str]:
         """(subject, public key), DER and base64 as Docker's `TLSInfo` shows them."""
@@ -37,6 +37,11 @@ class RootCA:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         return subject, base64.b64encode(key).decode()
+
+
+def der_of(cert_pem: bytes) -> bytes:
+    """A PEM certificate in DER (raises ValueError if it is none)."""
+    return x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
 
 
 def new_root_ca() -> RootCA:

@@ -9,13 +9,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from shoal.api.errors import ShoalError
-
-
-class EngineError(ShoalError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+from shoal.api.errors import EngineError
 
 
 def connector_for(host: str) -> tuple[aiohttp.BaseConnector, str]:

@@ -36,3 +36,18 @@ def parse(token: str) -> tuple[str, str] | None:
 
 def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def role_of(token: str, worker: str, manager: str) -> str | None:
+    """The role a join token admits ("worker" | "manager"), None for no valid token."""
+    if manager and same(token, manager):
+        return "manager"
+    if worker and same(token, worker):
+        return "worker"
+    return None
+
+
+def matches_ca(token: str, root_ca_der: bytes) -> bool:
+    """The token was made for this root CA (its digest is the token's first part)."""
+    parsed = parse(token)
+    return parsed is not None and same(ca_digest(root_ca_der), parsed[0])

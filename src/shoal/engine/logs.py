@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from shoal.agent.engine import Engine
+from shoal.engine.client import Engine
 
 
 async def container_log(

@@ -1,0 +1,44 @@
+"""TLS on the cluster port, with the node certificates in a node's `certs/` directory
+(`ca.crt`, `node.crt`, `node.key`)."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+
+def server_context(certs: Path) -> ssl.SSLContext:
+    """A manager's side: its node certificate; client certificates checked against the
+    cluster CA when presented (joining nodes have none yet)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(certs / "ca.crt"))
+    ctx.load_cert_chain(str(certs / "node.crt"), str(certs / "node.key"))
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+def client_context(certs: Path | None = None, ca_pem: bytes | None = None) -> ssl.SSLContext:
+    """TLS to a manager: its certificate must chain to the cluster CA (names are not checked:
+    managers are reached by address). With `certs`, our node certificate goes along; with
+    `ca_pem` only, the CA is trusted but we present nothing (joining); with neither, nothing is
+    checked (fetching the CA certificate, which the join token's digest then verifies)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    if certs is not None:
+        ctx.load_verify_locations(cafile=str(certs / "ca.crt"))
+        ctx.load_cert_chain(str(certs / "node.crt"), str(certs / "node.key"))
+    elif ca_pem is not None:
+        ctx.load_verify_locations(cadata=ca_pem.decode())
+    else:
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def write_certs(certs: Path, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
+    """A node's certificates, the key readable by root only."""
+    certs.mkdir(parents=True, exist_ok=True)
+    certs.chmod(0o700)
+    (certs / "ca.crt").write_bytes(ca_pem)
+    (certs / "node.crt").write_bytes(cert_pem)
+    key_file = certs / "node.key"
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(key_pem)

@@ -1,0 +1,80 @@
+"""What every resource module of the Docker API shares: the node it serves, JSON answers and
+errors the way dockerd writes them, query parsing, and the route table.
+
+Errors are `{"message": …}` with `Content-Type: application/json` exactly (the docker CLI
+prints any other type raw).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from shoal.api.errors import BadRequest
+from shoal.dockerapi.node import LocalNode
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+NODE = web.AppKey("node", LocalNode)
+
+
+def node_of(request: web.Request) -> LocalNode:
+    return request.app[NODE]
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    body = json.dumps(data, separators=(",", ":")).encode()
+    return web.Response(body=body, status=status, headers={"Content-Type": "application/json"})
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return json_response({"message": message}, status)
+
+
+def query_bool(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true", "yes")
+
+
+def query_int(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"invalid {name} {raw!r}: not a number") from None
+
+
+async def read_json(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise BadRequest(f"invalid JSON: {e}") from e
+
+
+async def read_object(request: web.Request) -> dict[str, Any]:
+    """A JSON object body (an absent body is an empty object)."""
+    body = await read_json(request) or {}
+    if not isinstance(body, dict):
+        raise BadRequest("invalid JSON: the body must be an object")
+    return body
+
+
+class Routes:
+    """The route table: each route answers with and without the API version prefix."""
+
+    def __init__(self) -> None:
+        self.table: list[tuple[str, str, Handler]] = []
+
+    def add(self, method: str, path: str, handler: Handler) -> None:
+        self.table.append((method, path, handler))
+
+    def install(self, app: web.Application) -> None:
+        for method, path, handler in self.table:
+            app.router.add_route(method, path, handler)
+            app.router.add_route(method, r"/v{version:[0-9]+\.[0-9]+}" + path, handler)

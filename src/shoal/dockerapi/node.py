@@ -1,0 +1,52 @@
+"""What the Docker API needs of the node it serves, and nothing more.
+
+`shoal.node.daemon.Daemon` implements it; the API never sees the daemon itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from shoal.api.models import Task
+from shoal.engine.client import Engine
+from shoal.store.store import Store
+
+
+class Membership(Protocol):
+    """This node's place in its swarm."""
+
+    node_id: str
+    role: str  # manager | worker
+    advertise_addr: str  # host:port
+    managers: list[str]  # cluster-port addresses of the managers (as a worker knows them)
+
+
+class LocalNode(Protocol):
+    @property
+    def engine(self) -> Engine:
+        """The node's own Docker Engine."""
+        ...
+
+    @property
+    def membership(self) -> Membership | None:
+        """None outside a swarm."""
+        ...
+
+    def control(self) -> Store:
+        """The cluster state, on a manager; raises Docker's "not a manager" errors elsewhere."""
+        ...
+
+    async def init(self, req: dict[str, Any]) -> str:
+        """`POST /swarm/init`: returns the new node ID."""
+        ...
+
+    async def join(self, req: dict[str, Any]) -> None: ...
+
+    async def leave(self, force: bool) -> None: ...
+
+    def task_log(
+        self, task: Task, container: str, params: dict[str, str], tty: bool
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """A task container's log as (stream, bytes) chunks, on whichever node it runs."""
+        ...

@@ -1,0 +1,108 @@
+"""How a node enters a swarm: `swarm init` makes a new one (root CA, data key, the swarm and
+node objects); `swarm join` gets a certificate from a manager over the cluster port."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from shoal.api.defaults import swarm_spec
+from shoal.api.errors import INVALID_JOIN_TOKEN, BadRequest, Unavailable
+from shoal.api.models import (
+    ManagerStatus,
+    Node,
+    NodeDescription,
+    NodeSpec,
+    NodeStatus,
+    Swarm,
+    TLSInfo,
+)
+from shoal.ca.authority import RootCA, der_of, new_csr, new_key
+from shoal.ca.tls import client_context, write_certs
+from shoal.ca.tokens import matches_ca, new_token, parse
+from shoal.node.addresses import host_of
+from shoal.node.state import LocalState
+from shoal.rpc.messages import JoinAnswer, JoinRequest
+
+CONNECT_TIMEOUT = 5.0
+
+
+def new_swarm(
+    state: LocalState,
+    req: dict[str, Any],
+    description: NodeDescription,
+    availability: str,
+    ca: RootCA,
+) -> tuple[Swarm, Node]:
+    """The swarm object and the first manager's node, from a `swarm init` request."""
+    subject, key = ca.issuer_info()
+    swarm = Swarm(
+        id=state.swarm_id,
+        spec=swarm_spec(req.get("Spec")),
+        tls_info=TLSInfo(
+            trust_root=ca.cert_pem.decode(), cert_issuer_subject=subject,
+            cert_issuer_public_key=key,
+        ),
+        default_addr_pool=req.get("DefaultAddrPool") or ["10.0.0.0/8"],
+        subnet_size=req.get("SubnetSize") or 24,
+        data_path_port=req.get("DataPathPort") or 4789,
+    )  # fmt: skip
+    swarm.join_tokens.worker = new_token(ca.der)
+    swarm.join_tokens.manager = new_token(ca.der)
+    description = description.model_copy(update={"tls_info": swarm.tls_info})
+    node = Node(
+        id=state.node_id,
+        spec=NodeSpec(role="manager", availability=availability, labels={}),
+        description=description,
+        status=NodeStatus(state="ready", addr=host_of(state.advertise_addr)),
+        manager_status=ManagerStatus(
+            leader=False, reachability="reachable", addr=state.advertise_addr
+        ),
+    )
+    return swarm, node
+
+
+async def join(
+    manager: str, token: str, hostname: str, addr: str, availability: str, certs: Path
+) -> JoinAnswer:
+    """Join the swarm at `manager` (host:port): check its CA against the token, send a
+    certificate request, write `certs/`. Returns the manager's answer."""
+    if parse(token) is None:
+        raise BadRequest(INVALID_JOIN_TOKEN)
+    timeout = aiohttp.ClientTimeout(total=30, sock_connect=CONNECT_TIMEOUT)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        try:
+            async with http.get(f"https://{manager}/ca", ssl=client_context()) as resp:
+                ca_pem = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise Unavailable(f"could not reach the manager at {manager}: {e}") from e
+        try:
+            der = der_of(ca_pem)
+        except ValueError as e:
+            raise Unavailable(f"{manager} did not send a CA certificate") from e
+        if not matches_ca(token, der):
+            raise BadRequest(
+                "remote CA does not match fingerprint. Expected: " + token.split("-")[2]
+            )
+        key, key_pem = new_key()
+        req = JoinRequest(
+            JoinToken=token, CSR=new_csr(key).decode(), Hostname=hostname, Addr=addr,
+            Availability=availability,
+        )  # fmt: skip
+        async with http.post(
+            f"https://{manager}/join", data=req.model_dump_json(),
+            headers={"Content-Type": "application/json"}, ssl=client_context(ca_pem=ca_pem),
+        ) as resp:  # fmt: skip
+            body = await resp.read()
+            if resp.status != 200:
+                try:
+                    message = str(json.loads(body)["message"])
+                except (ValueError, KeyError, TypeError):
+                    message = f"join refused ({resp.status})"
+                raise BadRequest(message)
+    answer = JoinAnswer.model_validate_json(body)
+    write_certs(certs, ca_pem, answer.Certificate.encode(), key_pem)
+    return answer

@@ -1,0 +1,320 @@
+"""One `shoald`: the node's swarm membership and everything that runs for it.
+
+Outside a swarm the daemon only proxies the local engine. `swarm init` (or, on restart, the
+saved local state) starts the swarm parts in one task group: on a manager the etcd member,
+the store mirror, the manager (leader loops), the dispatcher, the cluster port and this
+node's agent; on a worker the agent alone. `swarm leave` cancels the group and wipes the
+swarm state. The composition root: the only module that knows every part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from shoal.agent.agent import Agent, describe
+from shoal.agent.remote import RemoteSession
+from shoal.api import labels
+from shoal.api.errors import (
+    ALREADY_IN_SWARM,
+    NOT_A_MANAGER,
+    NOT_A_MANAGER_WORKER,
+    BadRequest,
+    InvalidArgument,
+    NotAcceptable,
+)
+from shoal.api.models import NodeDescription, Task
+from shoal.api.naming import new_id
+from shoal.ca.authority import issue, new_csr, new_key, new_root_ca
+from shoal.ca.tls import server_context, write_certs
+from shoal.engine.client import Engine
+from shoal.engine.logs import container_log
+from shoal.etcd.member import Member, MemberConfig
+from shoal.manager import ca
+from shoal.manager.dispatcher.dispatcher import Dispatcher
+from shoal.manager.dispatcher.server import make_cluster_app
+from shoal.manager.manager import Manager
+from shoal.node import bootstrap
+from shoal.node.addresses import SWARM_PORT, advertise_address, host_of, route_address
+from shoal.node.state import LocalState, SwarmDir
+from shoal.store.etcd import Etcd
+from shoal.store.mirrored import MirroredStore
+from shoal.store.seal import Sealer, load_key, write_key
+
+log = logging.getLogger(__name__)
+
+AVAILABILITIES = ("active", "pause", "drain")
+
+
+@dataclass
+class DaemonConfig:
+    state_dir: Path
+    engine_host: str = "unix:///var/run/docker.sock"
+    etcd_client_port: int = 2379
+    etcd_peer_port: int = 2380
+
+
+class Daemon:
+    """Implements `shoal.dockerapi.node.LocalNode` for the Docker API."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self._engine = Engine(config.engine_host)
+        self.dir = SwarmDir(config.state_dir)
+        self.state: LocalState | None = None
+        self.store: MirroredStore | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._group: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ LocalNode
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def membership(self) -> LocalState | None:
+        return self.state
+
+    def control(self) -> MirroredStore:
+        if self.state is not None and self.state.role != "manager":
+            raise NotAcceptable(NOT_A_MANAGER_WORKER)
+        if self.store is None:
+            raise NotAcceptable(NOT_A_MANAGER)
+        return self.store
+
+    def task_log(
+        self, task: Task, container: str, params: dict[str, str], tty: bool
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        local = self.state.node_id if self.state else None
+        if task.node_id == local:
+            return container_log(self._engine, container, params, tty)
+        if self.dispatcher is not None and task.node_id:
+            return self.dispatcher.remote_log(task.node_id, container, params, tty)
+        return _nothing()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self.state = self.dir.load()
+        if self.state is not None:
+            await self._start_swarm(self.state)
+
+    async def stop(self) -> None:
+        await self._stop_swarm()
+        await self._engine.close()
+
+    async def _start_swarm(self, state: LocalState) -> None:
+        """Start the swarm parts; return once a manager's store is loaded (or raise what
+        went wrong while starting)."""
+        ready = asyncio.Event()
+        if state.role == "manager":
+            run = self._run_manager(state, ready)
+        else:
+            run = self._run_worker(state)
+            ready.set()
+        self._group = asyncio.create_task(run)
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait({waiter, self._group}, return_when=asyncio.FIRST_COMPLETED)
+        if self._group in done:
+            waiter.cancel()
+            self._group.result()
+
+    async def _run_manager(self, state: LocalState, ready: asyncio.Event) -> None:
+        member = Member(
+            MemberConfig(
+                data_dir=self.dir.etcd,
+                name=state.node_id,
+                client_port=self.config.etcd_client_port,
+                peer_port=self.config.etcd_peer_port,
+            )
+        )
+        etcd = Etcd(state.etcd_endpoint)
+        store = self.store = MirroredStore(etcd, Sealer(load_key(self.dir.data_key)))
+        dispatcher = self.dispatcher = Dispatcher(store)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(member.run())
+            await member.started.wait()
+            await _wait_etcd(etcd)
+            tg.create_task(store.run())
+            await store.synced.wait()
+            ready.set()
+            tg.create_task(Manager(store, etcd, state.node_id).run())
+            tg.create_task(dispatcher.run())
+            tg.create_task(self._serve_cluster_port(state, store, dispatcher))
+            agent = Agent(
+                self._engine,
+                state.node_id,
+                lambda d: dispatcher.register(state.node_id, d, host_of(state.advertise_addr)),
+            )
+            tg.create_task(agent.run())
+
+    async def _run_worker(self, state: LocalState) -> None:
+        async def connect(description: NodeDescription) -> RemoteSession:
+            return await RemoteSession.connect(
+                state.node_id, state.managers, self.dir.certs, description,
+                host_of(state.advertise_addr), self._engine,
+            )  # fmt: skip
+
+        await Agent(self._engine, state.node_id, connect).run()
+
+    async def _serve_cluster_port(
+        self, state: LocalState, store: MirroredStore, dispatcher: Dispatcher
+    ) -> None:
+        """2377/tcp: joins and agent sessions, TLS with this manager's node certificate."""
+        runner = web.AppRunner(make_cluster_app(store, dispatcher), access_log=None)
+        await runner.setup()
+        host, _, port = state.listen_addr.rpartition(":")
+        site = web.TCPSite(
+            runner, host or "0.0.0.0", int(port or SWARM_PORT),
+            ssl_context=server_context(self.dir.certs),
+        )  # fmt: skip
+        try:
+            await site.start()
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    async def _stop_swarm(self) -> None:
+        group, self._group = self._group, None
+        if group is not None:
+            group.cancel()
+            with contextlib.suppress(BaseException):
+                await group
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                await self.store.kv.close()
+        self.store = self.dispatcher = None
+
+    # ------------------------------------------------------------------ init / join / leave
+
+    async def init(self, req: dict[str, Any]) -> str:
+        async with self._lock:
+            if self.state is not None:
+                raise NotAcceptable(ALREADY_IN_SWARM)
+            if req.get("ForceNewCluster"):
+                raise BadRequest("--force-new-cluster needs an existing swarm on this node")
+            listen = req.get("ListenAddr") or f"0.0.0.0:{SWARM_PORT}"
+            advertise = advertise_address(req.get("AdvertiseAddr") or "", listen)
+            availability = req.get("Availability") or "active"
+            if availability not in AVAILABILITIES:
+                raise InvalidArgument(f"invalid availability {availability!r}")
+            state = LocalState(
+                node_id=new_id(),
+                swarm_id=new_id(),
+                role="manager",
+                advertise_addr=advertise,
+                listen_addr=listen,
+                etcd_endpoint=f"127.0.0.1:{self.config.etcd_client_port}",
+            )
+            self.dir.wipe()
+            description = await describe(self._engine)
+            root = new_root_ca()
+            key, key_pem = new_key()
+            cert = issue(root, new_csr(key), state.node_id, "manager", state.swarm_id)
+            write_certs(self.dir.certs, root.cert_pem, cert, key_pem)
+            _, data_key = Sealer.new()
+            write_key(self.dir.data_key, data_key)
+            await self._start_swarm(state)
+            try:
+                assert self.store is not None
+                swarm, node = bootstrap.new_swarm(state, req, description, availability, root)
+                await ca.save(self.store, root)
+                await self.store.create(swarm)
+                await self.store.create(node)
+            except BaseException:
+                await self._stop_swarm()
+                self.dir.wipe()
+                raise
+            self.dir.save(state)
+            self.state = state
+            return state.node_id
+
+    async def join(self, req: dict[str, Any]) -> None:
+        async with self._lock:
+            if self.state is not None:
+                raise NotAcceptable(ALREADY_IN_SWARM)
+            remotes = [a for a in req.get("RemoteAddrs") or [] if a]
+            if not remotes:
+                raise BadRequest("at least 1 RemoteAddr is required to join")
+            manager = remotes[0] if ":" in remotes[0] else f"{remotes[0]}:{SWARM_PORT}"
+            listen = req.get("ListenAddr") or f"0.0.0.0:{SWARM_PORT}"
+            given = req.get("AdvertiseAddr") or route_address(host_of(manager)) or ""
+            advertise = advertise_address(given, listen)
+            description = await describe(self._engine)
+            self.dir.wipe()
+            answer = await bootstrap.join(
+                manager,
+                str(req.get("JoinToken") or ""),
+                description.hostname or "",
+                host_of(advertise),
+                req.get("Availability") or "active",
+                self.dir.certs,
+            )
+            state = LocalState(
+                node_id=answer.NodeID,
+                swarm_id=answer.SwarmID,
+                role="worker",
+                advertise_addr=advertise,
+                listen_addr=listen,
+                managers=answer.Managers or [manager],
+            )
+            self.dir.save(state)
+            self.state = state
+            await self._start_swarm(state)
+
+    async def leave(self, force: bool) -> None:
+        async with self._lock:
+            if self.state is None:
+                raise NotAcceptable("This node is not part of a swarm")
+            if self.state.role == "manager" and not force:  # workers leave without --force
+                raise NotAcceptable(
+                    "You are attempting to leave the swarm on a node that is participating as "
+                    "a manager. Removing the last manager erases all current state of the "
+                    "swarm. Use `--force` to ignore this message."
+                )
+            node_id = self.state.node_id
+            await self._stop_swarm()
+            await self._remove_task_containers(node_id)
+            self.dir.wipe()
+            self.state = None
+
+    async def _remove_task_containers(self, node_id: str) -> None:
+        filters = json.dumps({"label": [f"{labels.NODE_ID}={node_id}"]})
+        try:
+            containers = await self._engine.request(
+                "GET", "/containers/json", params={"all": "1", "filters": filters}
+            )
+            for c in containers or []:
+                await self._engine.request(
+                    "DELETE", f"/containers/{c['Id']}", params={"force": "1"}
+                )
+        except Exception as e:  # noqa: BLE001 - best effort, as Docker's leave
+            log.warning("removing task containers: %s", e)
+
+
+async def _nothing() -> AsyncIterator[tuple[int, bytes]]:
+    return
+    yield  # an empty async generator
+
+
+async def _wait_etcd(etcd: Etcd, timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await etcd.connect()
+            await etcd.status()
+            return
+        except Exception:  # noqa: BLE001 - still starting
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)

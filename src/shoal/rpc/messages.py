@@ -1,0 +1,144 @@
+"""The wire between managers and agents: every message as a typed model, validated on both ends.
+
+Two exchanges run on the cluster port (2377/tcp, TLS):
+
+* **Join** (`POST /join`, JSON): a node without a certificate sends a `JoinRequest` (token and
+  a certificate request) and gets a `JoinAnswer` (its node ID and certificate).
+* **Session** (`GET /session`, a WebSocket over mutual TLS): the agent opens with a `Hello`,
+  then both sides send JSON messages tagged by `type`. Manager → agent: `Assignment` (a full
+  set first, then increments), `HeartbeatAck`, `Managers`, `LogRequest`, `LogCancel`.
+  Agent → manager: `Heartbeat`, `StatusReport`, `LogChunk`, `LogEnd`.
+
+The in-process session of a manager's own agent passes the same `Assignment` objects.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from shoal.api.models import NodeDescription, Task, TaskStatus
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+
+# ---------------------------------------------------------------- join
+
+
+class JoinRequest(_Message):
+    JoinToken: str
+    CSR: str
+    Hostname: str = ""
+    Addr: str = ""
+    Availability: str = "active"
+
+
+class JoinAnswer(_Message):
+    NodeID: str
+    Certificate: str
+    RootCA: str
+    SwarmID: str
+    Managers: list[str] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- session: manager → agent
+
+
+class ServiceInfo(_Message):
+    """What an agent needs to know of a service to run its tasks."""
+
+    name: str
+    labels: dict[str, str] | None = None
+
+
+class Assignment(_Message):
+    """The tasks a node runs: all of them (`full`), or what changed since the last set."""
+
+    type: Literal["assignment"] = "assignment"
+    full: bool
+    tasks: list[Task] = Field(default_factory=list)  # new or changed (all of them when full)
+    removed: list[str] = Field(default_factory=list)  # IDs of tasks no longer assigned
+    services: dict[str, ServiceInfo] = Field(default_factory=dict)
+
+
+class HeartbeatAck(_Message):
+    type: Literal["heartbeat"] = "heartbeat"
+    period: float  # seconds until the next heartbeat is due
+
+
+class Managers(_Message):
+    """The cluster-port addresses of the managers, for the agent to fail over to."""
+
+    type: Literal["managers"] = "managers"
+    managers: list[str]
+
+
+class LogRequest(_Message):
+    type: Literal["logs"] = "logs"
+    id: str
+    container: str
+    params: dict[str, str]
+    tty: bool = False
+
+
+class LogCancel(_Message):
+    type: Literal["logs_cancel"] = "logs_cancel"
+    id: str
+
+
+# ---------------------------------------------------------------- session: agent → manager
+
+
+class Hello(_Message):
+    type: Literal["hello"] = "hello"
+    description: NodeDescription
+    addr: str = ""
+
+
+class Heartbeat(_Message):
+    type: Literal["heartbeat"] = "heartbeat"
+
+
+class StatusReport(_Message):
+    type: Literal["status"] = "status"
+    statuses: dict[str, TaskStatus]
+
+
+class LogChunk(_Message):
+    type: Literal["log"] = "log"
+    id: str
+    stream: int  # 1 stdout, 2 stderr
+    data: bytes  # base64 on the wire
+
+
+class LogEnd(_Message):
+    type: Literal["log_end"] = "log_end"
+    id: str
+
+
+ToAgent = Annotated[
+    Assignment | HeartbeatAck | Managers | LogRequest | LogCancel, Field(discriminator="type")
+]
+ToManager = Annotated[
+    Hello | Heartbeat | StatusReport | LogChunk | LogEnd, Field(discriminator="type")
+]
+_TO_AGENT: TypeAdapter[ToAgent] = TypeAdapter(ToAgent)
+_TO_MANAGER: TypeAdapter[ToManager] = TypeAdapter(ToManager)
+
+
+def encode(message: _Message) -> str:
+    """A message as the JSON text sent on the wire (models inside keep Docker's names)."""
+    return message.model_dump_json(by_alias=True, exclude_none=True)
+
+
+def to_agent(text: str | bytes) -> ToAgent:
+    """Parse and validate a manager's message (raises pydantic.ValidationError)."""
+    return _TO_AGENT.validate_json(text)
+
+
+def to_manager(text: str | bytes) -> ToManager:
+    """Parse and validate an agent's message (raises pydantic.ValidationError)."""
+    return _TO_MANAGER.validate_json(text)

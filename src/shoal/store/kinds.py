@@ -1,0 +1,65 @@
+"""The kinds of stored objects, their keys, and their encoding (with sealed fields).
+
+Keys are `/shoal/<kind>/<id>` → the object's Docker JSON without `Version` (the version is
+the key's etcd `mod_revision`). Fields listed in `SEALED` are replaced by a sealed copy
+before the object is written (`{"Sealed": "<AES-GCM>"}`) and opened again when it is read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from shoal.api.models import Meta, Node, Service, Swarm, Task
+from shoal.store.seal import Sealer
+
+PREFIX = "/shoal/"
+KINDS: dict[str, type[Meta]] = {
+    "swarm": Swarm,
+    "nodes": Node,
+    "services": Service,
+    "tasks": Task,
+}
+_KIND_OF: dict[type[Meta], str] = {cls: kind for kind, cls in KINDS.items()}
+SEALED: dict[str, tuple[str, ...]] = {"swarm": ("JoinTokens",)}
+SENSITIVE = "sensitive/"  # `/shoal/sensitive/<name>`: sealed values that are not objects
+
+T = TypeVar("T", bound=Meta)
+
+
+def key_of(kind: str, id: str) -> str:
+    return f"{PREFIX}{kind}/{id}"
+
+
+def kind_of(cls: type[Meta]) -> str:
+    try:
+        return _KIND_OF[cls]
+    except KeyError:
+        raise TypeError(f"{cls.__name__} is not a stored kind") from None
+
+
+def encode(obj: Meta, sealer: Sealer) -> bytes:
+    kind = kind_of(type(obj))
+    data = obj.model_dump(by_alias=True, exclude_none=True, mode="json")
+    data.pop("Version", None)
+    for name in SEALED.get(kind, ()):
+        if name in data:
+            plain = json.dumps(data[name], separators=(",", ":")).encode()
+            data[name] = {"Sealed": sealer.seal(plain, key_of(kind, obj.id)).decode()}
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def decode(kind: str, id: str, value: bytes, revision: int, sealer: Sealer) -> Meta:
+    cls = KINDS[kind]
+    sealed = SEALED.get(kind)
+    if sealed:
+        data: dict[str, Any] = json.loads(value)
+        for name in sealed:
+            box = data.get(name)
+            if isinstance(box, dict) and "Sealed" in box:
+                data[name] = json.loads(sealer.open(box["Sealed"].encode(), key_of(kind, id)))
+        obj = cls.model_validate(data)
+    else:
+        obj = cls.model_validate_json(value)
+    obj.version.index = revision
+    return obj

@@ -1,0 +1,325 @@
+"""`Store` over a key-value backend: a mirror loaded at one revision and kept current by one
+prefix watch from the next (the informer pattern), and compare-and-swap writes.
+
+Writers wait until the mirror has seen their own write. A watch failure reloads the mirror
+and sends the differences as events, so subscribers never miss a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from shoal.api.errors import Conflict, Deposed, Unavailable
+from shoal.api.models import Meta, Node, Service, Swarm, Task, timestamp
+from shoal.store.kinds import KINDS, PREFIX, SENSITIVE, decode, encode, key_of, kind_of
+from shoal.store.kv import KV, MAX_TXN_OPS, Delete, Guard, KVBackend, Op, Put
+from shoal.store.seal import Sealer
+from shoal.store.store import Change, Event, Events
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=Meta)
+
+
+class MirroredStore:
+    """One per manager process. `run()` keeps the mirror; the rest is `Store`."""
+
+    def __init__(
+        self, kv: KVBackend, sealer: Sealer, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.kv = kv
+        self.clock = clock
+        self.synced = asyncio.Event()
+        self._sealer = sealer
+        self._guards: tuple[Guard, ...] = ()
+        self._mirror = _Mirror()
+
+    @property
+    def revision(self) -> int:
+        return self._mirror.revision
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, cls: type[T], id: str) -> T | None:
+        return self._mirror.objects[kind_of(cls)].get(id)
+
+    def swarm(self) -> Swarm | None:
+        return next(iter(self._mirror.objects["swarm"].values()), None)
+
+    def nodes(self) -> Iterable[Node]:
+        return self._mirror.objects["nodes"].values()
+
+    def services(self) -> Iterable[Service]:
+        return self._mirror.objects["services"].values()
+
+    def tasks(self) -> Iterable[Task]:
+        return self._mirror.objects["tasks"].values()
+
+    def tasks_of(self, service_id: str) -> Iterable[Task]:
+        return self._mirror.tasks_by_service.get(service_id, {}).values()
+
+    def tasks_on(self, node_id: str) -> Iterable[Task]:
+        return self._mirror.tasks_by_node.get(node_id, {}).values()
+
+    def sensitive(self, name: str) -> bytes | None:
+        key = PREFIX + SENSITIVE + name
+        sealed = self._mirror.values.get(key)
+        return None if sealed is None else self._sealer.open(sealed, key)
+
+    # ------------------------------------------------------------------ events
+
+    def subscribe(self) -> Events:
+        q: Events = asyncio.Queue()
+        self._mirror.subscribers.add(q)
+        return q
+
+    def unsubscribe(self, events: Events) -> None:
+        self._mirror.subscribers.discard(events)
+
+    # ------------------------------------------------------------------ mirror upkeep
+
+    async def run(self) -> None:
+        """Load and follow the backend until cancelled, reloading after any watch failure."""
+        while True:
+            try:
+                revision, kvs = await self.kv.load(PREFIX)
+                self._mirror.reset(revision, kvs, self._decode)
+                self.synced.set()
+                async for changes in self.kv.watch(PREFIX, revision + 1):
+                    self._mirror.apply(changes, self._decode)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - backend away: retry
+                log.warning("store watch interrupted: %s", e)
+                await asyncio.sleep(0.5)
+
+    def _decode(self, kind: str, id: str, kv: KV) -> Meta:
+        assert kv.value is not None
+        return decode(kind, id, kv.value, kv.mod_revision, self._sealer)
+
+    # ------------------------------------------------------------------ writes
+
+    def fenced(self, guard: Guard) -> MirroredStore:
+        fenced = copy.copy(self)  # the same mirror and backend
+        fenced._guards = (*self._guards, guard)
+        return fenced
+
+    async def _commit(self, ops: Sequence[Op]) -> int:
+        """Apply `ops` in one transaction and wait until the mirror has them. Raises Conflict
+        when an expectation failed, Deposed when a guard did."""
+        if not ops:
+            return self.revision
+        try:
+            ok, revision = await self.kv.txn(ops, guards=self._guards)
+        except Exception as e:  # noqa: BLE001 - grpc errors: etcd unreachable or no quorum
+            raise Unavailable(str(e)) from e
+        if not ok:
+            await self._check_guards()
+            raise Conflict("update out of sequence")
+        await self._mirror.wait_for(revision)
+        return revision
+
+    async def _check_guards(self) -> None:
+        for g in self._guards:
+            kv = await self.kv.get(g.key)
+            if kv is None or kv.create_revision != g.create_revision:
+                raise Deposed("this manager is no longer the leader: write refused")
+
+    async def _commit_each(self, ops: Sequence[Op]) -> None:
+        """Commit in transactions of at most etcd's op limit; a conflicting batch is retried
+        op by op so that one stale object does not hold back the rest."""
+        for i in range(0, len(ops), MAX_TXN_OPS):
+            chunk = ops[i : i + MAX_TXN_OPS]
+            try:
+                await self._commit(chunk)
+            except Conflict:
+                for op in chunk:
+                    try:
+                        await self._commit([op])
+                    except Conflict:
+                        log.debug("skipped stale write to %s", op.key)
+
+    def _put(self, obj: Meta, expect: int | None) -> Put:
+        return Put(key_of(kind_of(type(obj)), obj.id), encode(obj, self._sealer), expect)
+
+    async def create(self, obj: T) -> T:
+        stamp = timestamp(self.clock())
+        obj.created_at = obj.created_at or stamp
+        obj.updated_at = stamp
+        await self._commit([self._put(obj, expect=0)])
+        return self._stored(obj)
+
+    async def update(self, obj: T) -> T:
+        obj.updated_at = timestamp(self.clock())
+        await self._commit([self._put(obj, expect=obj.version.index)])
+        return self._stored(obj)
+
+    def _stored(self, obj: T) -> T:
+        stored = self.get(type(obj), obj.id)
+        assert stored is not None
+        return stored
+
+    async def delete(self, obj: Meta) -> None:
+        await self._commit([_delete(obj)])
+
+    async def create_all(self, objs: Sequence[Meta]) -> None:
+        stamp = timestamp(self.clock())
+        for obj in objs:
+            obj.created_at = obj.created_at or stamp
+            obj.updated_at = stamp
+        await self._commit_each([self._put(obj, expect=0) for obj in objs])
+
+    async def delete_all(self, objs: Sequence[Meta]) -> None:
+        await self._commit_each([_delete(obj) for obj in objs])
+
+    async def put_sensitive(self, name: str, data: bytes) -> None:
+        key = PREFIX + SENSITIVE + name
+        await self._commit([Put(key, self._sealer.seal(data, key))])
+
+    async def modify(
+        self, cls: type[T], changes: Mapping[str, Change[T]], attempts: int = 5
+    ) -> None:
+        kind = kind_of(cls)
+        pending = dict(changes)
+        for _ in range(attempts):
+            ops: list[Op] = []
+            stamp = timestamp(self.clock())
+            for id, fn in pending.items():
+                current = self.get(cls, id)
+                if current is None:
+                    continue
+                fresh = current.model_copy(deep=True)
+                if fn(fresh):
+                    fresh.updated_at = stamp
+                    ops.append(self._put(fresh, expect=current.version.index))
+            if not ops:
+                return
+            failed: dict[str, Change[T]] = {}
+            for i in range(0, len(ops), MAX_TXN_OPS):
+                chunk = ops[i : i + MAX_TXN_OPS]
+                try:
+                    await self._commit(chunk)
+                except Conflict:
+                    for op in chunk:
+                        id = op.key.rsplit("/", 1)[1]
+                        failed[id] = pending[id]
+            if not failed:
+                return
+            pending = failed
+            # Give the mirror the chance to catch up with whatever beat us.
+            await asyncio.sleep(0.01)
+        log.warning("gave up writing %d %s after conflicts", len(pending), kind)
+
+
+def _delete(obj: Meta) -> Delete:
+    return Delete(key_of(kind_of(type(obj)), obj.id), expect=obj.version.index)
+
+
+Decoder = Callable[[str, str, KV], Meta]
+
+
+class _Mirror:
+    """The objects by kind and ID, tasks indexed by service and node, the revision they are
+    at, and the subscribers to their changes."""
+
+    def __init__(self) -> None:
+        self.revision = 0
+        self.objects: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+        self.values: dict[str, bytes] = {}  # keys that are not objects (sealed values)
+        self.tasks_by_service: dict[str, dict[str, Task]] = defaultdict(dict)
+        self.tasks_by_node: dict[str, dict[str, Task]] = defaultdict(dict)
+        self.subscribers: set[Events] = set()
+        self._revision_changed = asyncio.Condition()
+
+    def reset(self, revision: int, kvs: list[KV], decode: Decoder) -> None:
+        old = {kind: dict(objs) for kind, objs in self.objects.items()}
+        for objs in self.objects.values():
+            objs.clear()
+        self.values.clear()
+        self.tasks_by_service.clear()
+        self.tasks_by_node.clear()
+        for kv in kvs:
+            self._put(kv, decode)
+        self.revision = max(self.revision, revision)
+        events = []
+        for kind, objs in self.objects.items():
+            for id, obj in objs.items():
+                before = old[kind].get(id)
+                if before is None or before.version.index != obj.version.index:
+                    events.append(Event(kind, id, before, obj))
+            for id, before in old[kind].items():
+                if id not in objs:
+                    events.append(Event(kind, id, before, None))
+        self._publish(events)
+        self._notify()
+
+    def apply(self, changes: list[KV], decode: Decoder) -> None:
+        events = []
+        for kv in changes:
+            ev = self._put(kv, decode)
+            if ev is not None:
+                events.append(ev)
+            self.revision = max(self.revision, kv.mod_revision)
+        self._publish(events)
+        self._notify()
+
+    def _put(self, kv: KV, decode: Decoder) -> Event | None:
+        kind, _, id = kv.key[len(PREFIX) :].partition("/")
+        if kind not in self.objects:
+            if kv.value is None:
+                self.values.pop(kv.key, None)
+            else:
+                self.values[kv.key] = kv.value
+            return None
+        objs = self.objects[kind]
+        old = objs.get(id)
+        if kv.value is None:
+            if old is None:
+                return None
+            del objs[id]
+            self._index(kind, old, None)
+            return Event(kind, id, old, None)
+        new = decode(kind, id, kv)
+        objs[id] = new
+        self._index(kind, old, new)
+        return Event(kind, id, old, new)
+
+    def _index(self, kind: str, old: Any, new: Any) -> None:
+        if kind != "tasks":
+            return
+        if old is not None:
+            self.tasks_by_service[old.service_id].pop(old.id, None)
+            if old.node_id:
+                self.tasks_by_node[old.node_id].pop(old.id, None)
+        if new is not None:
+            self.tasks_by_service[new.service_id][new.id] = new
+            if new.node_id:
+                self.tasks_by_node[new.node_id][new.id] = new
+
+    def _publish(self, events: list[Event]) -> None:
+        if events:
+            for q in self.subscribers:
+                q.put_nowait(events)
+
+    def _notify(self) -> None:
+        async def wake() -> None:
+            async with self._revision_changed:
+                self._revision_changed.notify_all()
+
+        asyncio.get_running_loop().create_task(wake())
+
+    async def wait_for(self, revision: int, timeout: float = 10.0) -> None:
+        """Until the mirror has caught up with `revision`."""
+
+        async def caught_up() -> None:
+            async with self._revision_changed:
+                await self._revision_changed.wait_for(lambda: self.revision >= revision)
+
+        if self.revision < revision:
+            await asyncio.wait_for(caught_up(), timeout)
