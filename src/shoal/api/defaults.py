@@ -7,8 +7,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from shoal.api.models import SwarmSpec
-
 _UPDATE = {
     "Parallelism": 1, "FailureAction": "pause", "Monitor": 5_000_000_000,
     "MaxFailureRatio": 0, "Order": "stop-first",
@@ -57,11 +55,11 @@ SWARM_DEFAULTS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def swarm_spec(spec: dict[str, Any] | None) -> SwarmSpec:
-    """A spec from `swarm init`: zero values take SwarmKit's defaults."""
+def swarm_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """A spec from `swarm init` (Docker JSON): zero values take SwarmKit's defaults."""
     merged: dict[str, Any] = {"Name": "default", "Labels": {}}
     for key, defaults in SWARM_DEFAULTS.items():
         given = (spec or {}).get(key) or {}
         merged[key] = {**defaults, **{k: v for k, v in given.items() if v not in (None, 0, "")}}
     merged["Labels"] = (spec or {}).get("Labels") or {}
-    return SwarmSpec.from_api(merged)
+    return merged

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from typing import Any
+from typing import Any, Self
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic.alias_generators import to_pascal
+
+from shoal.api.defaults import TASK_DEFAULTS, merge_defaults
 
 _SPECIAL = {
     "id": "ID",
@@ -91,7 +93,7 @@ class Model(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
     @classmethod
-    def from_api(cls, data: Any) -> Any:
+    def from_api(cls, data: Any) -> Self:
         return cls.model_validate(data)
 
 
@@ -249,8 +251,6 @@ def canonical(spec: TaskSpec) -> str:
     """A task spec's meaning as a string: equal strings, same tasks. Cached on the spec
     (specs are never changed in place once stored)."""
     if spec._canonical is None:
-        from shoal.api.defaults import TASK_DEFAULTS, merge_defaults
-
         full = merge_defaults(spec.to_api(), TASK_DEFAULTS)
         spec._canonical = json.dumps(_strip(full), sort_keys=True)
     return spec._canonical

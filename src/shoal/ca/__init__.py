@@ -1,0 +1,2 @@
+"""The swarm's root CA, node certificates, TLS contexts and join tokens: used by managers
+and by joining nodes."""

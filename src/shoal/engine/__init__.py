@@ -1,0 +1,1 @@
+"""The client of the node's own Docker Engine API."""

@@ -29,6 +29,7 @@ import selectors
 import signal
 import socket
 import sys
+from typing import Any
 
 PR_SET_CHILD_SUBREAPER = 36
 MAX_EXITS = 1000
@@ -71,7 +72,7 @@ def main(directory: str) -> None:
             while len(exits) > MAX_EXITS:
                 exits.pop(next(iter(exits)))
 
-    def spawn(req: dict) -> dict:
+    def spawn(req: dict[str, Any]) -> dict[str, Any]:
         log = req.get("log") or "/dev/null"
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),

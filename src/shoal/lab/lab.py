@@ -149,9 +149,9 @@ def up(
         with ThreadPoolExecutor(max_workers=2) as pool:
             pushed = pool.submit(_push_images, lab) if images else None
             if swarm:
-                managers = [lab.node(n) for n in lab.state.node_names("manager")]
-                workers = [lab.node(n) for n in lab.state.node_names("worker")]
-                result.errors += make_swarm(managers, workers, lab.save, progress)
+                manager_nodes = [lab.node(n) for n in lab.state.node_names("manager")]
+                worker_nodes = [lab.node(n) for n in lab.state.node_names("worker")]
+                result.errors += make_swarm(manager_nodes, worker_nodes, lab.save, progress)
             if pushed is not None:
                 try:
                     result.images = pushed.result()

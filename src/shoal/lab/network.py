@@ -18,6 +18,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Sequence
+from typing import Any
 
 from shoal.lab.state import LabError, LabState, NodeState
 
@@ -33,10 +34,10 @@ def link_exists(name: str) -> bool:
     return _run(["ip", "link", "show", "dev", name], check=False).returncode == 0
 
 
-def links() -> list[dict]:
+def links() -> list[dict[str, Any]]:
     out = _run(["ip", "-j", "-d", "link", "show"], check=False).stdout
     try:
-        data: list[dict] = json.loads(out or "[]")
+        data: list[dict[str, Any]] = json.loads(out or "[]")
         return data
     except ValueError:
         return []

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from shoal.lab import network, procs
 from shoal.lab.api import ping
@@ -191,5 +192,5 @@ class LabNode:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _host_state(node: NodeState) -> dict:
+def _host_state(node: NodeState) -> dict[str, Any]:
     return {"holder_pid": node.holder_pid, "holder_start": node.holder_start, "ns": node.ns}

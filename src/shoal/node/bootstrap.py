@@ -18,6 +18,7 @@ from shoal.api.models import (
     NodeSpec,
     NodeStatus,
     Swarm,
+    SwarmSpec,
     TLSInfo,
 )
 from shoal.ca.authority import RootCA, der_of, new_csr, new_key
@@ -41,7 +42,7 @@ def new_swarm(
     subject, key = ca.issuer_info()
     swarm = Swarm(
         id=state.swarm_id,
-        spec=swarm_spec(req.get("Spec")),
+        spec=SwarmSpec.from_api(swarm_spec(req.get("Spec"))),
         tls_info=TLSInfo(
             trust_root=ca.cert_pem.decode(), cert_issuer_subject=subject,
             cert_issuer_public_key=key,

@@ -163,10 +163,12 @@ def _matters(ev: Event) -> bool:
     orchestrator; the scheduler's node assignment and status messages do not."""
     if ev.old is None or ev.new is None:
         return True
+    old: Task = ev.old
+    new: Task = ev.new
     return (
-        ev.old.status.state != ev.new.status.state
-        or ev.old.desired_state != ev.new.desired_state
-        or ev.old.node_id != ev.new.node_id
+        old.status.state != new.status.state
+        or old.desired_state != new.desired_state
+        or old.node_id != new.node_id
     )
 
 

@@ -132,7 +132,7 @@ def _reconcile(
     def create(slot: Slot, desired_state: TaskState) -> Task:
         t = new_task(
             service,
-            slot=None if is_global else int(slot),  # type: ignore[call-overload]
+            slot=None if is_global else int(slot),
             node_id=str(slot) if is_global else None,
             desired_state=desired_state,
         )

@@ -1,0 +1,1 @@
+"""Typed wire messages between managers and agents (`messages`)."""
