@@ -165,15 +165,14 @@ def apply(tasks: Iterable[Task], plan: Plan, *, now: float, node: str | None = "
     """The store after `plan`: desired-state changes applied (forward only, like the
     orchestrator's writer) and created tasks added with `created_at = now`. The scheduler is
     not part of these tests, so a created task without a node is put on `node` (state `new`)."""
-    from shoal.api.states import TaskState
 
     out = []
     for t in tasks:
         t = t.model_copy(deep=True)
         if t.id in plan.desired:
-            new = TaskState.parse(plan.desired[t.id])
-            if new > TaskState.parse(t.desired_state):
-                t.desired_state = new.api
+            new = plan.desired[t.id]
+            if new > t.desired_state:
+                t.desired_state = new
         out.append(t)
     for c in plan.create:
         c = c.model_copy(deep=True)

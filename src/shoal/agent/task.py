@@ -108,14 +108,14 @@ class TaskRunner:
 
     @property
     def state(self) -> TaskState:
-        return TaskState.parse(self.status.state)
+        return self.status.state
 
     async def run(self) -> None:
         failures = 0
         seen: Observed | None = None
         while True:
             self._changed.clear()
-            desired = TaskState.parse(self.task.desired_state)
+            desired = self.task.desired_state
             try:
                 if seen is None or self._stale:
                     seen = await self._look()
@@ -165,7 +165,7 @@ class TaskRunner:
     ) -> None:
         if state < self.state:
             return
-        status = TaskStatus(timestamp=now(), state=state.api, message=message, err=err)
+        status = TaskStatus(timestamp=now(), state=state, message=message, err=err)
         if seen is not None and seen.container_id:
             status.container_status = ContainerStatus(
                 container_id=seen.container_id,

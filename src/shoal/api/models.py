@@ -16,6 +16,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, mo
 from pydantic.alias_generators import to_pascal
 
 from shoal.api.defaults import TASK_DEFAULTS, merge_defaults
+from shoal.api.states import TaskState
 
 _SPECIAL = {
     "id": "ID",
@@ -375,7 +376,7 @@ class PortStatus(Model):
 
 class TaskStatus(Model):
     timestamp: str | None = None
-    state: str = "new"
+    state: TaskState = TaskState.NEW
     message: str | None = None
     err: str | None = None
     container_status: ContainerStatus | None = None
@@ -390,7 +391,7 @@ class Task(Meta):
     slot: int | None = None
     node_id: str | None = None
     status: TaskStatus = Field(default_factory=TaskStatus)
-    desired_state: str = "running"
+    desired_state: TaskState = TaskState.RUNNING
     networks_attachments: list[dict[str, Any]] | None = None
     job_iteration: JobIteration | None = None
     # As in SwarmKit, the allocator copies the service's endpoint onto each task. Kept in the

@@ -1,54 +1,58 @@
-"""Task and node states.
+"""Task states: SwarmKit's ordered states, as the Docker API spells them.
 
-Task states are SwarmKit's ordered enum with its gapped numbers. A task's observed state
-only ever moves forward::
+A task's observed state only ever moves forward::
 
     new → pending → assigned → accepted → preparing → ready → starting → running
-        → complete | failed | rejected | shutdown
+        → complete | shutdown | failed | rejected
     (desired states: ready → running → shutdown → remove)
+
+`TaskState` is a string (the Docker JSON value, `TaskState.RUNNING == "running"`) that
+compares by SwarmKit's order (its gapped numbers are `rank`), so models hold it directly.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import StrEnum
+from typing import Any
 
 
-class TaskState(IntEnum):
-    NEW = 0
-    PENDING = 64
-    ALLOCATED = 128
-    ASSIGNED = 192
-    ACCEPTED = 256
-    PREPARING = 320
-    READY = 384
-    STARTING = 448
-    RUNNING = 512
-    COMPLETE = 576
-    SHUTDOWN = 640
-    FAILED = 704
-    REJECTED = 768
-    REMOVE = 800
-    ORPHANED = 832
-
-    @property
-    def api(self) -> str:
-        """The lower-case name the Docker API uses."""
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, value: str | int | TaskState) -> TaskState:
-        if isinstance(value, int):
-            return cls(value)
-        return cls[value.upper()]
+class TaskState(StrEnum):
+    NEW = "new"
+    PENDING = "pending"
+    ALLOCATED = "allocated"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    PREPARING = "preparing"
+    READY = "ready"
+    STARTING = "starting"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    SHUTDOWN = "shutdown"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    REMOVE = "remove"
+    ORPHANED = "orphaned"
 
     @property
-    def terminal(self) -> bool:
-        return self > TaskState.RUNNING
+    def rank(self) -> int:
+        """SwarmKit's number for the state (`api.TaskState`)."""
+        return _RANK[self]
 
-    @property
-    def active(self) -> bool:
-        return self <= TaskState.RUNNING
+    def __lt__(self, other: Any) -> bool:
+        return _RANK[self] < _RANK[TaskState(other)]
+
+    def __le__(self, other: Any) -> bool:
+        return _RANK[self] <= _RANK[TaskState(other)]
+
+    def __gt__(self, other: Any) -> bool:
+        return _RANK[self] > _RANK[TaskState(other)]
+
+    def __ge__(self, other: Any) -> bool:
+        return _RANK[self] >= _RANK[TaskState(other)]
 
 
-# The states `docker service ps` and the convergence display understand.
-API_STATES = {s.api for s in TaskState}
+_RANK: dict[str, int] = {
+    "new": 0, "pending": 64, "allocated": 128, "assigned": 192, "accepted": 256,
+    "preparing": 320, "ready": 384, "starting": 448, "running": 512, "complete": 576,
+    "shutdown": 640, "failed": 704, "rejected": 768, "remove": 800, "orphaned": 832,
+}  # fmt: skip

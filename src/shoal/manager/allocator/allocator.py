@@ -49,8 +49,8 @@ class Allocator:
         for t in tasks:
             service = self.store.get(Service, t.service_id)
             if (
-                t.status.state == TaskState.NEW.api
-                and TaskState.parse(t.desired_state) <= TaskState.RUNNING
+                t.status.state == TaskState.NEW
+                and t.desired_state <= TaskState.RUNNING
                 and service is not None
                 and not needs_endpoint(service)
             ):
@@ -67,7 +67,7 @@ def _changed(events: list[Event]) -> tuple[list[Service], list[Task]]:
             continue
         if ev.kind == "services":
             services[ev.id] = ev.new
-        elif ev.kind == "tasks" and ev.new.status.state == TaskState.NEW.api:
+        elif ev.kind == "tasks" and ev.new.status.state == TaskState.NEW:
             tasks[ev.id] = ev.new
     return list(services.values()), list(tasks.values())
 
@@ -79,9 +79,9 @@ def _allocate_endpoint(service: Service) -> bool:
 
 def _to_pending(endpoint: Endpoint | None) -> Callable[[Task], bool]:
     def apply(task: Task) -> bool:
-        if task.status.state != TaskState.NEW.api:
+        if task.status.state != TaskState.NEW:
             return False
-        task.status.state = TaskState.PENDING.api
+        task.status.state = TaskState.PENDING
         task.status.message = "pending task scheduling"
         task.endpoint = endpoint
         return True

@@ -186,15 +186,11 @@ def status(store: Store, service: Service) -> ServiceStatus:
     running = desired = completed = 0
     for t in store.tasks_of(service.id):
         node = nodes.get(t.node_id or "")
-        if (
-            t.status.state == TaskState.RUNNING.api
-            and node is not None
-            and node.status.state != "down"
-        ):
+        if t.status.state == TaskState.RUNNING and node is not None and node.status.state != "down":
             running += 1
         if t.desired_state in ("running", "ready") and t.status.state != "complete":
             desired += 1
-        if t.status.state == TaskState.COMPLETE.api:
+        if t.status.state == TaskState.COMPLETE:
             completed += 1
     kind = service.spec.mode.kind
     if kind == "replicated":

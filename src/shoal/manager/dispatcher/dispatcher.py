@@ -29,7 +29,7 @@ STARTUP_GRACE = 10.0  # seconds, beyond the agents' longest reconnect back-off
 
 
 def assigned(task: Task, node_id: str) -> bool:
-    return task.node_id == node_id and TaskState.parse(task.status.state) >= TaskState.ASSIGNED
+    return task.node_id == node_id and task.status.state >= TaskState.ASSIGNED
 
 
 def service_info(service: Service | None, service_id: str) -> ServiceInfo:
@@ -200,7 +200,7 @@ def _advance(status: TaskStatus) -> Callable[[Task], bool]:
     """Set a reported status unless the stored one is already further along."""
 
     def apply(task: Task) -> bool:
-        if TaskState.parse(status.state) < TaskState.parse(task.status.state):
+        if status.state < task.status.state:
             return False
         if task.status == status:
             return False

@@ -74,8 +74,8 @@ class Orchestrator:
             self.started.pop(ev.id, None)
             self.ran_for.pop(ev.id, None)
             return
-        state = TaskState.parse(ev.new.status.state)
-        was = TaskState.parse(ev.old.status.state) if ev.old is not None else TaskState.NEW
+        state = ev.new.status.state
+        was = ev.old.status.state if ev.old is not None else TaskState.NEW
         if state == TaskState.RUNNING and was < TaskState.RUNNING:
             self.started[ev.id] = self.clock()
         elif state > TaskState.RUNNING and ev.id in self.started:
@@ -94,7 +94,7 @@ class Orchestrator:
 
     async def tick(self) -> None:
         dirty, self.dirty = self.dirty, set()
-        task_changes: dict[str, str] = {}
+        task_changes: dict[str, TaskState] = {}
         creates = []
         service_changes = {}
         for sid in dirty:
@@ -102,8 +102,8 @@ class Orchestrator:
             if service is None:
                 # Deleted service: its tasks are told to go; the reaper deletes them.
                 for t in self.store.tasks_of(sid):
-                    if TaskState.parse(t.desired_state) < TaskState.REMOVE:
-                        task_changes[t.id] = TaskState.REMOVE.api
+                    if t.desired_state < TaskState.REMOVE:
+                        task_changes[t.id] = TaskState.REMOVE
                 continue
             plan = self.plan(service)
             if plan:
@@ -172,13 +172,11 @@ def _matters(ev: Event) -> bool:
     )
 
 
-def _set_desired(state: str) -> Callable[[object], bool]:
-    def apply(task: object) -> bool:
-        current = TaskState.parse(task.desired_state)  # type: ignore[attr-defined]
-        new = TaskState.parse(state)
-        if new <= current:
+def _set_desired(state: TaskState) -> Callable[[Task], bool]:
+    def apply(task: Task) -> bool:
+        if state <= task.desired_state:
             return False  # desired states only move forward
-        task.desired_state = state  # type: ignore[attr-defined]
+        task.desired_state = state
         return True
 
     return apply

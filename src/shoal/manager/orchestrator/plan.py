@@ -29,7 +29,7 @@ NS = 1e9
 @dataclass
 class Plan:
     create: list[Task] = field(default_factory=list)
-    desired: dict[str, str] = field(default_factory=dict)  # task ID → new desired state
+    desired: dict[str, TaskState] = field(default_factory=dict)  # task ID → new desired state
     update_status: dict[str, str] | None = None  # UpdateStatus fields to set on the service
     rollback: bool = False  # the update failed: the service goes back to its previous spec
     wake_at: float | None = None
@@ -38,19 +38,19 @@ class Plan:
         self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
 
     def set_desired(self, task: Task, state: TaskState) -> None:
-        if TaskState.parse(task.desired_state) < state:
-            self.desired[task.id] = state.api
+        if task.desired_state < state:
+            self.desired[task.id] = state
 
     def __bool__(self) -> bool:
         return bool(self.create or self.desired or self.update_status)
 
 
 def state(task: Task) -> TaskState:
-    return TaskState.parse(task.status.state)
+    return task.status.state
 
 
 def desired(task: Task) -> TaskState:
-    return TaskState.parse(task.desired_state)
+    return task.desired_state
 
 
 def runnable(task: Task) -> bool:
@@ -85,8 +85,8 @@ def new_task(
         slot=slot,
         node_id=node_id,
         spec=spec,
-        desired_state=desired_state.api,
-        status=TaskStatus(state=TaskState.NEW.api, message="created"),
+        desired_state=desired_state,
+        status=TaskStatus(state=TaskState.NEW, message="created"),
         job_iteration=JobIteration(index=job_iteration) if job_iteration is not None else None,
     )
 
@@ -156,4 +156,4 @@ def promote_ready(
     if due > now:
         plan.wake(due)
         return
-    plan.desired[task.id] = TaskState.RUNNING.api
+    plan.desired[task.id] = TaskState.RUNNING

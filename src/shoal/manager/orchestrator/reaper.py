@@ -31,8 +31,8 @@ def doomed(
     out = []
     slots: dict[tuple[str, object], list[Task]] = defaultdict(list)
     for t in tasks:
-        state = TaskState.parse(t.status.state)
-        desired = TaskState.parse(t.desired_state)
+        state = t.status.state
+        desired = t.desired_state
         stopped = state > TaskState.RUNNING or state < TaskState.ASSIGNED
         if desired >= TaskState.REMOVE or t.service_id not in services:
             if stopped:
@@ -47,9 +47,9 @@ def doomed(
             continue
         # History: told to stop and either stopped or never given to a node.
         old = sorted(
-            (t for t in ts if TaskState.parse(t.desired_state) > TaskState.RUNNING
-             and (TaskState.parse(t.status.state) > TaskState.RUNNING
-                  or TaskState.parse(t.status.state) < TaskState.ASSIGNED)),
+            (t for t in ts if t.desired_state > TaskState.RUNNING
+             and (t.status.state > TaskState.RUNNING
+                  or t.status.state < TaskState.ASSIGNED)),
             key=lambda t: t.created_at or "",
         )  # fmt: skip
         out.extend(old[: max(0, len(ts) - keep)])

@@ -29,7 +29,6 @@ __all__ = [
     "NodeInfo",
     "footprint",
     "generic_counts",
-    "state_value",
     "task_host_ports",
 ]
 
@@ -38,23 +37,7 @@ __all__ = [
 MONITOR_FAILURES = 5 * 60.0
 MAX_FAILURES = 5
 
-_STATE_VALUES: dict[str, int] = {s.api: int(s) for s in TaskState}
-_RUNNING = int(TaskState.RUNNING)
-_COMPLETE = int(TaskState.COMPLETE)
-
 HostPort = tuple[str, int]
-
-
-def state_value(state: str | int | TaskState | None) -> int:
-    """A task state (Docker's lower-case name or the number) as its ordered number."""
-    if state is None:
-        return 0
-    if isinstance(state, int):
-        return int(state)
-    v = _STATE_VALUES.get(state)
-    if v is None:
-        v = _STATE_VALUES.get(state.lower(), 0)
-    return v
 
 
 def _get(obj: Any, attr: str, key: str) -> Any:
@@ -134,7 +117,7 @@ def footprint(task: Task) -> Footprint:
 
 
 def _is_active(task: Task) -> bool:
-    return state_value(task.desired_state) <= _COMPLETE
+    return task.desired_state <= TaskState.COMPLETE
 
 
 class NodeInfo:
@@ -225,7 +208,7 @@ class NodeInfo:
         recorded (a task's spec never changes). `fp` may be passed to skip recomputing the
         task's footprint (the scheduler does so for a whole task group).
         """
-        if state_value(task.status.state) > _RUNNING:
+        if task.status.state > TaskState.RUNNING:
             return self.remove_task(task)
         active = _is_active(task)
         tid = task.id

@@ -19,10 +19,7 @@ DEBOUNCE = 0.02
 
 
 def unassigned(task: Task) -> bool:
-    return (
-        task.status.state == TaskState.PENDING.api
-        and TaskState.parse(task.desired_state) <= TaskState.RUNNING
-    )
+    return task.status.state == TaskState.PENDING and task.desired_state <= TaskState.RUNNING
 
 
 class Scheduler:
@@ -121,7 +118,7 @@ def _assign(node_id: str) -> Callable[[Task], bool]:
         if not unassigned(task):
             return False
         task.node_id = node_id
-        task.status.state = TaskState.ASSIGNED.api
+        task.status.state = TaskState.ASSIGNED
         task.status.message = "scheduler assigned task to node"
         task.status.err = None
         task.status.timestamp = now()
@@ -148,15 +145,15 @@ def _frees_room(ev: Event) -> bool:
         return False
     if ev.new is None:
         return True
+    old: Task = ev.old
+    new: Task = ev.new
     return (
-        TaskState.parse(ev.new.status.state)
-        > TaskState.RUNNING
-        >= TaskState.parse(ev.old.status.state)
-        or TaskState.parse(ev.new.desired_state) > TaskState.RUNNING
+        new.status.state > TaskState.RUNNING >= old.status.state
+        or new.desired_state > TaskState.RUNNING
     )
 
 
 def _just_failed(old: Task | None, new: Task) -> bool:
     """A task that failed here now counts against its node for this service."""
-    failed = (TaskState.FAILED.api, TaskState.REJECTED.api)
+    failed = (TaskState.FAILED, TaskState.REJECTED)
     return new.status.state in failed and (old is None or old.status.state not in failed)
