@@ -1,8 +1,5 @@
-"""Lab clusters for the multi-node benchmarks (``node_failure.py``, ``converge.py --nodes``,
-``rolling_update.py``).
-
-``BenchLab(system, name, workers)`` makes one ``shoal lab`` (1 manager + N workers, each
-host with its own network namespace, dockerd and shoald) and runs a swarm on it:
+"""``BenchLab``: one ``shoal lab`` (1 manager + N workers, each host with its own network
+namespace, dockerd and shoald) running one system's swarm, for the multi-node benchmarks.
 
 * ``shoal``  — ``shoal lab up``: shoal's own swarm (``swarm init`` on m1's shoald, workers
   joined). The API is m1's shoald socket.
@@ -15,8 +12,8 @@ host with its own network namespace, dockerd and shoald) and runs a swarm on it:
 
 Both swarms keep their default settings (dispatcher heartbeat: Docker 5 s, shoal 1 s). The
 lab is removed with ``shoal lab down`` when the ``with`` block ends, also on failure,
-Ctrl-C and SIGTERM (the scripts turn SIGTERM/SIGHUP into SystemExit). Kills and restarts
-of a host go through the same code as ``shoal lab kill|start NODE``
+Ctrl-C and SIGTERM (``runs.exit_on_signals`` turns SIGTERM/SIGHUP into SystemExit). Kills
+and restarts of a host go through the same code as ``shoal lab kill|start NODE``
 (``shoal.lab.lab.node_action``), in-process so that the clock is not charged the CLI's
 start-up.
 """
@@ -24,185 +21,27 @@ start-up.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import platform
-import re
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
 import time
-import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-SRC = Path(__file__).resolve().parent.parent / "src"
-try:
-    import shoal  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(SRC))
+from shoal.lab import lab as lab_ops
+from shoal.lab.state import LabState
+from shoal.lab.state import load as load_state
 
-from shoal.lab import lab as lab_ops  # noqa: E402
-from shoal.lab.api import api_request  # noqa: E402
-from shoal.lab.state import LabState  # noqa: E402
-from shoal.lab.state import load as load_state  # noqa: E402
-
-SERVICE = "web"
-SERVICE_LABEL = f"com.docker.swarm.service.name={SERVICE}"
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [env.get("PYTHONPATH")])])
-    env.update(extra)
-    return env
-
-
-def docker_cli(host: str, *args: str, timeout: float = 120.0) -> tuple[int, str, str, float]:
-    """The stock docker CLI against host → (rc, stdout, stderr, seconds)."""
-    t0 = time.monotonic()
-    p = subprocess.run(
-        [os.environ.get("SHOAL_BENCH_DOCKER_CLI", "docker"), *args],
-        env=clean_env(DOCKER_HOST=host),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return p.returncode, p.stdout, p.stderr, time.monotonic() - t0
-
-
-def docker_ok(host: str, *args: str, timeout: float = 120.0) -> tuple[str, float]:
-    rc, out, err, dt = docker_cli(host, *args, timeout=timeout)
-    if rc != 0:
-        raise RuntimeError(f"docker {' '.join(args)} → rc {rc}: {err.strip() or out.strip()}")
-    return out, dt
-
-
-def q(**params: Any) -> str:
-    return urllib.parse.urlencode(
-        {k: json.dumps(v) if isinstance(v, dict) else v for k, v in params.items()}
-    )
-
-
-def api_get(host: str, path: str, timeout: float = 10.0) -> Any:
-    status, body = api_request(host, "GET", path, timeout=timeout)
-    if status != 200:
-        raise RuntimeError(f"GET {path} → {status}: {body[:300]!r}")
-    return json.loads(body)
-
-
-def running_task_containers(engine_host: str, timeout: float = 5.0) -> int:
-    """Running containers of the benchmark's service in one engine."""
-    filters = {"status": ["running"], "label": [SERVICE_LABEL]}
-    return len(api_get(engine_host, "/containers/json?" + q(filters=filters), timeout))
-
-
-def all_task_containers(engine_host: str, timeout: float = 5.0) -> int:
-    """Containers (any state) of the benchmark's service in one engine."""
-    filters = {"label": [SERVICE_LABEL]}
-    return len(api_get(engine_host, "/containers/json?" + q(all="1", filters=filters), timeout))
-
-
-def service_status(api_host: str, timeout: float = 10.0) -> tuple[int, int]:
-    """(RunningTasks, DesiredTasks) of the service, as ``docker service ls`` shows them."""
-    found = api_get(api_host, "/services?" + q(status="true", filters={"name": [SERVICE]}), timeout)
-    for s in found:
-        if (s.get("Spec") or {}).get("Name") == SERVICE:
-            st = s.get("ServiceStatus") or {}
-            return int(st.get("RunningTasks") or 0), int(st.get("DesiredTasks") or 0)
-    return 0, 0
-
-
-def service_tasks(api_host: str, timeout: float = 10.0) -> list[dict[str, Any]]:
-    tasks: list[dict[str, Any]] = api_get(
-        api_host, "/tasks?" + q(filters={"service": [SERVICE]}), timeout
-    )
-    return tasks
-
-
-def is_running(task: dict[str, Any]) -> bool:
-    return (
-        task.get("DesiredState") == "running"
-        and (task.get("Status") or {}).get("State") == "running"
-    )
-
-
-def proc_kb(pid: int | None, field: str) -> int | None:
-    if not pid:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    if not pid:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def ppid_of(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def comm_of(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def cmdline_of(pid: int) -> str:
-    try:
-        return (
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        )
-    except OSError:
-        return ""
-
-
-def with_worker_sums(values: dict[str, float | None]) -> dict[str, float | None]:
-    """Add ``<proc>-workers`` = the sum over ``<proc>-w1``, ``<proc>-w2`` … (if all known)."""
-    out = dict(values)
-    groups: dict[str, list[float | None]] = {}
-    for key, v in values.items():
-        proc, _, node = key.rpartition("-")
-        if proc and node.startswith("w") and node[1:].isdigit():
-            groups.setdefault(proc, []).append(v)
-    for proc, vals in groups.items():
-        known = [v for v in vals if v is not None]
-        out[f"{proc}-workers"] = round(sum(known), 2) if known and len(known) == len(vals) else None
-    return out
+from .docker import api_get, clean_env, count_containers, docker_ok
+from .logs import copy_logs, lab_node_summary
+from .procs import all_pids, children, cmdline_of, comm_of
+from .runs import log
 
 
 def unique_name(tag: str, system: str) -> str:
     """A lab name (≤ 15 characters) that no other run uses: <tag><s|d|p><4 hex>."""
     return f"{tag}{system[0]}{secrets.token_hex(2)}"
-
-
-# --------------------------------------------------------------------------- the lab
 
 
 class BenchLab:
@@ -306,6 +145,10 @@ class BenchLab:
     def workers(self) -> list[str]:
         return self.st.node_names("worker")
 
+    @property
+    def all_nodes(self) -> list[str]:
+        return [*self.managers, *self.workers]
+
     def addr(self, node: str) -> str:
         return self.st.nodes[node].addr
 
@@ -350,7 +193,7 @@ class BenchLab:
         return {n["Description"]["Hostname"]: n["ID"] for n in self.nodes()}
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        want = set(self.managers) | set(self.workers)
+        want = set(self.all_nodes)
         deadline = time.monotonic() + timeout
         last: Any = None
         while True:
@@ -395,9 +238,9 @@ class BenchLab:
     def containers_by_node(self, nodes: list[str] | None = None) -> dict[str, int | None]:
         """Running task containers per node's engine (None: engine not answering)."""
         out: dict[str, int | None] = {}
-        for n in nodes if nodes is not None else [*self.managers, *self.workers]:
+        for n in nodes if nodes is not None else self.all_nodes:
             try:
-                out[n] = running_task_containers(self.engine_host(n), timeout=3.0)
+                out[n] = count_containers(self.engine_host(n), timeout=3.0)
             except Exception:  # noqa: BLE001 — a killed engine
                 out[n] = None
         return out
@@ -420,14 +263,14 @@ class BenchLab:
         """shoald-<short>, dockerd-<short>, containerd-<short> of each node; etcd (m1's)."""
         st = self.reload()
         out: dict[str, int | None] = {}
-        for name in [*self.managers, *self.workers]:
+        for name in self.all_nodes:
             ns = st.nodes[name]
             s = self.short(name)
             if self.system == "shoal":
                 out[f"shoald-{s}"] = ns.shoald_pid
             out[f"dockerd-{s}"] = ns.dockerd_pid
-            kids = [p for p in all_pids() if ppid_of(p) == ns.dockerd_pid]
-            out[f"containerd-{s}"] = next((p for p in kids if comm_of(p) == "containerd"), None)
+            kids = children(ns.dockerd_pid, "containerd") if ns.dockerd_pid else []
+            out[f"containerd-{s}"] = next(iter(kids), None)
         if self.system == "shoal":
             etcd_dir = str(st.node_dir(self.managers[0]) / "shoald" / "swarm" / "etcd")
             out["etcd"] = next(
@@ -435,106 +278,28 @@ class BenchLab:
             )
         return out
 
+    def log_files(self, node: str) -> dict[str, Path]:
+        """The node's shoald, dockerd and etcd logs."""
+        nd = self.st.node_dir(node)
+        return {"shoald": nd / "shoald.log", "dockerd": nd / "engine" / "dockerd.log",
+                "etcd": nd / "shoald" / "swarm" / "etcd.log"}  # fmt: skip
+
     def shoald_logs(self) -> dict[str, Any]:
-        """Per node: line count, levels, the most frequent WARNING/ERROR messages."""
+        """Per node: line count, levels, the most frequent WARNING/ERROR messages (beside
+        Docker's swarm, only the nodes whose idle shoald had something to say)."""
         out: dict[str, Any] = {}
-        for name in [*self.managers, *self.workers]:
-            path = self.st.node_dir(name) / "shoald.log"
-            try:
-                lines = path.read_text(errors="replace").splitlines()
-            except OSError:
-                continue
-            levels: dict[str, int] = {}
-            notable: dict[str, int] = {}
-            for ln in lines:
-                parts = ln.split(" ", 4)
-                lvl = parts[2] if len(parts) > 3 else "?"
-                levels[lvl] = levels.get(lvl, 0) + 1
-                if lvl in ("WARNING", "ERROR", "CRITICAL") or "Traceback" in ln:
-                    msg = parts[4] if len(parts) > 4 else ln
-                    key = _generic(f"{lvl} {msg}")[:170]
-                    notable[key] = notable.get(key, 0) + 1
-            if self.system != "shoal" and not notable:
-                continue  # an idle shoald beside Docker's swarm: nothing to say
-            out[self.short(name)] = {
-                "lines": len(lines),
-                "levels": levels,
-                "notable": sorted(notable.items(), key=lambda kv: -kv[1])[:12],
-            }
+        for name in self.all_nodes:
+            found = lab_node_summary(self.log_files(name)["shoald"], self.system != "shoal")
+            if found is not None:
+                out[self.short(name)] = found
         return out
 
     def copy_logs(self, dst: str, tag: str) -> None:
+        """Every node's logs into ``dst/<tag>-<lab>/<node>-<daemon>.log``."""
         d = Path(dst) / f"{tag}-{self.name}"
         d.mkdir(parents=True, exist_ok=True)
-        for name in [*self.managers, *self.workers]:
-            nd = self.st.node_dir(name)
-            for src, base in (
-                (nd / "shoald.log", "shoald"),
-                (nd / "engine" / "dockerd.log", "dockerd"),
-                (nd / "shoald" / "swarm" / "etcd.log", "etcd"),
-            ):
-                if src.exists():
-                    with contextlib.suppress(OSError):
-                        shutil.copy(src, d / f"{self.short(name)}-{base}.log")
-
-
-# --------------------------------------------------------------------------- reports, runs
-
-
-def fmt(v: Any, unit: str = "s") -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.2f}{unit}"
-    return f"{v}{unit}"
-
-
-def dig(r: dict[str, Any], path: str) -> Any:
-    """`r["a"]["b"]` for path `a.b`; None where a level is missing."""
-    cur: Any = r
-    for part in path.split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur
-
-
-def machine_info() -> dict[str, Any]:
-    def ver(cmd: list[str]) -> str:
-        with contextlib.suppress(Exception):
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-        return "?"
-
-    repo = str(Path(__file__).resolve().parent.parent)
-    return {
-        "cpus": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "docker_cli": ver(["docker", "--version"]),
-        "dockerd": ver(["dockerd", "--version"]),
-        "loadavg_before": os.getloadavg(),
-        "shoal_commit": ver(["git", "-C", repo, "rev-parse", "--short", "HEAD"]),
-        # Uncommitted changes under src/ (what the labs' shoalds run), by file.
-        "shoal_src_changes": ver(["git", "-C", repo, "status", "--porcelain", "--", "src"]),
-    }
-
-
-def exit_on_signals() -> None:
-    """SIGTERM and SIGHUP become SystemExit, so that `finally` blocks remove the labs."""
-
-    def _raise_exit(signum: int, _frame: Any) -> None:
-        log(f"signal {signum}: cleaning up")
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_exit)
-
-
-def all_pids() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def _generic(msg: str) -> str:
-    """Collapse IDs (25-char swarm IDs, 64-hex container IDs) so that messages group."""
-    msg = re.sub(r"\b[0-9a-z]{25}\b", "<id>", msg)
-    return re.sub(r"\b[0-9a-f]{12,64}\b", "<hex>", msg)
+        copy_logs(
+            (src, d / f"{self.short(name)}-{base}.log")
+            for name in self.all_nodes
+            for base, src in self.log_files(name).items()
+        )
