@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from test_scheduler_helpers import CPU, GB, node, task
 
 from shoal.manager.scheduler import NodeInfo, Pipeline, constraints_match, no_suitable_node
@@ -125,11 +126,8 @@ def test_resource_filter():
     assert f.explain(2) == "insufficient resources on 2 nodes"
 
 
-def test_constraint_filter():
-    f = ConstraintFilter()
-    assert not f.set_task(task("t"))
-    assert not f.set_task(task("t", constraints=["node.labels.x ~ y"]))  # invalid: disabled
-    n = NodeInfo(
+def _constrained_node() -> NodeInfo:
+    return NodeInfo(
         node(
             "abc",
             labels={"zone": "eu-1", "Disk": "ssd"},
@@ -139,7 +137,11 @@ def test_constraint_filter():
             addr="10.1.2.3",
         )
     )
-    ok = [
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
         "node.id==abc",
         "node.hostname==WEB1",
         "node.hostname!=web2",
@@ -155,11 +157,18 @@ def test_constraint_filter():
         "node.ip==10.1.2.3",
         "node.ip==10.1.0.0/16",
         "node.ip!=192.168.0.0/24",
-    ]
-    for expr in ok:
-        assert f.set_task(task("t", constraints=[expr])), expr
-        assert f.check(n), expr
-    bad = [
+    ],
+    ids=str,
+)
+def test_constraint_filter_accepts(expr):
+    f = ConstraintFilter()
+    assert f.set_task(task("t", constraints=[expr]))
+    assert f.check(_constrained_node())
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
         "node.id==abd",
         "node.role==worker",
         "node.labels.zone!=eu-1",
@@ -169,12 +178,21 @@ def test_constraint_filter():
         "node.ip!=10.1.0.0/16",
         "node.ip==not-an-ip",
         "node.unknown==x",
-    ]
-    for expr in bad:
-        assert f.set_task(task("t", constraints=[expr])), expr
-        assert not f.check(n), expr
+    ],
+    ids=str,
+)
+def test_constraint_filter_rejects(expr):
+    f = ConstraintFilter()
+    assert f.set_task(task("t", constraints=[expr]))
+    assert not f.check(_constrained_node())
+
+
+def test_constraint_filter():
+    f = ConstraintFilter()
+    assert not f.set_task(task("t"))
+    assert not f.set_task(task("t", constraints=["node.labels.x ~ y"]))  # invalid: disabled
     assert f.set_task(task("t", constraints=["node.role==manager", "node.labels.zone==eu-2"]))
-    assert not f.check(n)
+    assert not f.check(_constrained_node())
     assert f.explain(1) == "scheduling constraints not satisfied on 1 node"
     assert f.explain(4) == "scheduling constraints not satisfied on 4 nodes"
 
