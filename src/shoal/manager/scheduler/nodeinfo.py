@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from shoal.api.models import Node, Resources, Task
+from shoal.api.models import Node, Task
 from shoal.api.states import TaskState
 
 __all__ = [
@@ -171,18 +171,6 @@ class NodeInfo:
         self._reset_resources()
         for fp, _active in self._tracked.values():
             self._consume(fp, 1)
-
-    @property
-    def available_resources(self) -> Resources:
-        generic = [
-            {"DiscreteResourceSpec": {"Kind": k, "Value": v}}
-            for k, v in sorted(self.available_generic.items())
-        ]
-        return Resources(
-            nano_cpus=self.available_nano_cpus,
-            memory_bytes=self.available_memory_bytes,
-            generic_resources=generic or None,
-        )
 
     # ------------------------------------------------------------------ tasks
 
