@@ -98,11 +98,8 @@ _BUILTIN_NETWORK_DRIVERS = frozenset({"overlay", "bridge", "host", "null", "ipvl
 
 
 def _field(obj: Any, key: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(key)
-    return getattr(obj, key, None)
+    """A key of a Docker JSON object (the models keep these fields as dicts); None otherwise."""
+    return obj.get(key) if isinstance(obj, dict) else None
 
 
 class PluginFilter:
