@@ -8,6 +8,7 @@ import pytest
 from shoal.api.constraints import (
     Constraint,
     ConstraintError,
+    constraints_match,
     equal_fold,
     go_trim_space,
     node_matches,
@@ -210,3 +211,11 @@ def test_pydantic_node_model():
     assert _matches("node.hostname==host-1", "node.labels.Zone==east", node=node)
     assert _matches("engine.labels.disk==ssd", "node.ip==10.0.0.5", node=node)
     assert not _matches("node.platform.os==windows", node=node)
+
+
+def test_constraints_match_helper():
+    n = Node.model_validate({"ID": "n1", "Spec": {"Labels": {"a": "b"}}})
+    assert constraints_match(None, n)
+    assert constraints_match(["node.labels.a==b"], n)
+    assert not constraints_match(["node.labels.a==c"], n)
+    assert constraints_match(["bogus"], n)  # unparsable = no constraints (swarmkit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_scheduler_helpers import CPU, GB, node, task
 
-from shoal.manager.scheduler import NodeInfo, Pipeline, constraints_match, no_suitable_node
+from shoal.manager.scheduler import NodeInfo, Pipeline, no_suitable_node
 from shoal.manager.scheduler.filters import (
     ConstraintFilter,
     HostPortFilter,
@@ -195,14 +195,6 @@ def test_constraint_filter():
     assert not f.check(_constrained_node())
     assert f.explain(1) == "scheduling constraints not satisfied on 1 node"
     assert f.explain(4) == "scheduling constraints not satisfied on 4 nodes"
-
-
-def test_constraints_match_helper():
-    n = node("n1", labels={"a": "b"})
-    assert constraints_match(None, n)
-    assert constraints_match(["node.labels.a==b"], n)
-    assert not constraints_match(["node.labels.a==c"], n)
-    assert constraints_match(["bogus"], n)  # unparsable = no constraints (swarmkit)
 
 
 def test_platform_filter():

@@ -3,7 +3,8 @@
 `parse_constraints(["node.role==manager", "node.labels.zone != east"])` gives `Constraint`s or
 raises `ConstraintError` with swarmkit's own text (`key 'x y' is invalid`, `value 'a<b' is
 invalid`, `constraint expected one operator from ==, !=`). `node_matches(constraints, node)`
-says whether a `shoal.api.models.Node` satisfies all of them.
+says whether a `shoal.api.models.Node` satisfies all of them; `constraints_match(exprs, node)`
+does both for the scheduler and the orchestrators (unparsable expressions match any node).
 
 Go details kept on purpose: the regexps are RE2's (ASCII `\\s`, `(?i)` folding which also
 admits the Kelvin sign and long s), `strings.TrimSpace` trims Unicode white space only, and
@@ -28,6 +29,7 @@ __all__ = [
     "OPERATORS",
     "Constraint",
     "ConstraintError",
+    "constraints_match",
     "equal_fold",
     "go_trim_space",
     "node_matches",
@@ -205,3 +207,18 @@ def node_matches(constraints: Iterable[Constraint], node: Node, *, role: str | N
         if not ok:
             return False
     return True
+
+
+def constraints_match(constraints: list[str] | None, node: Node) -> bool:
+    """True if `node` satisfies the `Placement.Constraints` expressions.
+
+    Unparsable expressions (the API rejects them first) count as no constraints, as in
+    swarmkit's orchestrators.
+    """
+    if not constraints:
+        return True
+    try:
+        parsed = parse_constraints(constraints)
+    except ConstraintError:
+        return True
+    return node_matches(parsed, node)
