@@ -26,6 +26,7 @@ from shoal.manager.orchestrator.plan import Plan, up_to_date
 from shoal.manager.orchestrator.replicated import reconcile_replicated
 from shoal.manager.orchestrator.times import TaskTimes
 from shoal.store.store import Event
+from shoal.testing.store import MemoryStore
 
 NEW, OLD = "busybox:2", "busybox:1"
 
@@ -422,7 +423,7 @@ def test_orchestrator_measures_how_long_tasks_ran() -> None:
     """The orchestrator notes when a task reaches running and, when it ends, how long it ran
     (its own clock); a task already running when the orchestrator started is not measured."""
     clock = [100.0]
-    orch = Orchestrator(store=None, clock=lambda: clock[0])  # type: ignore[arg-type]
+    orch = Orchestrator(store=MemoryStore(), clock=lambda: clock[0])
     svc = service(replicas=1)
 
     def change(old: Task | None, new: Task) -> None:

@@ -6,7 +6,6 @@ Docker Engine API, `shoal.testing.fakes.FakeController` in memory.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -153,5 +152,27 @@ class EngineController:
                 raise
 
 
-async def sleep_forever() -> None:
-    await asyncio.Event().wait()
+class Controllers(Protocol):
+    """Makes the controller of a task (the worker asks once per task)."""
+
+    def __call__(
+        self, task: Task, service_name: str, service_labels: dict[str, str] | None,
+        node: NodeDescription | None,
+    ) -> Controller: ...  # fmt: skip
+
+
+class EngineControllers:
+    """`Controllers` on the node's engine, sharing one image puller."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.puller = Puller(engine)
+
+    def __call__(
+        self, task: Task, service_name: str, service_labels: dict[str, str] | None,
+        node: NodeDescription | None,
+    ) -> Controller:  # fmt: skip
+        ports = task.endpoint.ports if task.endpoint else None
+        return EngineController(
+            self.engine, task, service_name, ports, self.puller, node, service_labels
+        )
