@@ -51,3 +51,23 @@ async def test_leadership_lost_stops_the_loops_and_they_start_again() -> None:
         # The new term's loops work: scaling up is carried out.
         await c.update("web", lambda spec: spec["Mode"]["Replicated"].update(Replicas=3))
         await c.until(lambda: len(c.running("web")) == 3, what="3 running")
+
+
+async def test_without_its_backend_the_store_answers_no_leader_and_recovers() -> None:
+    import asyncio
+
+    from shoal.api.errors import NO_LEADER, NoLeader
+
+    async with MemoryStore(MockClock()) as store:
+        await store.create(service("before"))
+        store.memory.break_watches()  # etcd without quorum (or restarting)
+        with pytest.raises(NoLeader) as refused:
+            await store.create(service("lost"))
+        assert refused.value.status == 503
+        assert str(refused.value) == f"rpc error: code = Unknown desc = {NO_LEADER}"
+        await asyncio.sleep(0.1)
+        assert not store.synced.is_set()  # reads are refused too (`Daemon.control`)
+        store.memory.heal()
+        await asyncio.wait_for(store.synced.wait(), 5)
+        await store.create(service("after"))
+        assert sorted(s.spec.name for s in store.services()) == ["after", "before"]

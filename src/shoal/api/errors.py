@@ -140,6 +140,15 @@ NO_LEADER = (
 )
 
 
+class NoLeader(_RPCText, Unavailable):
+    """The cluster store cannot answer (no quorum): Docker's quorum-loss answer, HTTP 503."""
+
+    code = "Unknown"
+
+    def __init__(self) -> None:
+        super().__init__(NO_LEADER)
+
+
 INVALID_JOIN_TOKEN = (
     "rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster"
 )

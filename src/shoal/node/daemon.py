@@ -30,6 +30,7 @@ from shoal.api.errors import (
     NOT_A_MANAGER_WORKER,
     BadRequest,
     InvalidArgument,
+    NoLeader,
     NotAcceptable,
 )
 from shoal.api.models import NodeDescription, Task
@@ -91,6 +92,8 @@ class Daemon:
             raise NotAcceptable(NOT_A_MANAGER_WORKER)
         if self.store is None:
             raise NotAcceptable(NOT_A_MANAGER)
+        if not self.store.synced.is_set():
+            raise NoLeader()
         return self.store
 
     def task_log(

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from shoal.api.errors import Conflict, Deposed, Unavailable
+from shoal.api.errors import Conflict, Deposed, NoLeader
 from shoal.api.models import Meta, Node, Service, Swarm, Task, timestamp
 from shoal.store.kinds import KINDS, PREFIX, SENSITIVE, decode, encode, key_of, kind_of
 from shoal.store.kv import KV, MAX_TXN_OPS, Delete, Guard, KVBackend, Op, Put
@@ -97,6 +97,7 @@ class MirroredStore:
                 raise
             except Exception as e:  # noqa: BLE001 - backend away: retry
                 log.warning("store watch interrupted: %s", e)
+                self.synced.clear()  # reads would be stale: refused until reloaded
                 await asyncio.sleep(0.5)
 
     def _decode(self, kind: str, id: str, kv: KV) -> Meta:
@@ -118,7 +119,8 @@ class MirroredStore:
         try:
             ok, revision = await self.kv.txn(ops, guards=self._guards)
         except Exception as e:  # noqa: BLE001 - grpc errors: etcd unreachable or no quorum
-            raise Unavailable(str(e)) from e
+            log.warning("store write failed: %s", e)
+            raise NoLeader() from e
         if not ok:
             await self._check_guards()
             raise Conflict("update out of sequence")
