@@ -14,7 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from shoal.agent.controller import Controller, Failed, Observed, Rejected
+from shoal.agent.controller import Controller, Observed
+from shoal.api.errors import TaskFailed, TaskRejected
 from shoal.api.models import ContainerStatus, PortStatus, Task, TaskStatus, timestamp
 from shoal.api.states import TaskState
 
@@ -137,10 +138,10 @@ class TaskRunner:
                     )
                     seen = await self._look()
                 failures = 0
-            except Rejected as e:
+            except TaskRejected as e:
                 await self._set(S.REJECTED, "preparing", err=str(e))
                 continue
-            except Failed as e:
+            except TaskFailed as e:
                 await self._set(S.FAILED, "starting", err=str(e))
                 continue
             except Exception as e:  # noqa: BLE001 - engine trouble: retry with back-off

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from shoal.api.errors import ConstraintError
 from shoal.api.models import Node
 
 __all__ = [
@@ -52,17 +53,6 @@ _GO_SPACE = (
     "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-
-
-class ConstraintError(ValueError):
-    """A constraint expression swarmkit's parser rejects; str() is swarmkit's message."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def go_trim_space(s: str) -> str:

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.agent.container import swarm_labels
-from shoal.agent.controller import Controller, Observed, Rejected
+from shoal.agent.controller import Controller, Observed
 from shoal.api import labels
-from shoal.api.errors import EngineError
+from shoal.api.errors import EngineError, TaskRejected
 from shoal.api.models import NodeDescription, Task
 from shoal.api.naming import container_name
 
@@ -221,7 +221,7 @@ class FakeController:
     async def prepare(self) -> None:
         image = self.task.spec.container_spec.image if self.task.spec.container_spec else None
         if not image or image in self.engine._rejects:
-            raise Rejected(f"No such image: {image}")
+            raise TaskRejected(f"No such image: {image}")
         if self._container() is None:
             self.engine.create(self.task, self.service_name)
 
