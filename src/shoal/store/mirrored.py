@@ -133,19 +133,26 @@ class MirroredStore:
             if kv is None or kv.create_revision != g.create_revision:
                 raise Deposed("this manager is no longer the leader: write refused")
 
-    async def _commit_each(self, ops: Sequence[Op]) -> None:
-        """Commit in transactions of at most etcd's op limit; a conflicting batch is retried
-        op by op so that one stale object does not hold back the rest."""
+    async def _commit_chunks(self, ops: Sequence[Op]) -> list[Op]:
+        """Commit in transactions of at most etcd's op limit; returns the ops of those that
+        conflicted."""
+        failed: list[Op] = []
         for i in range(0, len(ops), MAX_TXN_OPS):
             chunk = ops[i : i + MAX_TXN_OPS]
             try:
                 await self._commit(chunk)
             except Conflict:
-                for op in chunk:
-                    try:
-                        await self._commit([op])
-                    except Conflict:
-                        log.debug("skipped stale write to %s", op.key)
+                failed.extend(chunk)
+        return failed
+
+    async def _commit_each(self, ops: Sequence[Op]) -> None:
+        """Like `_commit_chunks`, a conflicting transaction retried op by op so that one stale
+        object does not hold back the rest."""
+        for op in await self._commit_chunks(ops):
+            try:
+                await self._commit([op])
+            except Conflict:
+                log.debug("skipped stale write to %s", op.key)
 
     def _put(self, obj: Meta, expect: int | None) -> Put:
         return Put(key_of(kind_of(type(obj)), obj.id), encode(obj, self._sealer), expect)
@@ -202,18 +209,10 @@ class MirroredStore:
                     ops.append(self._put(fresh, expect=current.version.index))
             if not ops:
                 return
-            failed: dict[str, Change[T]] = {}
-            for i in range(0, len(ops), MAX_TXN_OPS):
-                chunk = ops[i : i + MAX_TXN_OPS]
-                try:
-                    await self._commit(chunk)
-                except Conflict:
-                    for op in chunk:
-                        id = op.key.rsplit("/", 1)[1]
-                        failed[id] = pending[id]
-            if not failed:
+            conflicted = await self._commit_chunks(ops)
+            if not conflicted:
                 return
-            pending = failed
+            pending = {id: pending[id] for id in (op.key.rsplit("/", 1)[1] for op in conflicted)}
             # Give the mirror the chance to catch up with whatever beat us.
             await asyncio.sleep(0.01)
         log.warning("gave up writing %d %s after conflicts", len(pending), kind)
