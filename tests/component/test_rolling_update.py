@@ -81,3 +81,36 @@ async def test_failed_update_rolls_back() -> None:
         assert len(running) == 4
         assert {t.spec.container_spec.image for t in running} == {"web:1"}  # type: ignore[union-attr]
         assert all(t.status.state == TaskState.RUNNING for t in running)
+
+
+async def test_a_changed_endpoint_rolls_the_tasks() -> None:
+    """`--publish-add` / `--publish-rm` (host mode) change what the tasks carry: they are
+    replaced like any other change, and the new tasks carry the new ports."""
+    async with SimCluster(workers=2) as c:
+        await c.create("web", "web:1", Mode={"Replicated": {"Replicas": 2}})
+        await c.until(lambda: len(c.running("web")) == 2, what="2 running")
+        first = {t.id for t in c.running("web")}
+        port = {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8088, "PublishMode": "host"}
+
+        def publish(spec: dict[str, Any]) -> None:
+            spec["EndpointSpec"] = {"Mode": "vip", "Ports": [port]}
+
+        await c.update("web", publish)
+        await c.until(lambda: c.update_state("web") == "completed", 60, "update completed")
+        second = c.running("web")
+        assert len(second) == 2 and not first & {t.id for t in second}
+        for t in second:
+            assert t.endpoint is not None and t.endpoint.ports is not None
+            assert [p.published_port for p in t.endpoint.ports] == [8088]
+
+        def unpublish(spec: dict[str, Any]) -> None:
+            spec["EndpointSpec"] = {"Mode": "vip"}
+
+        await c.update("web", unpublish)
+        await c.until(
+            lambda: len(c.running("web")) == 2
+            and not {t.id for t in second} & {t.id for t in c.running("web")},
+            60,
+            "replaced again",
+        )
+        assert all(t.endpoint is not None and not t.endpoint.ports for t in c.running("web"))

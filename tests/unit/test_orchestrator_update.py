@@ -19,10 +19,10 @@ from test_orchestrator_helpers import (
     ts,
 )
 
-from shoal.api.models import Service, Task
+from shoal.api.models import Service, Task, up_to_date
 from shoal.manager.orchestrator.global_ import reconcile_global
 from shoal.manager.orchestrator.orchestrator import Orchestrator
-from shoal.manager.orchestrator.plan import Plan, up_to_date
+from shoal.manager.orchestrator.plan import Plan
 from shoal.manager.orchestrator.replicated import reconcile_replicated
 from shoal.manager.orchestrator.times import TaskTimes
 from shoal.store.store import Event

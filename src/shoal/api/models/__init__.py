@@ -73,6 +73,7 @@ from shoal.api.models.tasks import (
     PortStatus,
     Task,
     TaskStatus,
+    up_to_date,
 )
 
 __all__ = [
@@ -127,5 +128,6 @@ __all__ = [
     "now",
     "parse_time",
     "same_task_spec",
+    "up_to_date",
     "timestamp",
 ]

@@ -7,7 +7,15 @@ from typing import Any
 from pydantic import Field
 
 from shoal.api.models.base import Meta, Model
-from shoal.api.models.services import Endpoint, JobIteration, PortConfig, TaskSpec
+from shoal.api.models.services import (
+    Endpoint,
+    EndpointSpec,
+    JobIteration,
+    PortConfig,
+    Service,
+    TaskSpec,
+    same_task_spec,
+)
 from shoal.api.states import TaskState
 
 
@@ -49,3 +57,14 @@ class Task(Meta):
         data = super().to_api()
         data.pop("Endpoint", None)
         return data
+
+
+def up_to_date(task: Task, service: Service) -> bool:
+    """The task runs what the service asks for now (SwarmKit's `IsTaskDirty`, negated): the
+    same task spec, and — once the allocator gave it one — the same endpoint spec (host-mode
+    ports now; networks and VIPs later), so `--publish-add` rolls the tasks like any change."""
+    if not same_task_spec(task.spec, service.spec.task_template):
+        return False
+    if task.endpoint is None:
+        return True
+    return task.endpoint.spec == (service.spec.endpoint_spec or EndpointSpec(mode="vip"))

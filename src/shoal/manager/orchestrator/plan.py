@@ -16,7 +16,6 @@ from shoal.api.models import (
     Task,
     TaskSpec,
     TaskStatus,
-    same_task_spec,
 )
 from shoal.api.naming import new_id
 from shoal.api.states import TaskState
@@ -62,10 +61,6 @@ def live(task: Task, node_ok: Callable[[str | None], bool]) -> bool:
     if state(task) > TaskState.RUNNING or not node_ok(task.node_id):
         return False
     return runnable(task) or state(task) >= TaskState.ASSIGNED
-
-
-def up_to_date(task: Task, service: Service) -> bool:
-    return same_task_spec(task.spec, service.spec.task_template)
 
 
 def new_task(

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shoal.api.models import Service, Task
+from shoal.api.models import Service, Task, up_to_date
 from shoal.api.states import TaskState
 from shoal.manager.orchestrator import update
-from shoal.manager.orchestrator.plan import Plan, new_task, runnable, up_to_date
+from shoal.manager.orchestrator.plan import Plan, new_task, runnable
 from shoal.manager.orchestrator.restart import promote_ready, should_restart
 from shoal.manager.orchestrator.times import TaskTimes
 from shoal.manager.orchestrator.update import Slot

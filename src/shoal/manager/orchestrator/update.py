@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from shoal.api.defaults import UPDATE_MONITOR
-from shoal.api.models import Service, Task, UpdateConfig, parse_time, timestamp
-from shoal.manager.orchestrator.plan import NS, Plan, up_to_date
+from shoal.api.models import Service, Task, UpdateConfig, parse_time, timestamp, up_to_date
+from shoal.manager.orchestrator.plan import NS, Plan
 from shoal.manager.orchestrator.restart import ENDED
 from shoal.manager.orchestrator.times import TaskTimes
 
