@@ -338,6 +338,78 @@ def test_service_logs(cli: Cli, docker_cli: Any, swarm: Any, cleanup: list[str])
         proc.wait()
 
 
+def test_service_logs_of_tasks_that_exited(cli: Cli, swarm: Any, cleanup: list[str]) -> None:
+    """Every task the service still has in its history shows its output, running or not;
+    `TASK-ID` shows one task's; `--no-task-ids`, `--no-resolve`, `--raw` and `--since` as Docker."""
+    cleanup.append("hello")
+    cli.create(
+        "hello", "--restart-condition", "any", "--restart-delay", "500ms",
+        "--restart-max-attempts", "2", BUSYBOX, "sh", "-c", "echo hello-$HOSTNAME",
+    )  # fmt: skip
+    wait_for(
+        lambda: len([t for t in cli.tasks("hello") if t["State"] == "Complete"]) == 3,
+        timeout=30, what="3 tasks complete", log=cli.log,
+    )  # fmt: skip
+    tasks = cli.tasks("hello")
+    rc, out, err = cli.run("service", "logs", "hello")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 3, out
+    for t in tasks:
+        mine = [ln for ln in lines if ln.startswith(f"hello.1.{t['ID'][:12]}@")]
+        assert len(mine) == 1 and mine[0].split(" | ")[1].startswith("hello-"), (t, out)
+    # One task's log, by task ID.
+    one = tasks[0]["ID"]
+    rc, out, _ = cli.run("service", "logs", one)
+    assert rc == 0 and len(out.splitlines()) == 1 and out.startswith(f"hello.1.{one[:12]}@")
+    # Client-side formatting of the same stream.
+    rc, out, _ = cli.run("service", "logs", "--no-task-ids", "hello")
+    assert rc == 0 and all(ln.startswith("hello.1@") for ln in out.splitlines()), out
+    rc, out, _ = cli.run("service", "logs", "--raw", "hello")
+    assert rc == 0 and sorted(out.split()) == sorted(
+        ln.split(" | ")[1] for ln in lines
+    ), out  # fmt: skip
+    rc, out, _ = cli.run("service", "logs", "--no-resolve", "--no-trunc", "hello")
+    service_id = cli.ok("service", "inspect", "--format", "{{.ID}}", "hello").strip()
+    assert rc == 0 and all(ln.startswith(service_id + ".1.") for ln in out.splitlines()), out
+    rc, out, _ = cli.run("service", "logs", "--since", "2000-01-01T00:00:00Z", "hello")
+    assert rc == 0 and len(out.splitlines()) == 3
+    rc, out, _ = cli.run("service", "logs", "--since", "2100-01-01T00:00:00Z", "hello")
+    assert rc == 0 and out == ""
+
+
+def test_service_logs_follow_sees_new_tasks_and_ends_with_the_service(
+    cli: Cli, swarm: Any, cleanup: list[str]
+) -> None:
+    """`-f` shows tasks that start after it began, and ends (exit 0) when the service goes."""
+    cleanup.append("ticks")
+    cli.create(
+        "ticks", "--restart-condition", "any", "--restart-delay", "300ms", BUSYBOX,
+        "sh", "-c", "echo tick-$HOSTNAME; sleep 0.5",
+    )  # fmt: skip
+    wait_for(lambda: cli.tasks("ticks"), what="a ticks task", log=cli.log)
+    binary = os.environ.get("SHOAL_TEST_DOCKER_CLI", "docker")
+    proc = subprocess.Popen(
+        [binary, "service", "logs", "-f", "ticks"],
+        env=dict(os.environ, DOCKER_HOST=swarm.host),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: len({t["ID"] for t in cli.tasks("ticks")}) >= 4,
+            timeout=30, what="4 tasks", log=cli.log,
+        )  # fmt: skip
+        time.sleep(1)
+        cli.ok("service", "rm", "ticks")
+        cleanup.remove("ticks")
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    tasks_seen = {ln.split("@", 1)[0] for ln in out.splitlines() if "| tick-" in ln}
+    assert len(tasks_seen) >= 4, out
+
+
 # --------------------------------------------------------------------------- placement
 
 

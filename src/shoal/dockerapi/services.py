@@ -69,7 +69,7 @@ async def service_logs(request: web.Request) -> web.StreamResponse:
     store = node.control()
     service = services.get(store, request.match_info["id"])
     found = sorted(store.tasks_of(service.id), key=lambda t: (t.slot or 0, t.created_at or ""))
-    return await logs.stream(request, node, store, found)
+    return await logs.stream(request, node, store, found, service.id)
 
 
 def add_routes(routes: Routes) -> None:
