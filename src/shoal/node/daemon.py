@@ -54,6 +54,8 @@ from shoal.store.seal import Sealer, load_key, write_key
 log = logging.getLogger(__name__)
 
 AVAILABILITIES = ("active", "pause", "drain")
+STOP_TIMEOUT = 10.0  # seconds the swarm parts get to stop (leave, shutdown)
+REMOVE_TIMEOUT = 15.0  # seconds for each engine call removing task containers on leave
 
 
 @dataclass
@@ -176,7 +178,10 @@ class Daemon:
         self, state: LocalState, store: MirroredStore, dispatcher: Dispatcher
     ) -> None:
         """2377/tcp: joins and agent sessions, TLS with this manager's node certificate."""
-        runner = web.AppRunner(make_cluster_app(store, dispatcher), access_log=None)
+        # Agent sessions never end by themselves: give open connections 1 s, not aiohttp's 60.
+        runner = web.AppRunner(
+            make_cluster_app(store, dispatcher), access_log=None, shutdown_timeout=1.0
+        )
         await runner.setup()
         host, _, port = state.listen_addr.rpartition(":")
         site = web.TCPSite(
@@ -190,14 +195,20 @@ class Daemon:
             await runner.cleanup()
 
     async def _stop_swarm(self) -> None:
+        """Cancel the swarm parts and wait for them, but never long: a part that does not
+        stop in time is logged and left to finish on its own (leave must not hang)."""
         group, self._group = self._group, None
         if group is not None:
             group.cancel()
-            with contextlib.suppress(BaseException):
-                await group
+            done, _ = await asyncio.wait({group}, timeout=STOP_TIMEOUT)
+            if not done:
+                log.warning("swarm parts still stopping after %.0f s: %s", STOP_TIMEOUT,
+                            _stacks(group))  # fmt: skip
+            elif not group.cancelled() and group.exception() is not None:
+                log.warning("swarm parts ended with: %r", group.exception())
         if self.store is not None:
             with contextlib.suppress(Exception):
-                await self.store.kv.close()
+                await asyncio.wait_for(self.store.kv.close(), 2)
         self.store = self.dispatcher = None
 
     # ------------------------------------------------------------------ init / join / leave
@@ -245,6 +256,9 @@ class Daemon:
             return state.node_id
 
     async def join(self, req: dict[str, Any]) -> None:
+        await asyncio.shield(asyncio.ensure_future(self._join(req)))
+
+    async def _join(self, req: dict[str, Any]) -> None:
         async with self._lock:
             if self.state is not None:
                 raise NotAcceptable(ALREADY_IN_SWARM)
@@ -278,6 +292,10 @@ class Daemon:
             await self._start_swarm(state)
 
     async def leave(self, force: bool) -> None:
+        # Once begun, a leave is carried through even if the client goes away meanwhile.
+        await asyncio.shield(asyncio.ensure_future(self._leave(force)))
+
+    async def _leave(self, force: bool) -> None:
         async with self._lock:
             if self.state is None:
                 raise NotAcceptable("This node is not part of a swarm")
@@ -288,23 +306,47 @@ class Daemon:
                     "swarm. Use `--force` to ignore this message."
                 )
             node_id = self.state.node_id
+            started = asyncio.get_running_loop().time()
             await self._stop_swarm()
             await self._remove_task_containers(node_id)
             self.dir.wipe()
             self.state = None
+            took = asyncio.get_running_loop().time() - started
+            log.info("left the swarm in %.1f s", took)
 
     async def _remove_task_containers(self, node_id: str) -> None:
+        """Best effort, as Docker's leave: all at once, each call bounded."""
         filters = json.dumps({"label": [f"{labels.NODE_ID}={node_id}"]})
+
+        async def remove(cid: str) -> None:
+            await self._engine.request(
+                "DELETE", f"/containers/{cid}", params={"force": "1"}, timeout=REMOVE_TIMEOUT
+            )
+
         try:
             containers = await self._engine.request(
-                "GET", "/containers/json", params={"all": "1", "filters": filters}
+                "GET", "/containers/json", params={"all": "1", "filters": filters},
+                timeout=REMOVE_TIMEOUT,
+            )  # fmt: skip
+            results = await asyncio.gather(
+                *(remove(c["Id"]) for c in containers or []), return_exceptions=True
             )
-            for c in containers or []:
-                await self._engine.request(
-                    "DELETE", f"/containers/{c['Id']}", params={"force": "1"}
-                )
-        except Exception as e:  # noqa: BLE001 - best effort, as Docker's leave
+            for r in results:
+                if isinstance(r, BaseException):
+                    log.warning("removing a task container: %s", r)
+        except Exception as e:  # noqa: BLE001 - best effort
             log.warning("removing task containers: %s", e)
+
+
+def _stacks(task: asyncio.Task[None]) -> str:
+    """Where the tasks that did not stop are stuck (for the log)."""
+    lines = []
+    for t in asyncio.all_tasks():
+        if not t.done() and t is not asyncio.current_task():
+            frames = t.get_stack(limit=1)
+            where = f"{frames[-1].f_code.co_filename}:{frames[-1].f_lineno}" if frames else "?"
+            lines.append(f"{t.get_name()} at {where}")
+    return "; ".join(lines) or repr(task)
 
 
 async def _nothing() -> AsyncIterator[tuple[int, bytes]]:
