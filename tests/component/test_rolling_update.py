@@ -108,8 +108,10 @@ async def test_a_changed_endpoint_rolls_the_tasks() -> None:
 
         await c.update("web", unpublish)
         await c.until(
-            lambda: len(c.running("web")) == 2
-            and not {t.id for t in second} & {t.id for t in c.running("web")},
+            lambda: (
+                len(c.running("web")) == 2
+                and not {t.id for t in second} & {t.id for t in c.running("web")}
+            ),
             60,
             "replaced again",
         )

@@ -30,6 +30,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--etcd-client-port", type=int, default=2379)
     p.add_argument("--etcd-peer-port", type=int, default=2380)
     p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--experimental", action="store_true",
+        help="report experimental features on (the engine's own flag is reported anyway)",
+    )  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -44,7 +48,9 @@ async def serve(args: argparse.Namespace) -> None:
     )
     args.state_dir.mkdir(parents=True, exist_ok=True)
     await daemon.start()
-    runner = web.AppRunner(make_app(daemon), access_log=None, handler_cancellation=True)
+    runner = web.AppRunner(
+        make_app(daemon, args.experimental), access_log=None, handler_cancellation=True
+    )
     await runner.setup()
     for host in args.host or [DEFAULT_HOST]:
         if host.startswith("unix://"):

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from shoal.api.errors import ShoalError
 from shoal.dockerapi import nodes, services, swarm, system, tasks, unsupported
-from shoal.dockerapi.http import NODE, Handler, Routes, error_response
+from shoal.dockerapi.http import EXPERIMENTAL, NODE, PROXY, Handler, Routes, error_response
 from shoal.dockerapi.node import LocalNode
 from shoal.dockerapi.proxy import Proxy
 from shoal.dockerapi.system import API_VERSION, SHOAL_VERSION
@@ -36,17 +36,27 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def _headers(request: web.Request, resp: web.StreamResponse) -> None:
     resp.headers.setdefault("Api-Version", API_VERSION)
     resp.headers.setdefault("Ostype", "linux")
-    resp.headers.setdefault("Docker-Experimental", "false")
+    on = system.experimental(request)
+    resp.headers.setdefault("Docker-Experimental", "true" if on else "false")
     resp.headers.setdefault("Server", f"shoal/{SHOAL_VERSION} (linux)")
 
 
-def make_app(node: LocalNode) -> web.Application:
+def make_app(node: LocalNode, experimental: bool = False) -> web.Application:
+    """`experimental`: shoald's own `--experimental`; the engine's flag is reported as well
+    (the CLI enables `docker checkpoint …` by it)."""
     app = web.Application(middlewares=[errors], client_max_size=64 * 1024**2)
     app[NODE] = node
+    app[EXPERIMENTAL] = experimental
+    proxy = app[PROXY] = Proxy(node.engine)
+    app.on_startup.append(lambda _: _learn_engine(proxy))
     app.on_response_prepare.append(_headers)
     routes = Routes()
     for resource in RESOURCES:
         resource.add_routes(routes)
     routes.install(app)
-    app.router.add_route("*", "/{tail:.*}", Proxy(node.engine).handle)
+    app.router.add_route("*", "/{tail:.*}", proxy.handle)
     return app
+
+
+async def _learn_engine(proxy: Proxy) -> None:
+    await proxy.experimental()

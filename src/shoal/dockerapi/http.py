@@ -15,9 +15,12 @@ from aiohttp import web
 
 from shoal.api.errors import BadRequest
 from shoal.dockerapi.node import LocalNode
+from shoal.dockerapi.proxy import Proxy
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NODE = web.AppKey("node", LocalNode)
+EXPERIMENTAL = web.AppKey("experimental", bool)  # shoald's own --experimental
+PROXY = web.AppKey("proxy", Proxy)  # the engine proxy, which knows the engine's flags
 
 
 def node_of(request: web.Request) -> LocalNode:

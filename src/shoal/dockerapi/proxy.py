@@ -38,6 +38,7 @@ class Proxy:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.engine_api: tuple[int, int] | None = None
+        self.engine_experimental = False  # the engine's `--experimental`, once known
 
     async def _api(self) -> tuple[int, int] | None:
         if self.engine_api is None:
@@ -45,9 +46,15 @@ class Proxy:
                 v = await self.engine.version()
                 major, minor = v["ApiVersion"].split(".")
                 self.engine_api = (int(major), int(minor))
+                self.engine_experimental = bool(v.get("Experimental"))
             except Exception:  # noqa: BLE001 - pass the path through unchanged
                 return None
         return self.engine_api
+
+    async def experimental(self) -> bool:
+        """Whether the engine runs with experimental features (checkpoints…)."""
+        await self._api()
+        return self.engine_experimental
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = engine_path(request.raw_path, await self._api())

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from shoal.dockerapi import swarm_info
-from shoal.dockerapi.http import Routes, json_response, node_of
+from shoal.dockerapi.http import EXPERIMENTAL, PROXY, Routes, json_response, node_of
 from shoal.dockerapi.node import LocalNode
 
 API_VERSION = "1.44"
@@ -23,6 +23,7 @@ def swarm_header(node: LocalNode) -> str:
 
 
 async def ping(request: web.Request) -> web.StreamResponse:
+    await request.app[PROXY].experimental()  # learned once; `_headers` reports it
     headers = {
         "Swarm": swarm_header(node_of(request)),
         "Builder-Version": "1",
@@ -35,8 +36,13 @@ async def ping(request: web.Request) -> web.StreamResponse:
     return web.Response(text="OK", headers=headers)
 
 
+def experimental(request: web.Request) -> bool:
+    return request.app[EXPERIMENTAL] or request.app[PROXY].engine_experimental
+
+
 async def version(request: web.Request) -> web.StreamResponse:
     data: dict[str, Any] = await node_of(request).engine.version()
+    data["Experimental"] = experimental(request) or bool(data.get("Experimental"))
     data["ApiVersion"] = API_VERSION
     data["MinAPIVersion"] = MIN_API_VERSION
     components = list(data.get("Components") or [])
