@@ -64,6 +64,40 @@ class Assignment(_Message):
     services: dict[str, ServiceInfo] = Field(default_factory=dict)
 
 
+class NetworkPlan(_Message):
+    """A swarm network as every node that has it runs it (its VXLAN segment, its subnet)."""
+
+    id: str
+    name: str
+    vni: int  # the VXLAN network identifier
+    subnet: str  # CIDR
+    gateway: str  # the subnet's gateway address (held by each node's bridge of the network)
+    internal: bool = False  # no way out (no gateway bridge)
+    attachable: bool = False  # plain `docker run --network` may join it
+    mtu: int = 1450  # the underlay's MTU minus VXLAN's 50
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class EndpointRecord(_Message):
+    """An address on a swarm network — a task's or an attached container's — wherever it is,
+    with the names it answers to in the network's DNS."""
+
+    network_id: str
+    ip: str  # without prefix length
+    node_addr: str  # the underlay address of the node it is on (VXLAN peer)
+    names: list[str] = Field(default_factory=list)  # service, tasks.<service>, aliases, hostname
+    task_id: str = ""  # "" for an attached container
+
+
+class NetworkState(_Message):
+    """Everything a node's network data plane needs, in full: the networks it has (those of
+    its tasks, and every attachable one) and every endpoint on them, here and elsewhere."""
+
+    type: Literal["networks"] = "networks"
+    networks: list[NetworkPlan] = Field(default_factory=list)
+    endpoints: list[EndpointRecord] = Field(default_factory=list)
+
+
 class HeartbeatAck(_Message):
     type: Literal["heartbeat"] = "heartbeat"
     period: float  # seconds until the next heartbeat is due
@@ -120,7 +154,8 @@ class LogEnd(_Message):
 
 
 ToAgent = Annotated[
-    Assignment | HeartbeatAck | Managers | LogRequest | LogCancel, Field(discriminator="type")
+    Assignment | NetworkState | HeartbeatAck | Managers | LogRequest | LogCancel,
+    Field(discriminator="type"),
 ]
 ToManager = Annotated[
     Hello | Heartbeat | StatusReport | LogChunk | LogEnd, Field(discriminator="type")
