@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from shoal.api.errors import Conflict, Deposed, NoLeader
-from shoal.api.models import Meta, Node, Service, Swarm, Task, timestamp
+from shoal.api.models import Meta, Network, Node, Service, Swarm, Task, timestamp
 from shoal.store.kinds import KINDS, PREFIX, SENSITIVE, decode, encode, key_of, kind_of
 from shoal.store.kv import KV, MAX_TXN_OPS, Delete, Guard, KVBackend, Op, Put
 from shoal.store.seal import Sealer
@@ -60,6 +60,9 @@ class MirroredStore:
 
     def tasks(self) -> Iterable[Task]:
         return self._mirror.objects["tasks"].values()
+
+    def networks(self) -> Iterable[Network]:
+        return self._mirror.objects["networks"].values()
 
     def tasks_of(self, service_id: str) -> Iterable[Task]:
         return self._mirror.tasks_by_service.get(service_id, {}).values()

@@ -202,6 +202,8 @@ class SimCluster:
         for key in ("RestartPolicy", "Placement", "Resources"):
             if key in spec:
                 template[key] = spec.pop(key)
+        if "TaskTemplate_networks" in spec:  # network names, as `--network NAME` does
+            template["Networks"] = [{"Target": n} for n in spec.pop("TaskTemplate_networks")]
         body = {"Name": name, "TaskTemplate": template, **spec}
         return await services.create(self.store, body)
 

@@ -21,6 +21,17 @@ from shoal.api.models.base import (
     parse_time,
     timestamp,
 )
+from shoal.api.models.networks import (
+    ConfigReference,
+    Driver,
+    IPAMConfig,
+    IPAMOptions,
+    Network,
+    NetworkAttachment,
+    NetworkSpec,
+    spec_from_create,
+    to_resource,
+)
 from shoal.api.models.nodes import (
     EngineDescription,
     ManagerStatus,
@@ -77,6 +88,15 @@ from shoal.api.models.tasks import (
 )
 
 __all__ = [
+    "ConfigReference",
+    "Driver",
+    "IPAMConfig",
+    "IPAMOptions",
+    "Network",
+    "NetworkAttachment",
+    "NetworkSpec",
+    "spec_from_create",
+    "to_resource",
     "CAConfig",
     "ContainerSpec",
     "ContainerStatus",

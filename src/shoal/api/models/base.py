@@ -34,6 +34,8 @@ _SPECIAL = {
     "signing_ca_key": "SigningCAKey",
     "container_status": "ContainerStatus",
     "up_to_date": "UpToDate",
+    "ipv6_enabled": "IPv6Enabled",
+    "ipam_options": "IPAMOptions",
 }
 
 

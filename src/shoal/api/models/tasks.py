@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from shoal.api.models.base import Meta, Model
+from shoal.api.models.networks import NetworkAttachment
 from shoal.api.models.services import (
     Endpoint,
     EndpointSpec,
@@ -47,7 +48,7 @@ class Task(Meta):
     node_id: str | None = None
     status: TaskStatus = Field(default_factory=TaskStatus)
     desired_state: TaskState = TaskState.RUNNING
-    networks_attachments: list[dict[str, Any]] | None = None
+    networks_attachments: list[NetworkAttachment] | None = None
     job_iteration: JobIteration | None = None
     # As in SwarmKit, the allocator copies the service's endpoint onto each task. Kept in the
     # store for the scheduler and the agent; the Docker API's Task has no such field.

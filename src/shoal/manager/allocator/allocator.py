@@ -1,16 +1,19 @@
-"""The allocator: gives services their endpoint and moves new tasks to `pending`.
+"""The allocator: gives networks their VXLAN ID and subnet, services their endpoint, and new
+tasks an address on each of their networks, then moves them to `pending`.
 
-Host-mode published ports need no allocation: the service's `Endpoint.Ports` repeats them. The
-ingress routing mesh and overlay networks (VIPs, task addresses) are allocated here once shoal
-has networking; until then the control API refuses specs that need them.
+Host-mode published ports need no allocation: the service's `Endpoint.Ports` repeats them.
+VIPs and the ingress routing mesh come with shoal's routing mesh; until then the control API
+refuses specs that need them. Addresses of tasks that ended are free again at once (the task
+keeps showing the address it had).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from shoal.api.models import Endpoint, EndpointSpec, Service, Task
+from shoal.api.models import Endpoint, EndpointSpec, Network, NetworkAttachment, Service, Task
 from shoal.api.states import TaskState
+from shoal.manager.allocator.networks import NetworkAllocations, holds_addresses
 from shoal.store.store import Event, Store
 
 
@@ -27,24 +30,42 @@ def needs_endpoint(service: Service) -> bool:
 class Allocator:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.networks = NetworkAllocations(store.swarm())
 
     async def run(self) -> None:
         queue = self.store.subscribe()
         try:
-            await self.tick(list(self.store.services()), list(self.store.tasks()))
+            self.networks.load(self.store.networks(), self.store.tasks())
+            await self.tick(
+                list(self.store.networks()), list(self.store.services()), list(self.store.tasks())
+            )
             while True:
                 events = await queue.get()
                 while not queue.empty():
                     events.extend(queue.get_nowait())
-                services, tasks = _changed(events)
-                await self.tick(services, tasks)
+                self._release(events)
+                await self.tick(*_changed(events, self.store))
         finally:
             self.store.unsubscribe(queue)
 
-    async def tick(self, services: list[Service], tasks: list[Task]) -> None:
+    def _release(self, events: list[Event]) -> None:
+        for ev in events:
+            if ev.kind == "tasks" and (ev.new is None or not holds_addresses(ev.new)):
+                self.networks.release(ev.id)
+            elif ev.kind == "networks" and ev.new is None and ev.old is not None:
+                self.networks.forget(ev.old)
+
+    async def tick(
+        self, networks: list[Network], services: list[Service], tasks: list[Task]
+    ) -> None:
+        nets = {n.id: self.networks.allocate(n) for n in networks if not n.allocated()}
+        fixed = {nid: change for nid, change in nets.items() if change is not None}
+        if fixed:
+            await self.store.modify(Network, fixed)
         fix = {s.id: _allocate_endpoint for s in services if needs_endpoint(s)}
         if fix:
             await self.store.modify(Service, fix)
+        by_id = {n.id: n for n in self.store.networks()}
         pending = {}
         for t in tasks:
             service = self.store.get(Service, t.service_id)
@@ -54,22 +75,31 @@ class Allocator:
                 and service is not None
                 and not needs_endpoint(service)
             ):
-                pending[t.id] = _to_pending(service.endpoint)
+                attachments = self.networks.attach(t, service, by_id)
+                if attachments is not None:
+                    pending[t.id] = _to_pending(service.endpoint, attachments)
         if pending:
             await self.store.modify(Task, pending)
 
 
-def _changed(events: list[Event]) -> tuple[list[Service], list[Task]]:
+def _changed(events: list[Event], store: Store) -> tuple[list[Network], list[Service], list[Task]]:
+    """What a batch of events gives the allocator to look at: new networks, changed
+    services, new tasks — and, when a network got allocated, the tasks waiting for it."""
+    networks: dict[str, Network] = {}
     services: dict[str, Service] = {}
     tasks: dict[str, Task] = {}
     for ev in events:
         if ev.new is None:
             continue
-        if ev.kind == "services":
+        if ev.kind == "networks":
+            networks[ev.id] = ev.new
+        elif ev.kind == "services":
             services[ev.id] = ev.new
         elif ev.kind == "tasks" and ev.new.status.state == TaskState.NEW:
             tasks[ev.id] = ev.new
-    return list(services.values()), list(tasks.values())
+    if networks:
+        tasks.update({t.id: t for t in store.tasks() if t.status.state == TaskState.NEW})
+    return list(networks.values()), list(services.values()), list(tasks.values())
 
 
 def _allocate_endpoint(service: Service) -> bool:
@@ -77,13 +107,16 @@ def _allocate_endpoint(service: Service) -> bool:
     return True
 
 
-def _to_pending(endpoint: Endpoint | None) -> Callable[[Task], bool]:
+def _to_pending(
+    endpoint: Endpoint | None, attachments: list[NetworkAttachment]
+) -> Callable[[Task], bool]:
     def apply(task: Task) -> bool:
         if task.status.state != TaskState.NEW:
             return False
         task.status.state = TaskState.PENDING
         task.status.message = "pending task scheduling"
         task.endpoint = endpoint
+        task.networks_attachments = attachments or None
         return True
 
     return apply

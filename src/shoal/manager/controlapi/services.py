@@ -14,6 +14,7 @@ from shoal.api.errors import (
     BadRequest,
     FailedPrecondition,
     InvalidArgument,
+    NotFound,
     OutOfSequence,
 )
 from shoal.api.models import (
@@ -33,6 +34,7 @@ from shoal.api.validation import (
     check_service_update,
     validate_service_spec,
 )
+from shoal.manager.controlapi import networks
 from shoal.manager.controlapi.filters import Filters
 from shoal.manager.controlapi.lookup import resolve
 from shoal.store.store import Events, Store
@@ -40,6 +42,7 @@ from shoal.store.store import Events, Store
 log = logging.getLogger(__name__)
 
 ALLOCATION_WAIT = 2.0  # seconds a create/update waits for the allocator, at most
+ENGINE_NETWORKS = ("bridge", "host", "none", "docker_gwbridge")
 
 
 def get(store: Store, ref: str) -> Service:
@@ -48,7 +51,7 @@ def get(store: Store, ref: str) -> Service:
     )
 
 
-def parse_spec(body: Any) -> ServiceSpec:
+def parse_spec(store: Store, body: Any) -> ServiceSpec:
     if not isinstance(body, dict):
         raise BadRequest("invalid JSON: the body must be a service spec object")
     validate_service_spec(body)
@@ -56,7 +59,8 @@ def parse_spec(body: Any) -> ServiceSpec:
         spec = ServiceSpec.from_api(body)
     except ValueError as e:
         raise InvalidArgument(f"invalid service spec: {e}") from e
-    _refuse_networking(spec)
+    _refuse_ingress(spec)
+    _resolve_networks(store, spec)
     mode = spec.mode
     if mode.replicated is None and mode.kind == "replicated":
         mode.replicated = ReplicatedService(replicas=1)
@@ -65,14 +69,27 @@ def parse_spec(body: Any) -> ServiceSpec:
     return spec
 
 
-def _refuse_networking(spec: ServiceSpec) -> None:
-    """Overlay networks and the ingress routing mesh come with shoal's networking; until then a
-    spec that needs them is refused rather than silently run without them."""
-    if spec.task_template.networks or spec.networks:
-        raise InvalidArgument(
-            "networks are not supported by this shoal version yet: "
-            "create the service without --network"
-        )
+def _resolve_networks(store: Store, spec: ServiceSpec) -> None:
+    """Networks by name, ID or ID prefix become IDs (stacks send names), in `TaskTemplate`
+    (the deprecated `Spec.Networks` moves there, as moby does); only swarm networks will do."""
+    if spec.networks and not spec.task_template.networks:
+        spec.task_template.networks, spec.networks = spec.networks, None
+    for attachment in spec.task_template.networks or []:
+        found = networks.find(store, attachment.target)
+        if found is None:
+            if attachment.target in ENGINE_NETWORKS:
+                raise InvalidArgument(
+                    f"The network {attachment.target} cannot be used with services. Only "
+                    "networks scoped to the swarm can be used, such as those created with the "
+                    "overlay driver."
+                )
+            raise NotFound(f"network {attachment.target} not found")
+        attachment.target = found.id
+
+
+def _refuse_ingress(spec: ServiceSpec) -> None:
+    """The ingress routing mesh comes with shoal's routing mesh; until then a spec that needs
+    it is refused rather than silently run without it."""
     ports = spec.endpoint_spec.ports if spec.endpoint_spec else None
     for p in ports or []:
         if (p.publish_mode or "ingress") == "ingress":
@@ -96,7 +113,7 @@ def _check_ports(store: Store, spec: ServiceSpec, service_id: str = "") -> None:
 async def create(store: Store, body: Any) -> Service:
     if isinstance(body, dict) and not body.get("Name"):
         body = {**body, "Name": random_name()}
-    spec = parse_spec(body)
+    spec = parse_spec(store, body)
     _check_ports(store, spec)
     if _name_taken(store, spec.name):
         raise AlreadyExists(
@@ -132,7 +149,7 @@ async def update(
             state="rollback_started", started_at=now(), message="manually requested rollback"
         )
     else:
-        spec = parse_spec(body)
+        spec = parse_spec(store, body)
         check_service_update(service.spec.to_api(), spec.to_api())
         _check_ports(store, spec, service.id)
         service.previous_spec = service.spec

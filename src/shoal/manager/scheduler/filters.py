@@ -116,7 +116,8 @@ class PluginFilter:
                 if drv and drv != "local":
                     needs.append(("Volume", drv))
         for att in task.networks_attachments or ():
-            drv = _field(_field(_field(att, "Network"), "DriverState"), "Name")
+            state = att.network().driver_state
+            drv = state.name if state is not None else None
             if drv and drv not in _BUILTIN_NETWORK_DRIVERS:
                 needs.append(("Network", drv))
         log = task.spec.log_driver

@@ -1,0 +1,161 @@
+"""The allocator's network state: which subnets, VXLAN IDs and addresses are in use, decided
+here, written by the allocator loop. Decisions happen once (an address is taken when decided,
+not when a write succeeds), so a retried write never takes a second address."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from shoal.api.models import (
+    Driver,
+    IPAMConfig,
+    IPAMOptions,
+    Network,
+    NetworkAttachment,
+    Service,
+    Swarm,
+    Task,
+)
+from shoal.api.models.networks import VXLAN_ID_OPTION
+from shoal.api.states import TaskState
+from shoal.manager.allocator.ipam import (
+    Addresses,
+    PoolExhausted,
+    Subnets,
+    VNIs,
+    default_gateway,
+)
+
+log = logging.getLogger(__name__)
+
+Change = Callable[[Network], bool]
+
+
+def holds_addresses(task: Task) -> bool:
+    """A task keeps its addresses until it ended (or was told to go before it got a node)."""
+    if task.status.state > TaskState.RUNNING:
+        return False
+    return not (task.desired_state > TaskState.RUNNING and task.status.state < TaskState.ASSIGNED)
+
+
+class NetworkAllocations:
+    def __init__(self, swarm: Swarm | None) -> None:
+        pools = swarm.default_addr_pool if swarm is not None else None
+        size = swarm.subnet_size if swarm is not None else None
+        self.subnets = Subnets(pools, size)
+        self.vnis = VNIs()
+        self.addresses: dict[str, Addresses] = {}  # network ID → its addresses
+        self.held: dict[str, list[tuple[str, str]]] = {}  # task ID → (network ID, ip)
+
+    def load(self, networks: Iterable[Network], tasks: Iterable[Task]) -> None:
+        for n in networks:
+            if n.allocated():
+                self._adopt(n)
+        for t in tasks:
+            if holds_addresses(t):
+                for att in t.networks_attachments or []:
+                    self._hold(t.id, att)
+
+    def _adopt(self, n: Network) -> None:
+        conf = n.subnet()
+        assert conf is not None and conf.subnet and conf.gateway and n.vni is not None
+        self.subnets.reserve(conf.subnet)
+        self.vnis.reserve(n.vni)
+        self.addresses[n.id] = Addresses(conf.subnet, conf.gateway, conf.range)
+
+    def _hold(self, task_id: str, att: NetworkAttachment) -> None:
+        net_id = (att.network_ or {}).get("ID", "")
+        space = self.addresses.get(net_id)
+        for cidr in att.addresses or []:
+            ip = cidr.split("/")[0]
+            if space is not None:
+                space.reserve(ip)
+            self.held.setdefault(task_id, []).append((net_id, ip))
+
+    # ------------------------------------------------------------------ networks
+
+    def allocate(self, n: Network) -> Change | None:
+        """The change that allocates network `n` (None: it cannot be, logged)."""
+        given = (n.spec.ipam_options.configs if n.spec.ipam_options else None) or []
+        try:
+            if given and given[0].subnet:
+                conf = given[0]
+                clash = self.subnets.overlaps(conf.subnet or "")
+                if clash is not None:
+                    log.warning("network %s: subnet %s overlaps %s", n.name, conf.subnet, clash)
+                    return None
+                subnet = conf.subnet or ""
+                self.subnets.reserve(subnet)
+                gateway = conf.gateway or default_gateway(subnet)
+                ip_range = conf.range
+            else:
+                subnet = self.subnets.next()
+                gateway, ip_range = default_gateway(subnet), None
+            vni = self.vnis.next()
+        except PoolExhausted as e:
+            log.warning("network %s: %s", n.name, e)
+            return None
+        self.addresses[n.id] = Addresses(subnet, gateway, ip_range)
+        driver = n.spec.driver_configuration.name if n.spec.driver_configuration else "overlay"
+        options = {VXLAN_ID_OPTION: str(vni)}
+        ipam = IPAMOptions(
+            driver=Driver(name="default"),
+            configs=[IPAMConfig(subnet=subnet, range=ip_range, gateway=gateway)],
+        )
+
+        def apply(net: Network) -> bool:
+            if net.allocated():
+                return False
+            net.driver_state = Driver(name=driver, options=options)
+            net.ipam_options = ipam
+            return True
+
+        return apply
+
+    def forget(self, n: Network) -> None:
+        """The network was removed."""
+        self.addresses.pop(n.id, None)
+        conf = n.subnet()
+        if conf is not None and conf.subnet:
+            self.subnets.release(conf.subnet)
+        if n.vni is not None:
+            self.vnis.release(n.vni)
+
+    # ------------------------------------------------------------------ tasks
+
+    def attach(
+        self, task: Task, service: Service, networks: dict[str, Network]
+    ) -> list[NetworkAttachment] | None:
+        """The task's attachments, an address on each of its service's networks; None while a
+        network is not allocated yet (ask again later). Decided once per task."""
+        targets = service.spec.task_template.networks or service.spec.networks or []
+        if not targets:
+            return []
+        nets = [networks.get(t.target) for t in targets]
+        if any(n is None or n.id not in self.addresses for n in nets):
+            return None
+        held = dict(self.held.get(task.id, []))
+        out = []
+        for n in nets:
+            assert n is not None
+            space = self.addresses[n.id]
+            if n.id not in held:
+                try:
+                    held[n.id] = space.allocate()
+                except PoolExhausted as e:
+                    log.warning("task %s: %s", task.id, e)
+                    return None
+                self.held.setdefault(task.id, []).append((n.id, held[n.id]))
+            address = f"{held[n.id]}/{space.prefixlen}"
+            out.append(
+                NetworkAttachment.model_validate({"Network": n.to_api(), "Addresses": [address]})
+            )
+        return out
+
+    def release(self, task_id: str) -> None:
+        """The task ended or is gone: its addresses are free again."""
+        for net_id, ip in self.held.pop(task_id, []):
+            space = self.addresses.get(net_id)
+            if space is not None:
+                space.release(ip)

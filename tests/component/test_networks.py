@@ -1,0 +1,109 @@
+"""Swarm networks in the control plane: the allocator's subnets, VXLAN IDs and task
+addresses; the control API's refusals in Docker's (swarmkit's) words."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from shoal.api.errors import AlreadyExists, FailedPrecondition, Forbidden, InvalidArgument, NotFound
+from shoal.api.models import to_resource
+from shoal.manager.controlapi import networks, services
+from shoal.testing.cluster import SimCluster
+
+
+def overlay(name: str, **extra: Any) -> dict[str, Any]:
+    return {"Name": name, "Driver": "overlay", "IPAM": {"Driver": "default", "Config": []},
+            "Labels": {}, **extra}  # fmt: skip
+
+
+def addresses(c: SimCluster, service: str) -> list[str]:
+    return [
+        a
+        for t in c.running(service)
+        for att in t.networks_attachments or []
+        for a in att.addresses or []
+    ]
+
+
+async def test_networks_get_a_subnet_and_a_vxlan_id() -> None:
+    async with SimCluster(workers=1) as c:
+        a = await networks.create(c.store, overlay("a"))
+        b = await networks.create(c.store, overlay("b"))
+        given = await networks.create(
+            c.store, overlay("mine", IPAM={"Config": [{"Subnet": "10.9.0.0/24"}]})
+        )
+        assert [n.subnet().subnet for n in (a, b, given)] == [  # type: ignore[union-attr]
+            "10.0.0.0/24", "10.0.1.0/24", "10.9.0.0/24",
+        ]  # fmt: skip
+        assert [n.subnet().gateway for n in (a, b, given)] == [  # type: ignore[union-attr]
+            "10.0.0.1", "10.0.1.1", "10.9.0.1",
+        ]  # fmt: skip
+        assert [n.vni for n in (a, b, given)] == [4097, 4098, 4099]
+        resource = to_resource(given)
+        assert resource["Scope"] == "swarm" and resource["Driver"] == "overlay"
+        assert resource["IPAM"]["Config"] == [{"Subnet": "10.9.0.0/24", "Gateway": "10.9.0.1"}]
+        assert resource["Options"] == {"com.docker.network.driver.overlay.vxlanid_list": "4099"}
+
+
+async def test_tasks_get_addresses_that_are_freed_when_they_end() -> None:
+    async with SimCluster(workers=2) as c:
+        net = await networks.create(c.store, overlay("web-net"))
+        await c.create("web", Mode={"Replicated": {"Replicas": 4}},
+                       TaskTemplate_networks=["web-net"])  # fmt: skip
+        await c.until(lambda: len(c.running("web")) == 4, what="4 running")
+        service = c.service("web")
+        assert [n.target for n in service.spec.task_template.networks or []] == [net.id]
+        ips = addresses(c, "web")
+        assert len(set(ips)) == 4
+        subnet = ipaddress.ip_network("10.0.0.0/24")
+        for cidr in ips:
+            ip, _, length = cidr.partition("/")
+            assert ipaddress.ip_address(ip) in subnet and ip != "10.0.0.1" and length == "24"
+        await c.update("web", lambda s: s["Mode"]["Replicated"].update(Replicas=1))
+        await c.until(lambda: len(c.running("web")) == 1, what="1 running")
+        await c.update("web", lambda s: s["Mode"]["Replicated"].update(Replicas=200))
+        await c.until(lambda: len(c.running("web")) == 200, timeout=120, what="200 running")
+        assert len(set(addresses(c, "web"))) == 200  # the pool is reused, nothing leaks
+
+
+async def test_refusals() -> None:
+    async with SimCluster(workers=1) as c:
+        await networks.create(
+            c.store, overlay("taken", IPAM={"Config": [{"Subnet": "10.5.0.0/16"}]})
+        )
+        cases = [
+            (overlay("taken"), AlreadyExists, "network taken already exists"),
+            (overlay("bridge"), Forbidden, "bridge is a pre-defined network and cannot be created"),
+            (overlay("x", IPAM={"Config": [{"Subnet": "10.5.3.0/24"}]}), InvalidArgument,
+             "Pool overlaps with other one on this address space"),
+            (overlay("x", IPAM={"Config": [{"Subnet": "10.6.0.0/24", "Gateway": "10.7.0.1"}]}),
+             InvalidArgument, "ipam configuration: subnet 10.6.0.0/24 does not contain gateway "
+             "10.7.0.1"),
+            (overlay("x", IPAM={"Config": [{"Subnet": "10.6.0.0/24", "IPRange": "10.8.0.0/25"}]}),
+             InvalidArgument, "subnet 10.6.0.0/24 does not contain range 10.8.0.0/25"),
+            (overlay("x", IPAM={"Config": [{"Subnet": "nonsense"}]}), InvalidArgument,
+             "ipam configuration: invalid subnet nonsense"),
+            (overlay("x", Options={"encrypted": ""}), InvalidArgument, "encrypted overlay"),
+        ]  # fmt: skip
+        for body, error, text in cases:
+            with pytest.raises(error) as refused:
+                await networks.create(c.store, body)
+            assert text in str(refused.value), (body, str(refused.value))
+        assert [n.name for n in c.store.networks()] == ["taken"]  # nothing half-made
+        with pytest.raises(NotFound):
+            await c.create("svc", TaskTemplate_networks=["nowhere"])
+        with pytest.raises(InvalidArgument) as bridge:
+            await c.create("svc", TaskTemplate_networks=["bridge"])
+        assert "cannot be used with services" in str(bridge.value)
+        await c.create("user", TaskTemplate_networks=["taken"])
+        with pytest.raises(FailedPrecondition) as busy:
+            await networks.remove(c.store, "taken")
+        assert "network taken is in use by service" in str(busy.value)
+        user = c.service("user")
+        await services.remove(c.store, "user")
+        await c.until(lambda: not list(c.store.tasks_of(user.id)), what="user's tasks gone")
+        await networks.remove(c.store, "taken")
+        assert list(c.store.networks()) == []
