@@ -107,3 +107,38 @@ async def test_refusals() -> None:
         await c.until(lambda: not list(c.store.tasks_of(user.id)), what="user's tasks gone")
         await networks.remove(c.store, "taken")
         assert list(c.store.networks()) == []
+
+
+def seen(c: SimCluster, node: str) -> dict[str, tuple[str, list[str]]]:
+    """The endpoints a node was last told of: IP → (its node's address, its names)."""
+    return {e.ip: (e.node_addr, e.names) for e in c.nodes[node].networks.last.endpoints}
+
+
+async def test_every_node_learns_the_endpoints_of_its_networks() -> None:
+    async with SimCluster(workers=3) as c:
+        net = await networks.create(c.store, overlay("app"))
+        lone = await networks.create(c.store, overlay("lone"))
+        shared = await networks.create(c.store, overlay("shared", Attachable=True))
+        await c.create("web", Mode={"Replicated": {"Replicas": 2}},
+                       Placement={"Constraints": ["node.hostname!=w3"]},
+                       TaskTemplate_networks=["app"])  # fmt: skip
+        await c.until(lambda: len(c.running("web")) == 2, what="2 running")
+        await c.until(lambda: len(seen(c, "w1")) == 2 and all(n for _, n in seen(c, "w1").values()),
+                      what="w1 told of both web tasks")  # fmt: skip
+        ips = {t.node_id: (t.networks_attachments or [])[0].addresses[0].split("/")[0]  # type: ignore[index]
+               for t in c.running("web")}  # fmt: skip
+        w1, w2 = c.nodes["w1"], c.nodes["w2"]
+        assert seen(c, "w1") == seen(c, "w2")
+        assert seen(c, "w1")[ips[w2.id]][0] == c.node("w2").status.addr
+        names = seen(c, "w1")[ips[w1.id]][1]
+        assert names[:2] == ["web", "tasks.web"] and names[2].startswith("web.")
+        # Each node has the networks of its tasks and every attachable one, nothing else.
+        plans = {p.name: p for p in w1.networks.last.networks}
+        assert sorted(plans) == ["app", "shared"] and lone.id not in {p.id for p in plans.values()}
+        assert plans["app"].vni == net.vni and plans["app"].subnet == "10.0.0.0/24"
+        assert [p.name for p in c.nodes["w3"].networks.last.networks] == ["shared"]
+        assert shared.spec.attachable
+        # A node that dies is dropped from every other node's endpoints.
+        await c.kill("w2")
+        await c.until(lambda: c.down("w2"), what="w2 down")
+        await c.until(lambda: ips[w2.id] not in seen(c, "w1"), what="w2's endpoint dropped")

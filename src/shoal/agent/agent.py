@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from shoal.agent.controller import Controllers
+from shoal.agent.networks import NetworkHandler
 from shoal.agent.session import Session
 from shoal.agent.worker import Worker
 from shoal.api.models import EngineDescription, NodeDescription, Platform, Resources
@@ -49,11 +50,12 @@ class Agent:
         connect: Callable[[NodeDescription], Awaitable[Session]],
         controllers: Controllers,
         clock: Callable[[], float] = time.time,
+        networks: NetworkHandler | None = None,
     ) -> None:
         self.engine = engine
         self.node_id = node_id
         self.connect = connect
-        self.worker = Worker(engine, node_id, controllers, clock)
+        self.worker = Worker(engine, node_id, controllers, clock, networks)
 
     async def run(self) -> None:
         backoff = 0.1

@@ -13,6 +13,7 @@ from shoal.api import labels
 from shoal.api.defaults import STOP_GRACE_PERIOD
 from shoal.api.models import ContainerSpec, NodeDescription, PortConfig, Task
 from shoal.api.naming import container_name
+from shoal.engine.networks import DNS_ADDRESS
 
 
 def swarm_labels(task: Task, service_name: str) -> dict[str, str]:
@@ -129,8 +130,35 @@ def create_body(
         config["ExposedPorts"] = exposed
         host["PortBindings"] = bindings
 
+    attachments = task_addresses(task)
+    if attachments:
+        # The first network at create, the others connected before the start (the engine
+        # takes one network per create).
+        name, ip = attachments[0]
+        host["NetworkMode"] = name
+        config["NetworkingConfig"] = {"EndpointsConfig": {name: endpoint_config(ip)}}
+        dns = host.setdefault("Dns", [])
+        if DNS_ADDRESS not in dns:
+            dns.insert(0, DNS_ADDRESS)
+
     config["HostConfig"] = host
     return config
+
+
+def task_addresses(task: Task) -> list[tuple[str, str]]:
+    """(network name, address) of each of the task's networks, in its spec's order."""
+    out = []
+    for att in task.networks_attachments or []:
+        network = att.network()
+        for cidr in att.addresses or []:
+            out.append((network.name, cidr.split("/")[0]))
+    return out
+
+
+def endpoint_config(ip: str) -> dict[str, Any]:
+    """The engine's endpoint settings for a task on a swarm network: the address the swarm
+    gave it (the engine asks shoal's IPAM for it by name)."""
+    return {"IPAMConfig": {"IPv4Address": ip}}
 
 
 def _expand_mount(mount: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:

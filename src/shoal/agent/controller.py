@@ -11,10 +11,13 @@ from typing import Any, Protocol
 
 from shoal.agent.container import (
     create_body,
+    endpoint_config,
     port_status,
     stop_timeout,
+    task_addresses,
 )
 from shoal.agent.images import Puller
+from shoal.agent.networks import EngineNetworks
 from shoal.api import labels
 from shoal.api.errors import EngineError, TaskFailed, TaskRejected
 from shoal.api.models import NodeDescription, PortConfig, Task
@@ -56,7 +59,9 @@ class EngineController:
         node: NodeDescription | None = None,
         service_labels: dict[str, str] | None = None,
         registry_auth: str | None = None,
+        networks: EngineNetworks | None = None,
     ) -> None:
+        self.networks = networks
         self.node = node
         self.service_labels = service_labels
         self.engine = engine
@@ -100,6 +105,7 @@ class EngineController:
             await self.puller.ensure(image, self.registry_auth)
         except EngineError as e:
             raise TaskRejected(f"No such image: {image}") from e
+        await self._networks()
         body = create_body(self.task, self.service_name, self.ports, self.node, self.service_labels)
         try:
             await self.engine.request(
@@ -111,6 +117,21 @@ class EngineController:
             if e.status in (400, 404):
                 raise TaskRejected(e.message) from e
             raise
+        for name, ip in task_addresses(self.task)[1:]:
+            await self.engine.request(
+                "POST", f"/networks/{name}/connect",
+                body={"Container": self.name, "EndpointConfig": endpoint_config(ip)},
+            )  # fmt: skip
+
+    async def _networks(self) -> None:
+        """The engine networks of the task's swarm networks exist before its container."""
+        for att in self.task.networks_attachments or []:
+            if self.networks is None:
+                raise TaskRejected("this node cannot run tasks on swarm networks")
+            try:
+                await self.networks.ensure(att.network())
+            except EngineError as e:
+                raise TaskRejected(f"network {att.network().name}: {e.message}") from e
 
     async def start(self) -> None:
         try:
@@ -154,11 +175,13 @@ class Controllers(Protocol):
 
 
 class EngineControllers:
-    """`Controllers` on the node's engine, sharing one image puller."""
+    """`Controllers` on the node's engine, sharing one image puller and the engine's swarm
+    networks."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, networks: EngineNetworks | None = None) -> None:
         self.engine = engine
         self.puller = Puller(engine)
+        self.networks = networks
 
     def __call__(
         self, task: Task, service_name: str, service_labels: dict[str, str] | None,
@@ -166,5 +189,6 @@ class EngineControllers:
     ) -> Controller:  # fmt: skip
         ports = task.endpoint.ports if task.endpoint else None
         return EngineController(
-            self.engine, task, service_name, ports, self.puller, node, service_labels
-        )
+            self.engine, task, service_name, ports, self.puller, node, service_labels,
+            networks=self.networks,
+        )  # fmt: skip

@@ -27,6 +27,7 @@ from shoal.rpc.messages import (
     LogEnd,
     LogRequest,
     Managers,
+    NetworkState,
     StatusReport,
 )
 
@@ -79,7 +80,7 @@ class RemoteSession:
                 await http.close()
         raise Unavailable("no manager answers: " + "; ".join(errors))
 
-    async def assignments(self) -> AsyncIterator[Assignment]:
+    async def assignments(self) -> AsyncIterator[Assignment | NetworkState]:
         async for msg in self._ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
@@ -88,7 +89,7 @@ class RemoteSession:
             except pydantic.ValidationError as e:
                 log.warning("invalid message from the manager dropped: %s", e)
                 continue
-            if isinstance(message, Assignment):
+            if isinstance(message, Assignment | NetworkState):
                 yield message
             elif isinstance(message, HeartbeatAck):
                 self._heartbeats.put_nowait(message.period)

@@ -12,13 +12,15 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from shoal.api.models import TaskStatus
-from shoal.rpc.messages import Assignment
+from shoal.rpc.messages import Assignment, NetworkState
 
 
 class Session(Protocol):
     node_id: str
 
-    def assignments(self) -> AsyncIterator[Assignment]: ...
+    def assignments(self) -> AsyncIterator[Assignment | NetworkState]:
+        """The tasks this node runs (sets of them), and its network state (in full)."""
+        ...
 
     async def report(self, statuses: dict[str, TaskStatus]) -> None: ...
 

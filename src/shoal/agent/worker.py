@@ -10,12 +10,13 @@ import time
 from collections.abc import Callable
 
 from shoal.agent.controller import Controllers
+from shoal.agent.networks import NetworkHandler
 from shoal.agent.session import Session
 from shoal.agent.task import TaskRunner
 from shoal.api import labels
 from shoal.api.models import NodeDescription, TaskStatus
 from shoal.engine.client import EngineAPI
-from shoal.rpc.messages import Assignment, ServiceInfo
+from shoal.rpc.messages import Assignment, NetworkState, ServiceInfo
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,9 @@ class Worker:
         node_id: str,
         controllers: Controllers,
         clock: Callable[[], float] = time.time,
+        networks: NetworkHandler | None = None,
     ) -> None:
+        self.networks = networks
         self.engine = engine
         self.node_id = node_id
         self.controllers = controllers
@@ -45,8 +48,11 @@ class Worker:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._report_loop(session))
             tg.create_task(self._watch_engine())
-            async for assignment in session.assignments():
-                await self.apply(assignment)
+            async for message in session.assignments():
+                if isinstance(message, NetworkState):
+                    await self._network_state(message)
+                else:
+                    await self.apply(message)
 
     async def apply(self, a: Assignment) -> None:
         self.services.update(a.services)
@@ -68,6 +74,14 @@ class Worker:
             runner = TaskRunner(task, controller, self._report, self.clock)
             self.runners[task.id] = runner
             self.runner_tasks[task.id] = asyncio.create_task(runner.run())
+
+    async def _network_state(self, state: NetworkState) -> None:
+        if self.networks is None:
+            return
+        try:
+            await self.networks.apply(state)
+        except Exception as e:  # noqa: BLE001 - the next state is applied in full anyway
+            log.warning("applying the network state: %s", e)
 
     async def _forget(self, task_id: str) -> None:
         """The task was deleted from the cluster: stop running it and remove its container."""

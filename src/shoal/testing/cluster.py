@@ -37,7 +37,7 @@ from shoal.api.states import TaskState
 from shoal.manager.controlapi import services
 from shoal.manager.dispatcher.dispatcher import Dispatcher, LocalSession
 from shoal.manager.manager import Manager
-from shoal.rpc.messages import Assignment
+from shoal.rpc.messages import Assignment, NetworkState
 from shoal.testing.clock import MockClock
 from shoal.testing.fakes import FakeEngine
 from shoal.testing.store import MemoryStore
@@ -53,7 +53,7 @@ class Connection:
         self.heard = asyncio.Event()  # cleared: the network between node and manager is down
         self.heard.set()
 
-    def assignments(self) -> AsyncIterator[Assignment]:
+    def assignments(self) -> AsyncIterator[Assignment | NetworkState]:
         return self.session.assignments()
 
     async def report(self, statuses: dict[str, TaskStatus]) -> None:
@@ -72,11 +72,26 @@ class Connection:
         await self.session.close()
 
 
+class RecordedNetworks:
+    """A node's network data plane that only keeps the states it is given."""
+
+    def __init__(self) -> None:
+        self.states: list[NetworkState] = []
+
+    async def apply(self, state: NetworkState) -> None:
+        self.states.append(state)
+
+    @property
+    def last(self) -> NetworkState:
+        return self.states[-1] if self.states else NetworkState()
+
+
 @dataclass
 class SimNode:
     name: str
     id: str
     engine: FakeEngine
+    networks: RecordedNetworks = field(default_factory=RecordedNetworks)
     agent: asyncio.Task[None] | None = None
     connection: Connection | None = None
     connections: int = field(default=0)
@@ -149,7 +164,7 @@ class SimCluster:
             sim.connections += 1
             return sim.connection
 
-        agent = Agent(sim.engine, sim.id, connect, sim.engine.controllers, self.clock)
+        agent = Agent(sim.engine, sim.id, connect, sim.engine.controllers, self.clock, sim.networks)
         sim.agent = asyncio.create_task(agent.run())
 
     async def _stop_agent(self, sim: SimNode) -> None:

@@ -17,7 +17,8 @@ from shoal.api.defaults import HEARTBEAT_PERIOD
 from shoal.api.models import Node, NodeDescription, NodeStatus, Service, Task, TaskStatus
 from shoal.api.naming import new_id
 from shoal.api.states import TaskState
-from shoal.rpc.messages import Assignment, LogCancel, LogRequest, ServiceInfo
+from shoal.manager.dispatcher.networks import endpoints, state_for
+from shoal.rpc.messages import Assignment, LogCancel, LogRequest, NetworkState, ServiceInfo
 from shoal.store.store import Event, Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Dispatcher:
         # Log streams from remote agents: node → how to send it a message; request → chunks.
         self.log_senders: dict[str, Callable[[LogRequest | LogCancel], Awaitable[None]]] = {}
         self._log_requests: dict[str, asyncio.Queue[tuple[int, bytes] | None]] = {}
+        self._sent_networks: dict[str, NetworkState] = {}  # what each node was sent last
 
     @property
     def heartbeat_period(self) -> float:
@@ -92,7 +94,22 @@ class Dispatcher:
         self.sessions[node_id] = session
         tasks = [t for t in self.store.tasks_on(node_id) if assigned(t, node_id)]
         session.push(Assignment(full=True, tasks=tasks, services=self._services(tasks)))
+        self._sent_networks.pop(node_id, None)
+        self._push_networks([node_id])
         return session
+
+    def _push_networks(self, node_ids: list[str]) -> None:
+        """Send each node its network state, if it changed since the last one it got."""
+        nodes = {n.id: n for n in self.store.nodes()}
+        everything = endpoints(self.store, self.store.tasks(), nodes)
+        for node_id in node_ids:
+            session = self.sessions.get(node_id)
+            if session is None:
+                continue
+            state = state_for(self.store, node_id, everything)
+            if self._sent_networks.get(node_id) != state:
+                self._sent_networks[node_id] = state
+                session.push(state)
 
     def _services(self, tasks: list[Task]) -> dict[str, ServiceInfo]:
         ids = {t.service_id for t in tasks}
@@ -100,6 +117,8 @@ class Dispatcher:
 
     def _route(self, events: list[Event]) -> None:
         per_node: dict[str, Assignment] = {}
+        if any(_touches_networks(ev) for ev in events):
+            self._push_networks(list(self.sessions))
         for ev in events:
             if ev.kind == "nodes" and ev.new is None:
                 self._forget_node(ev.id)  # removed: its certificate is no longer accepted
@@ -196,6 +215,15 @@ class Dispatcher:
                 await asyncio.sleep(0.5)
 
 
+def _touches_networks(ev: Event) -> bool:
+    """Could this change alter some node's network state?"""
+    if ev.kind in ("networks", "nodes"):
+        return True
+    if ev.kind != "tasks":
+        return False
+    return any(t is not None and t.networks_attachments for t in (ev.old, ev.new))
+
+
 def _advance(status: TaskStatus) -> Callable[[Task], bool]:
     """Set a reported status unless the stored one is already further along."""
 
@@ -223,13 +251,13 @@ class LocalSession:
     def __init__(self, dispatcher: Dispatcher, node_id: str) -> None:
         self.dispatcher = dispatcher
         self.node_id = node_id
-        self.queue: asyncio.Queue[Assignment] = asyncio.Queue()
+        self.queue: asyncio.Queue[Assignment | NetworkState] = asyncio.Queue()
         self.closed = False
 
-    def push(self, a: Assignment) -> None:
-        self.queue.put_nowait(a)
+    def push(self, message: Assignment | NetworkState) -> None:
+        self.queue.put_nowait(message)
 
-    async def assignments(self) -> AsyncIterator[Assignment]:
+    async def assignments(self) -> AsyncIterator[Assignment | NetworkState]:
         while not self.closed:
             yield await self.queue.get()
 

@@ -1,0 +1,95 @@
+"""The swarm networks this node has, as networks of shoal's driver in its engine: made when a
+task (or, for attachable ones, the node's network state) needs one, removed when nothing
+needs it any more. The data plane underneath is `shoal.network`'s, driven by the node."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from shoal.api.errors import EngineError
+from shoal.api.models import Network
+from shoal.engine import networks as engine_networks
+from shoal.engine.client import EngineAPI
+from shoal.rpc.messages import NetworkPlan, NetworkState
+
+log = logging.getLogger(__name__)
+
+MTU = 1450
+
+
+class NetworkHandler(Protocol):
+    """What the worker hands a node's network state to (the node's data plane)."""
+
+    async def apply(self, state: NetworkState) -> None: ...
+
+
+class EngineNetworks:
+    def __init__(self, engine: EngineAPI) -> None:
+        self.engine = engine
+        self.known: dict[str, str] = {}  # swarm network ID → engine network name
+        self._lock = asyncio.Lock()
+
+    async def ensure(self, network: Network) -> str:
+        """The engine network of swarm network `network` (made if missing); its name."""
+        conf = network.subnet()
+        if conf is None or not conf.subnet or not conf.gateway:
+            raise EngineError(500, f"network {network.name} has no subnet yet")
+        body = engine_networks.create_body(
+            network.name, network.id, conf.subnet, conf.gateway,
+            internal=bool(network.spec.internal), mtu=MTU, labels=network.spec.labels,
+        )  # fmt: skip
+        return await self._ensure(network.id, network.name, body)
+
+    async def ensure_plan(self, plan: NetworkPlan) -> str:
+        body = engine_networks.create_body(
+            plan.name, plan.id, plan.subnet, plan.gateway, internal=plan.internal,
+            mtu=plan.mtu, labels=plan.labels,
+        )  # fmt: skip
+        return await self._ensure(plan.id, plan.name, body)
+
+    async def _ensure(self, swarm_id: str, name: str, body: dict[str, object]) -> str:
+        async with self._lock:
+            if swarm_id in self.known:
+                return self.known[swarm_id]
+            present = await self._present()
+            if swarm_id not in present:
+                try:
+                    await self.engine.request("POST", "/networks/create", body=body)
+                    log.info("network %s (%s) created in the engine", name, swarm_id)
+                except EngineError as e:
+                    if e.status != 409:
+                        raise
+            self.known[swarm_id] = name
+            return name
+
+    async def _present(self) -> dict[str, str]:
+        """The engine's networks of shoal's driver: swarm ID → engine network ID."""
+        found = await self.engine.request("GET", "/networks") or []
+        out = {}
+        for r in found:
+            swarm_id = engine_networks.swarm_id_of(r)
+            if swarm_id is not None:
+                out[swarm_id] = r["Id"]
+        return out
+
+    async def sync(self, plans: list[NetworkPlan]) -> None:
+        """Make the engine's shoal networks the ones of `plans` (those still in use by a
+        container stay until their containers are gone)."""
+        for plan in plans:
+            try:
+                await self.ensure_plan(plan)
+            except EngineError as e:
+                log.warning("network %s: %s", plan.name, e)
+        wanted = {p.id for p in plans}
+        async with self._lock:
+            for swarm_id, engine_id in (await self._present()).items():
+                if swarm_id in wanted:
+                    continue
+                try:
+                    await self.engine.request("DELETE", f"/networks/{engine_id}")
+                    self.known.pop(swarm_id, None)
+                    log.info("network %s removed from the engine", swarm_id)
+                except EngineError as e:
+                    log.debug("network %s stays for now: %s", swarm_id, e)

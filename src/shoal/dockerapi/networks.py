@@ -1,0 +1,151 @@
+"""`/networks…`: the swarm's networks (from the control API) beside the engine's own
+(`bridge`, `host`, `none`, user bridges: passed to the engine). A swarm network that runs on
+this node is an engine network of shoal's driver underneath; it is shown as the swarm network
+(`Scope: swarm`, its swarm ID), with the node's containers on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from shoal.api.errors import EngineError, NotFound
+from shoal.api.models import Network, to_resource
+from shoal.dockerapi.http import Routes, json_response, node_of, read_object
+from shoal.engine.networks import swarm_id_of
+from shoal.manager.controlapi import networks
+from shoal.manager.controlapi.filters import Filters
+
+
+def swarm_scoped(spec: dict[str, Any]) -> bool:
+    """A network for the swarm rather than for this engine."""
+    return spec.get("Driver") == "overlay" or spec.get("Scope") == "swarm"
+
+
+def is_shoals(resource: dict[str, Any]) -> bool:
+    return swarm_id_of(resource) is not None
+
+
+def swarm_view(resource: dict[str, Any], network: Network | None) -> dict[str, Any]:
+    """An engine network of shoal's driver, shown as the swarm network it runs."""
+    if network is not None:
+        out = to_resource(network)
+    else:  # a worker: no store, what the engine knows
+        out = dict(resource)
+        out.update(Scope="swarm", Driver="overlay")
+        out["Id"] = swarm_id_of(resource) or resource.get("Id")
+    out["Containers"] = resource.get("Containers") or {}
+    return out
+
+
+async def engine_networks(request: web.Request) -> list[dict[str, Any]]:
+    params = {"filters": request.query["filters"]} if "filters" in request.query else None
+    found: list[dict[str, Any]] = await node_of(request).engine.request(
+        "GET", "/networks", params=params
+    )
+    return found or []
+
+
+def _store(request: web.Request) -> Any:
+    node = node_of(request)
+    membership = node.membership
+    return node.control() if membership is not None and membership.role == "manager" else None
+
+
+async def list_networks(request: web.Request) -> web.StreamResponse:
+    store = _store(request)
+    out: list[dict[str, Any]] = []
+    shown: set[str] = set()
+    for r in await engine_networks(request):
+        if is_shoals(r):
+            network = networks.find(store, _swarm_id(r)) if store is not None else None
+            if store is not None and network is None:
+                continue  # removed from the swarm; the agent removes it here soon
+            view = swarm_view(r, network)
+            shown.add(view["Id"])
+            out.append(view)
+        else:
+            out.append(r)
+    if store is not None:
+        filters = Filters.parse(request.query.get("filters"))
+        out += [to_resource(n) for n in networks.list_networks(store, filters) if n.id not in shown]
+    return json_response(out)
+
+
+def _swarm_id(resource: dict[str, Any]) -> str:
+    return swarm_id_of(resource) or ""
+
+
+async def _engine_network(request: web.Request, ref: str) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = await node_of(request).engine.request("GET", f"/networks/{ref}")
+        return found
+    except EngineError as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+async def inspect(request: web.Request) -> web.StreamResponse:
+    ref = request.match_info["id"]
+    scope = request.query.get("scope", "")
+    store = _store(request)
+    local = await _engine_network(request, ref) if scope in ("", "local") else None
+    if local is not None and not is_shoals(local):
+        return json_response(local)
+    if local is not None:
+        network = networks.find(store, _swarm_id(local)) if store is not None else None
+        return json_response(swarm_view(local, network))
+    network = networks.find(store, ref) if store is not None and scope != "local" else None
+    if network is None:
+        raise NotFound(f"network {ref} not found")
+    return json_response(to_resource(network))
+
+
+async def create(request: web.Request) -> web.StreamResponse:
+    node = node_of(request)
+    body = await read_object(request)
+    if swarm_scoped(body):
+        network = await networks.create(node.control(), body)
+        return json_response({"Id": network.id, "Warning": ""}, status=201)
+    created = await node.engine.request("POST", "/networks/create", body=body)
+    return json_response(created, status=201)
+
+
+async def remove(request: web.Request) -> web.StreamResponse:
+    ref = request.match_info["id"]
+    store = _store(request)
+    network = networks.find(store, ref) if store is not None else None
+    if network is None:
+        local = await _engine_network(request, ref)
+        if local is not None and is_shoals(local) and store is None:
+            node_of(request).control()  # a worker: Docker's "not a swarm manager"
+        if local is None or not is_shoals(local):
+            await node_of(request).engine.request("DELETE", f"/networks/{ref}")
+            return web.Response(status=204)
+        network = networks.find(store, _swarm_id(local))
+        if network is None:
+            raise NotFound(f"network {ref} not found")
+    await networks.remove(store, network.id)
+    return web.Response(status=204)
+
+
+async def prune(request: web.Request) -> web.StreamResponse:
+    node = node_of(request)
+    params = {"filters": request.query["filters"]} if "filters" in request.query else None
+    pruned = await node.engine.request("POST", "/networks/prune", params=params) or {}
+    deleted = list(pruned.get("NetworksDeleted") or [])
+    store = _store(request)
+    if store is not None:
+        filters = Filters.parse(request.query.get("filters"))
+        filters.values.pop("until", None)
+        deleted += await networks.prune(store, filters)
+    return json_response({"NetworksDeleted": deleted or None})
+
+
+def add_routes(routes: Routes) -> None:
+    routes.add("GET", "/networks", list_networks)
+    routes.add("GET", "/networks/{id}", inspect)
+    routes.add("POST", "/networks/create", create)
+    routes.add("DELETE", "/networks/{id}", remove)
+    routes.add("POST", "/networks/prune", prune)
