@@ -142,3 +142,28 @@ async def test_every_node_learns_the_endpoints_of_its_networks() -> None:
         await c.kill("w2")
         await c.until(lambda: c.down("w2"), what="w2 down")
         await c.until(lambda: ips[w2.id] not in seen(c, "w1"), what="w2's endpoint dropped")
+
+
+async def test_plain_containers_attach_to_attachable_networks() -> None:
+    from shoal.api.errors import PermissionDenied
+
+    async with SimCluster(workers=2) as c:
+        shared = await networks.create(c.store, overlay("shared", Attachable=True))
+        closed = await networks.create(c.store, overlay("closed"))
+        w1 = c.nodes["w1"].connection
+        assert w1 is not None
+        first = await w1.attach(shared.id, "endpoint-1")
+        assert first.startswith("10.0.0.") and first.endswith("/24")
+        assert await w1.attach(shared.id, "endpoint-1") == first  # asked again: the same
+        ip = first.split("/")[0]
+        await c.until(lambda: ip in seen(c, "w2"), what="w2 told of the container")
+        assert seen(c, "w2")[ip] == (c.node("w1").status.addr, [])
+        await w1.named(shared.id, "endpoint-1", ["web", "web-alias"])
+        await c.until(lambda: seen(c, "w2")[ip][1] == ["web", "web-alias"], what="its names")
+        with pytest.raises(PermissionDenied) as refused:
+            await w1.attach(closed.id, "endpoint-2")
+        assert "network closed not manually attachable" in str(refused.value)
+        await w1.detach(shared.id, "endpoint-1")
+        await c.until(lambda: ip not in seen(c, "w2"), what="the container gone from w2")
+        second = await w1.attach(shared.id, "endpoint-3")
+        assert second != first  # a released address is not handed out again at once

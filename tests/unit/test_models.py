@@ -586,6 +586,9 @@ GO_TYPES: dict[str, set[str]] = {
     "IPAMOptions": {"Driver", "Configs"},
     "IPAMConfig": {"Subnet", "Range", "Gateway"},
     "ConfigReference": {"Network"},
+    # shoal's own, stored only: a container on an attachable network.
+    "Attachment": {"ID", "Version", "CreatedAt", "UpdatedAt", "NodeID", "NetworkID", "Endpoint",
+                   "Address", "Names"},
 }  # fmt: skip
 
 # Where the swagger itself is wrong about the wire: Go's `Healthcheck` field of
@@ -601,7 +604,7 @@ STORE_ONLY = {("Task", "Endpoint")}
 
 # How many models `shoal.api.models` defines: counted by hand, so that a discovery that finds
 # nothing (or misses a module) fails here instead of checking nothing. Change it with the models.
-MODEL_COUNT = 52
+MODEL_COUNT = 53
 
 
 def all_models() -> list[type[M.Model]]:

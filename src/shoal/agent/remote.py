@@ -11,14 +11,18 @@ from pathlib import Path
 import aiohttp
 import pydantic
 
-from shoal.api.errors import Unavailable
+from shoal.api.errors import BadRequest, Unavailable
 from shoal.api.models import NodeDescription, TaskStatus
+from shoal.api.naming import new_id
 from shoal.ca.tls import client_context
 from shoal.engine.client import Engine
 from shoal.engine.logs import container_log
 from shoal.rpc import messages as rpc
 from shoal.rpc.messages import (
     Assignment,
+    Attach,
+    Attached,
+    Detach,
     Heartbeat,
     HeartbeatAck,
     Hello,
@@ -27,6 +31,7 @@ from shoal.rpc.messages import (
     LogEnd,
     LogRequest,
     Managers,
+    Named,
     NetworkState,
     StatusReport,
 )
@@ -34,6 +39,7 @@ from shoal.rpc.messages import (
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
+ATTACH_TIMEOUT = 15.0
 
 
 class RemoteSession:
@@ -50,6 +56,7 @@ class RemoteSession:
         self._logs: dict[str, asyncio.Task[None]] = {}
         self._send_lock = asyncio.Lock()
         self._heartbeats: asyncio.Queue[float] = asyncio.Queue()
+        self._attaching: dict[str, asyncio.Future[Attached]] = {}
         self.managers: list[str] = []
 
     @classmethod
@@ -93,6 +100,10 @@ class RemoteSession:
                 yield message
             elif isinstance(message, HeartbeatAck):
                 self._heartbeats.put_nowait(message.period)
+            elif isinstance(message, Attached):
+                pending = self._attaching.pop(message.id, None)
+                if pending is not None and not pending.done():
+                    pending.set_result(message)
             elif isinstance(message, Managers):
                 self.managers = list(message.managers)
             elif isinstance(message, LogRequest):
@@ -118,6 +129,25 @@ class RemoteSession:
 
     async def report(self, statuses: dict[str, TaskStatus]) -> None:
         await self._send(StatusReport(statuses=statuses))
+
+    async def attach(self, network_id: str, endpoint: str) -> str:
+        request = new_id()
+        answer: asyncio.Future[Attached] = asyncio.get_running_loop().create_future()
+        self._attaching[request] = answer
+        try:
+            await self._send(Attach(id=request, network_id=network_id, endpoint=endpoint))
+            got = await asyncio.wait_for(answer, ATTACH_TIMEOUT)
+        finally:
+            self._attaching.pop(request, None)
+        if got.error:
+            raise BadRequest(got.error)
+        return got.address
+
+    async def detach(self, network_id: str, endpoint: str) -> None:
+        await self._send(Detach(network_id=network_id, endpoint=endpoint))
+
+    async def named(self, network_id: str, endpoint: str, names: list[str]) -> None:
+        await self._send(Named(network_id=network_id, endpoint=endpoint, names=names))
 
     async def heartbeat(self) -> float:
         await self._send(Heartbeat())

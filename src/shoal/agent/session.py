@@ -24,6 +24,16 @@ class Session(Protocol):
 
     async def report(self, statuses: dict[str, TaskStatus]) -> None: ...
 
+    async def attach(self, network_id: str, endpoint: str) -> str:
+        """An address (CIDR) on an attachable network for a plain container of this node."""
+        ...
+
+    async def detach(self, network_id: str, endpoint: str) -> None: ...
+
+    async def named(self, network_id: str, endpoint: str, names: list[str]) -> None:
+        """The names an attached container answers to in the network's DNS."""
+        ...
+
     async def heartbeat(self) -> float:
         """Tell the manager we are alive; returns the period until the next heartbeat."""
         ...

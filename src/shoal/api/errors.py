@@ -130,6 +130,12 @@ class FailedPrecondition(_RPCText, BadRequest):
     code = "FailedPrecondition"
 
 
+class PermissionDenied(_RPCText, Forbidden):
+    """swarmkit `codes.PermissionDenied`: HTTP 403."""
+
+    code = "PermissionDenied"
+
+
 class AlreadyExists(_RPCText, Conflict):
     """swarmkit `codes.AlreadyExists`: HTTP 409."""
 

@@ -110,6 +110,15 @@ class Managers(_Message):
     managers: list[str]
 
 
+class Attached(_Message):
+    """The answer to `Attach`: the address (CIDR), or why there is none."""
+
+    type: Literal["attached"] = "attached"
+    id: str
+    address: str = ""
+    error: str = ""
+
+
 class LogRequest(_Message):
     type: Literal["logs"] = "logs"
     id: str
@@ -141,6 +150,31 @@ class StatusReport(_Message):
     statuses: dict[str, TaskStatus]
 
 
+class Attach(_Message):
+    """A plain container joins an attachable swarm network on this node (the engine asked
+    shoal's IPAM for an address): the manager allocates one, answered by `Attached`."""
+
+    type: Literal["attach"] = "attach"
+    id: str  # this request
+    network_id: str
+    endpoint: str  # the engine's endpoint ID
+
+
+class Detach(_Message):
+    type: Literal["detach"] = "detach"
+    network_id: str
+    endpoint: str
+
+
+class Named(_Message):
+    """The names an attached container answers to (its name, its aliases), once it runs."""
+
+    type: Literal["named"] = "named"
+    network_id: str
+    endpoint: str
+    names: list[str]
+
+
 class LogChunk(_Message):
     type: Literal["log"] = "log"
     id: str
@@ -154,11 +188,12 @@ class LogEnd(_Message):
 
 
 ToAgent = Annotated[
-    Assignment | NetworkState | HeartbeatAck | Managers | LogRequest | LogCancel,
+    Assignment | NetworkState | HeartbeatAck | Managers | Attached | LogRequest | LogCancel,
     Field(discriminator="type"),
 ]
 ToManager = Annotated[
-    Hello | Heartbeat | StatusReport | LogChunk | LogEnd, Field(discriminator="type")
+    Hello | Heartbeat | StatusReport | Attach | Detach | Named | LogChunk | LogEnd,
+    Field(discriminator="type"),
 ]
 _TO_AGENT: TypeAdapter[ToAgent] = TypeAdapter(ToAgent)
 _TO_MANAGER: TypeAdapter[ToManager] = TypeAdapter(ToManager)

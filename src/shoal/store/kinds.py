@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
-from shoal.api.models import Meta, Network, Node, Service, Swarm, Task
+from shoal.api.models import Attachment, Meta, Network, Node, Service, Swarm, Task
 from shoal.store.seal import Sealer
 
 PREFIX = "/shoal/"
@@ -20,6 +20,7 @@ KINDS: dict[str, type[Meta]] = {
     "services": Service,
     "tasks": Task,
     "networks": Network,
+    "attachments": Attachment,
 }
 _KIND_OF: dict[type[Meta], str] = {cls: kind for kind, cls in KINDS.items()}
 SEALED: dict[str, tuple[str, ...]] = {"swarm": ("JoinTokens",)}

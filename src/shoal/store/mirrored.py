@@ -16,7 +16,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from shoal.api.errors import Conflict, Deposed, NoLeader
-from shoal.api.models import Meta, Network, Node, Service, Swarm, Task, timestamp
+from shoal.api.models import (
+    Attachment,
+    Meta,
+    Network,
+    Node,
+    Service,
+    Swarm,
+    Task,
+    timestamp,
+)
 from shoal.store.kinds import KINDS, PREFIX, SENSITIVE, decode, encode, key_of, kind_of
 from shoal.store.kv import KV, MAX_TXN_OPS, Delete, Guard, KVBackend, Op, Put
 from shoal.store.seal import Sealer
@@ -63,6 +72,9 @@ class MirroredStore:
 
     def networks(self) -> Iterable[Network]:
         return self._mirror.objects["networks"].values()
+
+    def attachments(self) -> Iterable[Attachment]:
+        return self._mirror.objects["attachments"].values()
 
     def tasks_of(self, service_id: str) -> Iterable[Task]:
         return self._mirror.tasks_by_service.get(service_id, {}).values()

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from shoal.api.models import Meta, Network, Node, Service, Swarm, Task
+from shoal.api.models import Attachment, Meta, Network, Node, Service, Swarm, Task
 from shoal.store.kv import Guard
 
 T = TypeVar("T", bound=Meta)
@@ -54,6 +54,8 @@ class Store(Protocol):
     def services(self) -> Iterable[Service]: ...
 
     def networks(self) -> Iterable[Network]: ...
+
+    def attachments(self) -> Iterable[Attachment]: ...
 
     def tasks(self) -> Iterable[Task]: ...
 

@@ -60,6 +60,18 @@ class Connection:
         await self.heard.wait()
         await self.session.report(statuses)
 
+    async def attach(self, network_id: str, endpoint: str) -> str:
+        await self.heard.wait()
+        return await self.session.attach(network_id, endpoint)
+
+    async def detach(self, network_id: str, endpoint: str) -> None:
+        await self.heard.wait()
+        await self.session.detach(network_id, endpoint)
+
+    async def named(self, network_id: str, endpoint: str, names: list[str]) -> None:
+        await self.heard.wait()
+        await self.session.named(network_id, endpoint, names)
+
     async def heartbeat(self) -> float:
         await self.heard.wait()
         if self.session.closed:

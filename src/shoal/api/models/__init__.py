@@ -22,6 +22,7 @@ from shoal.api.models.base import (
     timestamp,
 )
 from shoal.api.models.networks import (
+    Attachment,
     ConfigReference,
     Driver,
     IPAMConfig,
@@ -88,6 +89,7 @@ from shoal.api.models.tasks import (
 )
 
 __all__ = [
+    "Attachment",
     "ConfigReference",
     "Driver",
     "IPAMConfig",

@@ -36,6 +36,7 @@ _SPECIAL = {
     "up_to_date": "UpToDate",
     "ipv6_enabled": "IPv6Enabled",
     "ipam_options": "IPAMOptions",
+    "network_id": "NetworkID",
 }
 
 

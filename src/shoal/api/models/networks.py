@@ -153,3 +153,15 @@ def to_resource(network: Network) -> dict[str, Any]:
         "Labels": spec.labels or {},
     }
     return out
+
+
+class Attachment(Meta):
+    """A plain container on an attachable swarm network (`docker run --network`): its node,
+    its address (the allocator's) and the names it answers to (its node's, once it runs).
+    Stored only; not a Docker API object."""
+
+    node_id: str = ""
+    network_id: str = ""
+    endpoint: str = ""  # the engine's endpoint ID, as the node's IPAM driver was asked
+    address: str | None = None  # CIDR, once allocated
+    names: list[str] | None = None

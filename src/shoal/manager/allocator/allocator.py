@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shoal.api.models import Endpoint, EndpointSpec, Network, NetworkAttachment, Service, Task
+from shoal.api.models import (
+    Attachment,
+    Endpoint,
+    EndpointSpec,
+    Network,
+    NetworkAttachment,
+    Service,
+    Task,
+)
 from shoal.api.states import TaskState
 from shoal.manager.allocator.networks import NetworkAllocations, holds_addresses
 from shoal.store.store import Event, Store
@@ -35,7 +43,7 @@ class Allocator:
     async def run(self) -> None:
         queue = self.store.subscribe()
         try:
-            self.networks.load(self.store.networks(), self.store.tasks())
+            self.networks.load(self.store.networks(), self.store.tasks(), self.store.attachments())
             await self.tick(
                 list(self.store.networks()), list(self.store.services()), list(self.store.tasks())
             )
@@ -51,6 +59,8 @@ class Allocator:
     def _release(self, events: list[Event]) -> None:
         for ev in events:
             if ev.kind == "tasks" and (ev.new is None or not holds_addresses(ev.new)):
+                self.networks.release(ev.id)
+            elif ev.kind == "attachments" and ev.new is None:
                 self.networks.release(ev.id)
             elif ev.kind == "networks" and ev.new is None and ev.old is not None:
                 self.networks.forget(ev.old)
@@ -80,6 +90,13 @@ class Allocator:
                     pending[t.id] = _to_pending(service.endpoint, attachments)
         if pending:
             await self.store.modify(Task, pending)
+        addresses = {
+            a.id: _set_address(address)
+            for a in self.store.attachments()
+            if not a.address and (address := self.networks.address_for(a)) is not None
+        }
+        if addresses:
+            await self.store.modify(Attachment, addresses)
 
 
 def _changed(events: list[Event], store: Store) -> tuple[list[Network], list[Service], list[Task]]:
@@ -100,6 +117,16 @@ def _changed(events: list[Event], store: Store) -> tuple[list[Network], list[Ser
     if networks:
         tasks.update({t.id: t for t in store.tasks() if t.status.state == TaskState.NEW})
     return list(networks.values()), list(services.values()), list(tasks.values())
+
+
+def _set_address(address: str) -> Callable[[Attachment], bool]:
+    def apply(attachment: Attachment) -> bool:
+        if attachment.address:
+            return False
+        attachment.address = address
+        return True
+
+    return apply
 
 
 def _allocate_endpoint(service: Service) -> bool:

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from shoal.api.models import (
+    Attachment,
     Driver,
     IPAMConfig,
     IPAMOptions,
@@ -48,7 +49,9 @@ class NetworkAllocations:
         self.addresses: dict[str, Addresses] = {}  # network ID → its addresses
         self.held: dict[str, list[tuple[str, str]]] = {}  # task ID → (network ID, ip)
 
-    def load(self, networks: Iterable[Network], tasks: Iterable[Task]) -> None:
+    def load(
+        self, networks: Iterable[Network], tasks: Iterable[Task], attached: Iterable[Attachment]
+    ) -> None:
         for n in networks:
             if n.allocated():
                 self._adopt(n)
@@ -56,6 +59,12 @@ class NetworkAllocations:
             if holds_addresses(t):
                 for att in t.networks_attachments or []:
                     self._hold(t.id, att)
+        for a in attached:
+            space = self.addresses.get(a.network_id)
+            if a.address and space is not None:
+                ip = a.address.split("/")[0]
+                space.reserve(ip)
+                self.held[a.id] = [(a.network_id, ip)]
 
     def _adopt(self, n: Network) -> None:
         conf = n.subnet()
@@ -153,8 +162,25 @@ class NetworkAllocations:
             )
         return out
 
+    def address_for(self, a: Attachment) -> str | None:
+        """An attached container's address (CIDR), decided once; None while its network is
+        not allocated (or full, logged)."""
+        space = self.addresses.get(a.network_id)
+        if space is None:
+            return None
+        held = self.held.get(a.id)
+        if held:
+            return f"{held[0][1]}/{space.prefixlen}"
+        try:
+            ip = space.allocate()
+        except PoolExhausted as e:
+            log.warning("attachment %s: %s", a.id, e)
+            return None
+        self.held[a.id] = [(a.network_id, ip)]
+        return f"{ip}/{space.prefixlen}"
+
     def release(self, task_id: str) -> None:
-        """The task ended or is gone: its addresses are free again."""
+        """The task (or attachment) ended or is gone: its addresses are free again."""
         for net_id, ip in self.held.pop(task_id, []):
             space = self.addresses.get(net_id)
             if space is not None:

@@ -14,7 +14,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from shoal.api.defaults import HEARTBEAT_PERIOD
-from shoal.api.models import Node, NodeDescription, NodeStatus, Service, Task, TaskStatus
+from shoal.api.errors import Conflict, NotFound, PermissionDenied
+from shoal.api.models import (
+    Attachment,
+    Network,
+    Node,
+    NodeDescription,
+    NodeStatus,
+    Service,
+    Task,
+    TaskStatus,
+)
 from shoal.api.naming import new_id
 from shoal.api.states import TaskState
 from shoal.manager.dispatcher.networks import endpoints, state_for
@@ -23,6 +33,7 @@ from shoal.store.store import Event, Store
 
 log = logging.getLogger(__name__)
 
+ATTACH_WAIT = 10.0  # seconds an attach waits for its address, at most
 FLUSH_INTERVAL = 0.01  # gathers a burst; writes in flight gather the next batch
 # A node is down once it has missed this many heartbeat periods (plus a little slack).
 GRACE_PERIODS = 3
@@ -144,6 +155,61 @@ class Dispatcher:
         self._statuses.update(statuses)
         self._flush.set()
 
+    async def attach(self, node_id: str, network_id: str, endpoint: str) -> str:
+        """An address (CIDR) for a plain container joining an attachable network on the node:
+        an `Attachment` the allocator gives one; the same endpoint asking again gets the same."""
+        network = self.store.get(Network, network_id)
+        if network is None:
+            raise NotFound(f"network {network_id} not found")
+        if not network.spec.attachable:
+            raise PermissionDenied(f"network {network.name} not manually attachable")
+        events = self.store.subscribe()
+        try:
+            found = self._attachment(node_id, network_id, endpoint)
+            if found is None:
+                found = await self.store.create(
+                    Attachment(id=new_id(), node_id=node_id, network_id=network_id,
+                               endpoint=endpoint)
+                )  # fmt: skip
+            attachment_id = found.id
+
+            async def allocated() -> str:
+                while True:
+                    current = self.store.get(Attachment, attachment_id)
+                    if current is None:
+                        raise NotFound(f"attachment to network {network.name} went away")
+                    if current.address:
+                        return current.address
+                    await events.get()
+
+            return await asyncio.wait_for(allocated(), ATTACH_WAIT)
+        finally:
+            self.store.unsubscribe(events)
+
+    def _attachment(self, node_id: str, network_id: str, endpoint: str) -> Attachment | None:
+        return next(
+            (a for a in self.store.attachments()
+             if (a.node_id, a.network_id, a.endpoint) == (node_id, network_id, endpoint)),
+            None,
+        )  # fmt: skip
+
+    async def detach(self, node_id: str, network_id: str, endpoint: str) -> None:
+        found = self._attachment(node_id, network_id, endpoint)
+        if found is not None:
+            with contextlib.suppress(Conflict, NotFound):
+                await self.store.delete(found)
+
+    async def named(self, node_id: str, network_id: str, endpoint: str, names: list[str]) -> None:
+        found = self._attachment(node_id, network_id, endpoint)
+        if found is None or found.names == names:
+            return
+
+        def rename(a: Attachment) -> bool:
+            a.names = names
+            return True
+
+        await self.store.modify(Attachment, {found.id: rename})
+
     async def remote_log(
         self, node_id: str, container: str, params: dict[str, str], tty: bool
     ) -> AsyncIterator[tuple[int, bytes]]:
@@ -217,7 +283,7 @@ class Dispatcher:
 
 def _touches_networks(ev: Event) -> bool:
     """Could this change alter some node's network state?"""
-    if ev.kind in ("networks", "nodes"):
+    if ev.kind in ("networks", "nodes", "attachments"):
         return True
     if ev.kind != "tasks":
         return False
@@ -266,6 +332,15 @@ class LocalSession:
 
     async def heartbeat(self) -> float:
         return self.dispatcher.heartbeat(self.node_id)
+
+    async def attach(self, network_id: str, endpoint: str) -> str:
+        return await self.dispatcher.attach(self.node_id, network_id, endpoint)
+
+    async def detach(self, network_id: str, endpoint: str) -> None:
+        await self.dispatcher.detach(self.node_id, network_id, endpoint)
+
+    async def named(self, network_id: str, endpoint: str, names: list[str]) -> None:
+        await self.dispatcher.named(self.node_id, network_id, endpoint, names)
 
     async def close(self) -> None:
         self.closed = True

@@ -63,7 +63,17 @@ def task_names(task: Task, service: Service | None, network_id: str) -> list[str
 
 
 def endpoints(store: Store, tasks: Iterable[Task], nodes: dict[str, Node]) -> list[EndpointRecord]:
+    """Every endpoint of every task and attached container on a node that is up."""
     out = []
+    for a in store.attachments():
+        node = nodes.get(a.node_id)
+        if a.address and node is not None and node.status.state != "down" and node.status.addr:
+            out.append(
+                EndpointRecord(
+                    network_id=a.network_id, ip=a.address.split("/")[0],
+                    node_addr=node.status.addr, names=a.names or [],
+                )
+            )  # fmt: skip
     for t in tasks:
         if not t.networks_attachments or not has_endpoint(t):
             continue

@@ -28,6 +28,9 @@ from shoal.manager import ca
 from shoal.manager.dispatcher.dispatcher import Dispatcher, LocalSession
 from shoal.rpc import messages as rpc_messages
 from shoal.rpc.messages import (
+    Attach,
+    Attached,
+    Detach,
     Heartbeat,
     HeartbeatAck,
     Hello,
@@ -36,6 +39,7 @@ from shoal.rpc.messages import (
     LogChunk,
     LogEnd,
     Managers,
+    Named,
     StatusReport,
 )
 from shoal.store.store import Store
@@ -179,10 +183,34 @@ async def _handle(
         await send(HeartbeatAck(period=await session.heartbeat()))
     elif isinstance(message, StatusReport):
         await session.report(message.statuses)
+    elif isinstance(message, Attach):
+        job = asyncio.create_task(_attach(message, session, send))
+        _attaching.add(job)
+        job.add_done_callback(_attaching.discard)
+    elif isinstance(message, Detach):
+        await session.detach(message.network_id, message.endpoint)
+    elif isinstance(message, Named):
+        await session.named(message.network_id, message.endpoint, message.names)
     elif isinstance(message, LogChunk):
         await dispatcher.deliver_log(message.id, (message.stream, message.data))
     elif isinstance(message, LogEnd):
         await dispatcher.deliver_log(message.id, None)
+
+
+_attaching: set[asyncio.Task[None]] = set()  # attach requests being answered
+
+
+async def _attach(
+    message: Attach, session: LocalSession, send: Callable[[rpc_messages.ToAgent], Awaitable[None]]
+) -> None:
+    """Answer an attach without holding up the session's other messages."""
+    try:
+        address = await session.attach(message.network_id, message.endpoint)
+        answer = Attached(id=message.id, address=address)
+    except (ShoalError, TimeoutError) as e:
+        answer = Attached(id=message.id, error=str(e) or "no address in time")
+    with contextlib.suppress(ConnectionError):
+        await send(answer)
 
 
 def _peer_identity(request: web.Request) -> tuple[str, str, str] | None:
