@@ -158,12 +158,12 @@ async def test_plain_containers_attach_to_attachable_networks() -> None:
         ip = first.split("/")[0]
         await c.until(lambda: ip in seen(c, "w2"), what="w2 told of the container")
         assert seen(c, "w2")[ip] == (c.node("w1").status.addr, [])
-        await w1.named(shared.id, "endpoint-1", ["web", "web-alias"])
+        await w1.named(shared.id, ip, ["web", "web-alias"])
         await c.until(lambda: seen(c, "w2")[ip][1] == ["web", "web-alias"], what="its names")
         with pytest.raises(PermissionDenied) as refused:
             await w1.attach(closed.id, "endpoint-2")
         assert "network closed not manually attachable" in str(refused.value)
-        await w1.detach(shared.id, "endpoint-1")
+        await w1.detach(shared.id, ip)
         await c.until(lambda: ip not in seen(c, "w2"), what="the container gone from w2")
         second = await w1.attach(shared.id, "endpoint-3")
         assert second != first  # a released address is not handed out again at once

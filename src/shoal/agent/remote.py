@@ -143,11 +143,11 @@ class RemoteSession:
             raise BadRequest(got.error)
         return got.address
 
-    async def detach(self, network_id: str, endpoint: str) -> None:
-        await self._send(Detach(network_id=network_id, endpoint=endpoint))
+    async def detach(self, network_id: str, address: str) -> None:
+        await self._send(Detach(network_id=network_id, address=address))
 
-    async def named(self, network_id: str, endpoint: str, names: list[str]) -> None:
-        await self._send(Named(network_id=network_id, endpoint=endpoint, names=names))
+    async def named(self, network_id: str, address: str, names: list[str]) -> None:
+        await self._send(Named(network_id=network_id, address=address, names=names))
 
     async def heartbeat(self) -> float:
         await self._send(Heartbeat())

@@ -157,13 +157,15 @@ class Attach(_Message):
     type: Literal["attach"] = "attach"
     id: str  # this request
     network_id: str
-    endpoint: str  # the engine's endpoint ID
+    endpoint: str  # what the node's IPAM driver knows of the request (retries ask the same)
 
 
 class Detach(_Message):
+    """The attached container's address is free again (the engine released it)."""
+
     type: Literal["detach"] = "detach"
     network_id: str
-    endpoint: str
+    address: str  # without prefix length
 
 
 class Named(_Message):
@@ -171,7 +173,7 @@ class Named(_Message):
 
     type: Literal["named"] = "named"
     network_id: str
-    endpoint: str
+    address: str  # without prefix length
     names: list[str]
 
 

@@ -64,13 +64,13 @@ class Connection:
         await self.heard.wait()
         return await self.session.attach(network_id, endpoint)
 
-    async def detach(self, network_id: str, endpoint: str) -> None:
+    async def detach(self, network_id: str, address: str) -> None:
         await self.heard.wait()
-        await self.session.detach(network_id, endpoint)
+        await self.session.detach(network_id, address)
 
-    async def named(self, network_id: str, endpoint: str, names: list[str]) -> None:
+    async def named(self, network_id: str, address: str, names: list[str]) -> None:
         await self.heard.wait()
-        await self.session.named(network_id, endpoint, names)
+        await self.session.named(network_id, address, names)
 
     async def heartbeat(self) -> float:
         await self.heard.wait()

@@ -193,14 +193,22 @@ class Dispatcher:
             None,
         )  # fmt: skip
 
-    async def detach(self, node_id: str, network_id: str, endpoint: str) -> None:
-        found = self._attachment(node_id, network_id, endpoint)
+    def _at(self, node_id: str, network_id: str, address: str) -> Attachment | None:
+        return next(
+            (a for a in self.store.attachments()
+             if (a.node_id, a.network_id) == (node_id, network_id)
+             and (a.address or "").split("/")[0] == address),
+            None,
+        )  # fmt: skip
+
+    async def detach(self, node_id: str, network_id: str, address: str) -> None:
+        found = self._at(node_id, network_id, address)
         if found is not None:
             with contextlib.suppress(Conflict, NotFound):
                 await self.store.delete(found)
 
-    async def named(self, node_id: str, network_id: str, endpoint: str, names: list[str]) -> None:
-        found = self._attachment(node_id, network_id, endpoint)
+    async def named(self, node_id: str, network_id: str, address: str, names: list[str]) -> None:
+        found = self._at(node_id, network_id, address)
         if found is None or found.names == names:
             return
 
@@ -336,11 +344,11 @@ class LocalSession:
     async def attach(self, network_id: str, endpoint: str) -> str:
         return await self.dispatcher.attach(self.node_id, network_id, endpoint)
 
-    async def detach(self, network_id: str, endpoint: str) -> None:
-        await self.dispatcher.detach(self.node_id, network_id, endpoint)
+    async def detach(self, network_id: str, address: str) -> None:
+        await self.dispatcher.detach(self.node_id, network_id, address)
 
-    async def named(self, network_id: str, endpoint: str, names: list[str]) -> None:
-        await self.dispatcher.named(self.node_id, network_id, endpoint, names)
+    async def named(self, network_id: str, address: str, names: list[str]) -> None:
+        await self.dispatcher.named(self.node_id, network_id, address, names)
 
     async def close(self) -> None:
         self.closed = True

@@ -188,9 +188,9 @@ async def _handle(
         _attaching.add(job)
         job.add_done_callback(_attaching.discard)
     elif isinstance(message, Detach):
-        await session.detach(message.network_id, message.endpoint)
+        await session.detach(message.network_id, message.address)
     elif isinstance(message, Named):
-        await session.named(message.network_id, message.endpoint, message.names)
+        await session.named(message.network_id, message.address, message.names)
     elif isinstance(message, LogChunk):
         await dispatcher.deliver_log(message.id, (message.stream, message.data))
     elif isinstance(message, LogEnd):
