@@ -8,6 +8,8 @@ import asyncio
 import logging
 from typing import Protocol
 
+from shoal.agent.session import Session
+from shoal.api import labels
 from shoal.api.errors import EngineError
 from shoal.api.models import Network
 from shoal.engine import networks as engine_networks
@@ -93,3 +95,40 @@ class EngineNetworks:
                     log.info("network %s removed from the engine", swarm_id)
                 except EngineError as e:
                     log.debug("network %s stays for now: %s", swarm_id, e)
+
+
+async def report_names(engine: EngineAPI, session: Session) -> None:
+    """Tell the manager the names of plain containers that join a swarm network here (their
+    name and aliases: what `docker run --name … --network …` means other nodes to resolve).
+    Task containers are named by the swarm itself."""
+    filters = {"type": ["network"], "event": ["connect"]}
+    while True:
+        try:
+            async for ev in engine.events(filters):
+                attrs = (ev.get("Actor") or {}).get("Attributes") or {}
+                if attrs.get("type") == engine_networks.DRIVER and attrs.get("container"):
+                    await _name(engine, session, attrs["container"], attrs.get("name") or "")
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - engine restarting: look again later
+            log.warning("engine network events: %s", e)
+        await asyncio.sleep(1)
+
+
+async def _name(engine: EngineAPI, session: Session, container: str, network: str) -> None:
+    try:
+        c = await engine.request("GET", f"/containers/{container}/json")
+        net = await engine.request("GET", f"/networks/{network}")
+    except EngineError as e:
+        log.debug("naming %s on %s: %s", container, network, e)
+        return
+    if labels.TASK_ID in ((c.get("Config") or {}).get("Labels") or {}):
+        return
+    swarm_id = engine_networks.swarm_id_of(net)
+    settings = ((c.get("NetworkSettings") or {}).get("Networks") or {}).get(network) or {}
+    address = settings.get("IPAddress")
+    if swarm_id is None or not address:
+        return
+    name = (c.get("Name") or "").lstrip("/")
+    names = [n for n in [name, *(settings.get("Aliases") or [])] if n and n != c["Id"][:12]]
+    await session.named(swarm_id, address, list(dict.fromkeys(names)))

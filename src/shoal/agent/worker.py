@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from shoal.agent.controller import Controllers
-from shoal.agent.networks import NetworkHandler
+from shoal.agent.networks import NetworkHandler, report_names
 from shoal.agent.session import Session
 from shoal.agent.task import TaskRunner
 from shoal.api import labels
@@ -48,6 +48,8 @@ class Worker:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._report_loop(session))
             tg.create_task(self._watch_engine())
+            if self.networks is not None:
+                tg.create_task(report_names(self.engine, session))
             async for message in session.assignments():
                 if isinstance(message, NetworkState):
                     await self._network_state(message)

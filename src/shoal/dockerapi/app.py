@@ -8,7 +8,16 @@ import logging
 from aiohttp import web
 
 from shoal.api.errors import ShoalError
-from shoal.dockerapi import networks, nodes, services, swarm, system, tasks, unsupported
+from shoal.dockerapi import (
+    containers,
+    networks,
+    nodes,
+    services,
+    swarm,
+    system,
+    tasks,
+    unsupported,
+)
 from shoal.dockerapi.http import EXPERIMENTAL, NODE, PROXY, Handler, Routes, error_response
 from shoal.dockerapi.node import LocalNode
 from shoal.dockerapi.proxy import Proxy
@@ -16,7 +25,7 @@ from shoal.dockerapi.system import API_VERSION, SHOAL_VERSION
 
 log = logging.getLogger(__name__)
 
-RESOURCES = (system, swarm, nodes, services, tasks, networks, unsupported)
+RESOURCES = (system, swarm, nodes, services, tasks, networks, containers, unsupported)
 
 
 @web.middleware
