@@ -95,11 +95,19 @@ async def inspect(request: web.Request) -> web.StreamResponse:
         return json_response(local)
     if local is not None:
         network = networks.find(store, _swarm_id(local)) if store is not None else None
-        return json_response(swarm_view(local, network))
+        view = swarm_view(local, network)
+        return json_response(_with_peers(store, view, network) if network else view)
     network = networks.find(store, ref) if store is not None and scope != "local" else None
     if network is None:
         raise NotFound(f"network {ref} not found")
-    return json_response(to_resource(network))
+    return json_response(_with_peers(store, to_resource(network), network))
+
+
+def _with_peers(store: Any, resource: dict[str, Any], network: Network) -> dict[str, Any]:
+    peers = networks.peers(store, network)
+    if peers:
+        resource["Peers"] = peers
+    return resource
 
 
 async def create(request: web.Request) -> web.StreamResponse:

@@ -18,7 +18,7 @@ from shoal.api.errors import (
     InvalidArgument,
     NotFound,
 )
-from shoal.api.models import Network, Service, spec_from_create
+from shoal.api.models import Network, Node, Service, spec_from_create
 from shoal.api.naming import new_id
 from shoal.api.states import TaskState
 from shoal.manager.controlapi.filters import Filters
@@ -158,6 +158,28 @@ async def create(store: Store, body: Any) -> Network:
     finally:
         store.unsubscribe(events)
     return store.get(Network, network.id) or network
+
+
+def peers(store: Store, network: Network) -> list[dict[str, str]]:
+    """The nodes the network runs on (`docker network inspect`'s `Peers`): those with a task
+    or an attached container on it."""
+    node_ids = {a.node_id for a in store.attachments() if a.network_id == network.id}
+    for t in store.tasks():
+        if (
+            t.node_id
+            and t.desired_state <= TaskState.RUNNING
+            and any(
+                (a.network_ or {}).get("ID") == network.id for a in t.networks_attachments or []
+            )
+        ):
+            node_ids.add(t.node_id)
+    out = []
+    for node_id in sorted(node_ids):
+        node = store.get(Node, node_id)
+        if node is not None and node.status.addr:
+            name = (node.description.hostname if node.description else None) or node_id
+            out.append({"Name": name, "IP": node.status.addr})
+    return out
 
 
 def in_use(store: Store, network: Network) -> str | None:
