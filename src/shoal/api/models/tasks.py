@@ -39,6 +39,10 @@ class TaskStatus(Model):
 
 
 class Task(Meta):
+    # As in SwarmKit, the allocator copies the service's endpoint onto each task. Kept in the
+    # store for the scheduler and the agent; the Docker API's Task has no such field.
+    STORE_ONLY = frozenset({"endpoint"})
+
     name: str | None = None
     labels: dict[str, str] | None = None
     spec: TaskSpec = Field(default_factory=TaskSpec)
@@ -49,14 +53,7 @@ class Task(Meta):
     desired_state: TaskState = TaskState.RUNNING
     networks_attachments: list[dict[str, Any]] | None = None
     job_iteration: JobIteration | None = None
-    # As in SwarmKit, the allocator copies the service's endpoint onto each task. Kept in the
-    # store for the scheduler and the agent; the Docker API's Task has no such field.
     endpoint: Endpoint | None = None
-
-    def to_api(self) -> dict[str, Any]:
-        data = super().to_api()
-        data.pop("Endpoint", None)
-        return data
 
 
 def up_to_date(task: Task, service: Service) -> bool:
