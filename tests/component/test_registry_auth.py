@@ -12,12 +12,15 @@ from typing import Any
 
 import pytest
 
+from shoal.agent.worker import Worker
 from shoal.api.errors import DaemonError
+from shoal.api.models import ContainerSpec, Task, TaskSpec
 from shoal.api.states import TaskState
 from shoal.manager.controlapi import services
+from shoal.rpc.messages import Assignment, ServiceInfo
 from shoal.store.kinds import key_of
 from shoal.testing.cluster import SimCluster
-from shoal.testing.fakes import NO_CREDENTIALS, WRONG_CREDENTIALS
+from shoal.testing.fakes import NO_CREDENTIALS, WRONG_CREDENTIALS, FakeEngine
 
 SEC = 1_000_000_000
 PRIVATE = "reg:5001/private/app:1"
@@ -178,3 +181,21 @@ async def test_credentials_are_sealed_in_the_store_and_never_shown() -> None:
         assert b"old-secret" not in stored and b"new-secret" not in stored
         shown = json.dumps(c.service("web").to_api())
         assert OLD not in shown and NEW not in shown and "RegistryAuth" not in shown
+
+
+async def test_a_worker_forgets_the_credentials_with_the_last_task() -> None:
+    engine = FakeEngine("w1")
+    worker = Worker(engine, "node-1", engine.controllers)
+    task = Task(
+        id="t1", service_id="s1", slot=1, node_id="node-1",
+        spec=TaskSpec(container_spec=ContainerSpec(image="app:1")),
+    )  # fmt: skip
+    info = ServiceInfo(name="web", registry_auth=OLD)
+    try:
+        await worker.apply(Assignment(full=True, tasks=[task], services={"s1": info}))
+        assert worker.services == {"s1": info}
+        assert OLD not in repr(worker.services)  # nor in any log line
+        await worker.apply(Assignment(full=False, removed=["t1"]))
+        assert worker.services == {}
+    finally:
+        await worker.stop()
