@@ -2,8 +2,9 @@
 # Set up a Debian (12+) machine to run shoal and its tests. Idempotent: run it any time.
 #
 #   * Debian packages: docker.io (dockerd, containerd, runc, docker CLI), etcd-server,
-#     busybox-static (test images), docker-registry (the `shoal lab` registry), iproute2,
-#     iptables, nftables, curl, util-linux (unshare/nsenter), tini, python3-venv, criu (for
+#     busybox-static (test images), docker-registry (the `shoal lab` registry), apache2-utils
+#     (htpasswd: the password of the lab registry behind a login), iproute2, iptables,
+#     nftables, curl, util-linux (unshare/nsenter), tini, python3-venv, criu (for
 #     `docker checkpoint` on engines started with --experimental).
 #     `apt-get update` only when something is missing.
 #     Services are NOT started by the install (a policy-rc.d is in place meanwhile): tests
@@ -27,8 +28,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # ---------------------------------------------------------------- Debian packages
-packages=(docker.io etcd-server busybox-static docker-registry iproute2 iptables nftables curl
-          util-linux tini ca-certificates python3 python3-venv criu)
+packages=(docker.io etcd-server busybox-static docker-registry apache2-utils iproute2 iptables
+          nftables curl util-linux tini ca-certificates python3 python3-venv criu)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 
@@ -57,7 +58,8 @@ else
   fi
 fi
 
-for tool in dockerd containerd runc etcd busybox docker-registry unshare nsenter ip iptables curl; do
+for tool in dockerd containerd runc etcd busybox docker-registry htpasswd unshare nsenter ip \
+            iptables curl; do
   command -v "$tool" >/dev/null 2>&1 || { say "missing after install: $tool" >&2; exit 1; }
 done
 

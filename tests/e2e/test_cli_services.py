@@ -686,7 +686,9 @@ def test_healthcheck_failing(cli: Cli, cleanup: list[str]) -> None:
     assert cli.service_row("sick")["Replicas"] == "0/1"
 
 
-def test_missing_image_is_rejected(cli: Cli, cleanup: list[str]) -> None:
+def test_missing_image_is_rejected(cli: Cli, engine: Any, cleanup: list[str]) -> None:
+    """The task's error is the pull's own (here the registry can't be reached), as the engine
+    words it: not the container create's misleading `No such image`."""
     cleanup.append("noimg")
     cli.create("noimg", "no-such/image:1")
     rejected = wait_for(
@@ -698,6 +700,10 @@ def test_missing_image_is_rejected(cli: Cli, cleanup: list[str]) -> None:
         what="a Rejected task the orchestrator let go",
         log=cli.log,
     )
-    assert "no-such/image" in rejected[0]["Error"], rejected
+    status, body = engine.api("POST", "/images/create?fromImage=no-such/image&tag=1")
+    assert status >= 400, body
+    why = json.loads(body)["message"]
+    assert why and why in rejected[0]["Error"], (why, rejected)
+    assert "No such image" not in rejected[0]["Error"], rejected
     assert rejected[0]["DesiredState"] == "Shutdown", rejected
     assert cli.service_row("noimg")["Replicas"] == "0/1"

@@ -269,8 +269,10 @@ def test_up_is_idempotent(lab: LabInfo) -> None:
     assert time.monotonic() - t0 < 20
     after = lab.state()
     for node, st in before["nodes"].items():
-        for key in ("addr", "holder_pid", "dockerd_pid", "shoald_pid", "registry_pid"):
+        for key in ("addr", "holder_pid", "dockerd_pid", "shoald_pid", "registry_pid",
+                    "auth_registry_pid"):  # fmt: skip
             assert after["nodes"][node][key] == st[key], (node, key)
+    assert after["registry_password"] == before["registry_password"]
 
 
 def test_stop_and_start(lab: LabInfo) -> None:

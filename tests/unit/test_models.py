@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
+import json
 import pkgutil
 from functools import cache
 from pathlib import Path
@@ -599,7 +600,11 @@ SWAGGER_MISSPELLINGS = {("ContainerSpec", "Healthcheck"): "HealthCheck"}
 # Fields of Docker's Go types (api/types/swarm) that the swagger does not document.
 GO_ONLY = {("Service", "PreviousSpec")}
 # Kept in the store for the agent and scheduler (as SwarmKit's Task has it), never shown.
-STORE_ONLY = {("Task", "Endpoint")}
+STORE_ONLY = {
+    ("Task", "Endpoint"),
+    ("Service", "RegistryAuth"),
+    ("Service", "PreviousRegistryAuth"),
+}
 
 
 # How many models `shoal.api.models` defines: counted by hand, so that a discovery that finds
@@ -710,6 +715,22 @@ def test_store_only_fields_are_not_shown() -> None:
     task = M.Task(id="t", endpoint=M.Endpoint(ports=[M.PortConfig(target_port=80)]))
     assert "Endpoint" not in task.to_api()
     assert M.Task.model_validate_json(task.model_dump_json(by_alias=True)).endpoint is not None
+    service = M.Service(id="s", registry_auth="new", previous_registry_auth="old")
+    assert not {"RegistryAuth", "PreviousRegistryAuth"} & set(service.to_api())
+    assert "new" not in json.dumps(service.to_api()) and "old" not in json.dumps(service.to_api())
+    again = M.Service.model_validate_json(service.model_dump_json(by_alias=True))
+    assert (again.registry_auth, again.previous_registry_auth) == ("new", "old")
+
+
+def test_store_only_fields_are_listed() -> None:
+    """Every model's `STORE_ONLY` fields are the ones this module lets the swagger lack."""
+    declared = {
+        (c.__name__, c.model_fields[f].alias)
+        for c in all_models()
+        if issubclass(c, M.Meta)
+        for f in c.STORE_ONLY
+    }
+    assert declared == STORE_ONLY
 
 
 def test_swagger_check_catches_a_misspelt_alias() -> None:

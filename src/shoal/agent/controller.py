@@ -23,6 +23,7 @@ from shoal.api.errors import EngineError, TaskFailed, TaskRejected
 from shoal.api.models import NodeDescription, PortConfig, Task
 from shoal.api.naming import container_name
 from shoal.engine.client import Engine
+from shoal.rpc.messages import ServiceInfo
 
 
 @dataclass
@@ -104,7 +105,9 @@ class EngineController:
         try:
             await self.puller.ensure(image, self.registry_auth)
         except EngineError as e:
-            raise TaskRejected(f"No such image: {image}") from e
+            # The registry's own reason (no credentials, wrong ones, not reachable …): the
+            # container create would only say "No such image" (moby's executor does the same).
+            raise TaskRejected(e.message) from e
         await self._networks()
         body = create_body(self.task, self.service_name, self.ports, self.node, self.service_labels)
         try:
@@ -166,12 +169,12 @@ class EngineController:
 
 
 class Controllers(Protocol):
-    """Makes the controller of a task (the worker asks once per task)."""
+    """Makes the controller of a task (the worker asks once per task), from what the
+    assignment said of its service: name, labels, registry credentials."""
 
     def __call__(
-        self, task: Task, service_name: str, service_labels: dict[str, str] | None,
-        node: NodeDescription | None,
-    ) -> Controller: ...  # fmt: skip
+        self, task: Task, service: ServiceInfo, node: NodeDescription | None
+    ) -> Controller: ...
 
 
 class EngineControllers:
@@ -184,11 +187,10 @@ class EngineControllers:
         self.networks = networks
 
     def __call__(
-        self, task: Task, service_name: str, service_labels: dict[str, str] | None,
-        node: NodeDescription | None,
-    ) -> Controller:  # fmt: skip
+        self, task: Task, service: ServiceInfo, node: NodeDescription | None
+    ) -> Controller:
         ports = task.endpoint.ports if task.endpoint else None
         return EngineController(
-            self.engine, task, service_name, ports, self.puller, node, service_labels,
-            networks=self.networks,
+            self.engine, task, service.name, ports, self.puller, node, service.labels,
+            service.registry_auth, networks=self.networks,
         )  # fmt: skip

@@ -1,5 +1,9 @@
 """Image pulls shared by the tasks of a node: one pull per image at a time, and its outcome
-reused for a short while, so that scaling a service to 50 tasks pulls its image once."""
+reused for a short while, so that scaling a service to 50 tasks pulls its image once.
+
+A pull goes with the registry credentials of the task's service (or none): the outcome is
+kept per (image, credentials), so a task never gets the outcome of a pull made with
+credentials its service does not have, and forgotten after `REUSE` seconds."""
 
 from __future__ import annotations
 
@@ -38,10 +42,16 @@ class Puller:
                 raise
             finally:
                 del self._inflight[key]
-            self._done[key] = (time.monotonic(), error)
+            self._remember(key, error)
             fut.set_result(error)
         if error is not None:
             raise EngineError(404, error)
+
+    def _remember(self, key: tuple[str, str | None], error: str | None) -> None:
+        now = time.monotonic()
+        for old in [k for k, (at, _) in self._done.items() if now - at >= REUSE]:
+            del self._done[old]
+        self._done[key] = (now, error)
 
     async def _pull(self, image: str, auth: str | None) -> str | None:
         """None when the image can be used, else why not. An image pinned by digest that the

@@ -72,10 +72,15 @@ class Worker:
                 runner.update(task)
                 continue
             info = self.services.get(task.service_id) or ServiceInfo(name=task.service_id)
-            controller = self.controllers(task, info.name, info.labels, self.description)
+            controller = self.controllers(task, info, self.description)
             runner = TaskRunner(task, controller, self._report, self.clock)
             self.runners[task.id] = runner
             self.runner_tasks[task.id] = asyncio.create_task(runner.run())
+        # What the node knows of a service (its registry credentials among that) lasts only
+        # as long as the node has tasks of it.
+        live = {r.task.service_id for r in self.runners.values()}
+        for sid in [sid for sid in self.services if sid not in live]:
+            del self.services[sid]
 
     async def _network_state(self, state: NetworkState) -> None:
         if self.networks is None:

@@ -88,7 +88,11 @@ def up(
         _fail(f"{e}\n(the lab is left as it is: `shoal lab up` again, or `shoal lab down`)")
         return
     typer.echo(_status_table(name, notes=False))
-    typer.echo(f"registry: {result.state.registry_addr}   ({result.seconds:.1f}s)", err=True)
+    typer.echo(
+        f"registry: {result.state.registry_addr}, with a login: "
+        f"{result.state.auth_registry_addr}   ({result.seconds:.1f}s)",
+        err=True,
+    )
     if result.errors:
         for err in result.errors:
             typer.echo(f"shoal lab: {err}", err=True)
@@ -200,13 +204,35 @@ def heal(node: str = NodeArg, name: str | None = typer.Option(None, "--name", "-
 
 
 @app.command("registry")
-def registry_(name: str = NameOpt) -> None:
-    """Print the lab registry's address (images: <addr>/shoal-lab/whoami:1, :2, busybox:1)."""
-    state = load(name)
+def registry_(
+    name: str = NameOpt,
+    auth: bool = typer.Option(
+        False, "--auth", help="the registry that wants a login: print ADDRESS USER PASSWORD"
+    ),
+    password: str | None = typer.Option(
+        None, "--password", help="with --auth: give its user this new password first"
+    ),
+) -> None:
+    """Print the lab registry's address (images: <addr>/shoal-lab/whoami:1, :2, busybox:1).
+
+    With --auth: the registry behind a login (private copies of shoal-lab/whoami:1 and :2),
+    its user and its password, on one line:
+    read -r reg user pass <<<"$(shoal lab registry --auth)";
+    echo "$pass" | docker login -u "$user" --password-stdin "$reg" """
+    if password is not None and not auth:
+        _fail("--password changes the password of the registry behind a login: add --auth")
+    try:
+        state = ops.set_registry_password(name, password) if password is not None else load(name)
+    except LabError as e:
+        _fail(str(e))
+        return
     if state is None:
         _fail(f"no lab {name!r}")
         return
-    typer.echo(state.registry_addr)
+    if auth:
+        typer.echo(f"{state.auth_registry_addr} {state.registry_user} {state.registry_password}")
+    else:
+        typer.echo(state.registry_addr)
 
 
 @app.command()

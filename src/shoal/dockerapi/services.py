@@ -31,9 +31,15 @@ async def list_services(request: web.Request) -> web.StreamResponse:
     return json_response(out)
 
 
+def registry_auth(request: web.Request) -> str | None:
+    """The client's registry credentials (`--with-registry-auth`): base64url JSON, kept as
+    the client sent it."""
+    return request.headers.get("X-Registry-Auth") or None
+
+
 async def create(request: web.Request) -> web.StreamResponse:
     store = node_of(request).control()
-    service = await services.create(store, await read_json(request))
+    service = await services.create(store, await read_json(request), registry_auth(request))
     return json_response({"ID": service.id, "Warnings": None}, status=201)
 
 
@@ -54,6 +60,8 @@ async def update(request: web.Request) -> web.StreamResponse:
         query_int(request, "version"),
         await read_json(request),
         rollback=request.query.get("rollback") == "previous",
+        registry_auth=registry_auth(request),
+        auth_from=request.query.get("registryAuthFrom", "spec"),
     )
     return json_response({"Warnings": None})
 

@@ -5,16 +5,20 @@
 ``down`` can undo a half-done ``up``:
 
 1. the lab's subnet ``10.211.N.0/24``, bridge and iptables rules (``network``);
-2. in parallel: the registry host with ``docker-registry``, and every node — namespaces,
-   ``eth0`` on the bridge, dockerd, shoald (``node``);
+2. in parallel: the registry host with its two ``docker-registry`` instances (open, and
+   behind a login), and every node — namespaces, ``eth0`` on the bridge, dockerd, shoald
+   (``node``);
 3. in parallel: the lab images pushed to the registry (built into the first manager's
-   engine), and the swarm: ``swarm init`` on the first manager if it is in no swarm, then
-   ``swarm join`` of the other managers (one at a time) and of the workers (together).
+   engine; private copies of whoami to the registry behind the login), and the swarm:
+   ``swarm init`` on the first manager if it is in no swarm, then ``swarm join`` of the
+   other managers (one at a time) and of the workers (together).
    A join that fails is recorded and reported, never hidden (``swarm.py``).
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -135,6 +139,16 @@ def up(
             if not (running and registry.answers(reg.host, st.registry_addr)):
                 reg.state.registry_pid = registry.start(reg.host, st.registry_addr)
                 lab.save()
+            htpasswd = registry.htpasswd_path(reg.host)
+            if not st.registry_password or not os.path.exists(htpasswd):
+                st.registry_password = st.registry_password or secrets.token_urlsafe(12)
+                registry.write_htpasswd(htpasswd, st.registry_user, st.registry_password)
+                lab.save()
+            addr = st.auth_registry_addr
+            running = procs.alive(reg.state.auth_registry_pid)
+            if not (running and registry.answers(reg.host, addr, login=True)):
+                reg.state.auth_registry_pid = registry.start(reg.host, addr, htpasswd=htpasswd)
+                lab.save()
 
         def start_node(node: LabNode) -> None:
             node.start()
@@ -155,7 +169,13 @@ def up(
             if pushed is not None:
                 try:
                     result.images = pushed.result()
-                    progress(f"registry {st.registry_addr}: {', '.join(result.images)}")
+                    private = [i for i in result.images if i.startswith(st.auth_registry_addr)]
+                    public = [i for i in result.images if i not in private]
+                    progress(f"registry {st.registry_addr}: {', '.join(public)}")
+                    progress(
+                        f"registry {st.auth_registry_addr} (login {st.registry_user}, "
+                        f"`shoal lab registry --auth`): {', '.join(private)}"
+                    )
                 except Exception as e:  # noqa: BLE001 - reported, the lab itself is up
                     result.errors.append(f"pushing the lab images failed: {e}")
         lab.save()
@@ -177,8 +197,28 @@ def raise_first(futures: list[Any]) -> None:
 
 
 def _push_images(lab: Lab) -> list[str]:
-    first = lab.node(lab.state.node_names("manager")[0])
-    return registry.push_images(first.engine.host, lab.state.registry_addr)
+    st = lab.state
+    engine = lab.node(st.node_names("manager")[0]).engine.host
+    refs = registry.push_images(engine, st.registry_addr)
+    private = registry.push_private(
+        engine, st.registry_addr, st.auth_registry_addr, st.registry_user, st.registry_password
+    )
+    return refs + private
+
+
+def set_registry_password(lab_name: str, password: str) -> LabState:
+    """A new password for the lab's registry that wants a login (from its next request)."""
+    with locked(lab_name, create=False):
+        st = load(lab_name)
+        if st is None:
+            raise LabError(f"no lab {lab_name!r}")
+        reg = Lab(st).registry_node()
+        if reg is None or not reg.host_running:
+            raise LabError(f"lab {lab_name!r} has no registry host running (`shoal lab up`)")
+        registry.write_htpasswd(registry.htpasswd_path(reg.host), st.registry_user, password)
+        st.registry_password = password
+        st.save()
+        return st
 
 
 # ---------------------------------------------------------------------- node actions

@@ -72,7 +72,8 @@ class LabNode:
         if self.host.running:
             return
         self.host.destroy(self.state.cgroup_dirs, self.exec_roots())  # leftovers, if any
-        self.state.dockerd_pid = self.state.shoald_pid = self.state.registry_pid = None
+        self.state.dockerd_pid = self.state.shoald_pid = None
+        self.state.registry_pid = self.state.auth_registry_pid = None
 
         def record(host: Host) -> None:
             self.state.holder_pid, self.state.holder_start = host.holder_pid, host.holder_start
@@ -174,7 +175,8 @@ class LabNode:
     def kill(self) -> None:
         """SIGKILL every process of the host (the init and the network stay)."""
         self.host.kill_processes(self.state.cgroup_dirs, self.exec_roots())
-        self.state.shoald_pid = self.state.dockerd_pid = self.state.registry_pid = None
+        self.state.shoald_pid = self.state.dockerd_pid = None
+        self.state.registry_pid = self.state.auth_registry_pid = None
         self.save()
 
     def destroy(self) -> None:

@@ -4,7 +4,8 @@ Layout (``$SHOAL_LAB_DIR``, default ``/var/lib/shoal-lab``)::
 
     <base>/<lab>/lab.json              this file: the lab, its hosts, their pids
     <base>/<lab>/hosts                 /etc/hosts of every host (the lab's node names)
-    <base>/<lab>/<lab>-registry/       the registry host: registry.yml, data/, registry.log
+    <base>/<lab>/<lab>-registry/       the registry host: registry.yml, data/, registry.log;
+                                       registry-auth.yml, htpasswd, data-auth/, registry-auth.log
     <base>/<lab>/<node>/docker.sock    the node's shoald (its DOCKER_HOST)
     <base>/<lab>/<node>/shoald/        shoald's --state-dir (swarm state, etcd data)
     <base>/<lab>/<node>/engine/        the node's dockerd: data/, exec/, docker.sock, logs
@@ -35,6 +36,8 @@ SUBNET_PREFIX = "10.211"  # lab N gets 10.211.N.0/24
 MAX_MANAGERS = 89  # .11 … .99
 MAX_WORKERS = 150  # .101 … .250
 REGISTRY_PORT = 5000
+AUTH_REGISTRY_PORT = 5001  # the registry that wants a login
+REGISTRY_USER = "shoal"
 
 
 class LabError(RuntimeError):
@@ -66,6 +69,7 @@ class NodeState:
     dockerd_pid: int | None = None
     shoald_pid: int | None = None
     registry_pid: int | None = None
+    auth_registry_pid: int | None = None
     cgroup_dirs: list[str] = field(default_factory=list)
     partitioned: bool = False
     swarm: str = ""  # what `up` last did about the swarm: "", "init", "joined", "join failed: …"
@@ -82,6 +86,8 @@ class LabState:
     index: int
     created: float = field(default_factory=time.time)
     nodes: dict[str, NodeState] = field(default_factory=dict)  # in creation order
+    registry_user: str = REGISTRY_USER  # of the registry that wants a login
+    registry_password: str = ""  # made by `up`; `shoal lab registry --auth --password` sets it
 
     # -------------------------------------------------------------- derived names
 
@@ -108,6 +114,10 @@ class LabState:
     @property
     def registry_addr(self) -> str:
         return f"{SUBNET_PREFIX}.{self.index}.2:{REGISTRY_PORT}"
+
+    @property
+    def auth_registry_addr(self) -> str:
+        return f"{SUBNET_PREFIX}.{self.index}.2:{AUTH_REGISTRY_PORT}"
 
     @property
     def comment(self) -> str:

@@ -48,10 +48,13 @@ class JoinAnswer(_Message):
 
 
 class ServiceInfo(_Message):
-    """What an agent needs to know of a service to run its tasks."""
+    """What an agent needs to know of a service to run its tasks. `registry_auth`, the
+    service's registry credentials (`X-Registry-Auth`), is sent only in the assignments of a
+    node that has a task of the service, and used only to pull that task's image."""
 
     name: str
     labels: dict[str, str] | None = None
+    registry_auth: str | None = Field(default=None, repr=False)  # never in a log line
 
 
 class Assignment(_Message):

@@ -23,7 +23,10 @@ KINDS: dict[str, type[Meta]] = {
     "attachments": Attachment,
 }
 _KIND_OF: dict[type[Meta], str] = {cls: kind for kind, cls in KINDS.items()}
-SEALED: dict[str, tuple[str, ...]] = {"swarm": ("JoinTokens",)}
+SEALED: dict[str, tuple[str, ...]] = {
+    "swarm": ("JoinTokens",),
+    "services": ("RegistryAuth", "PreviousRegistryAuth"),  # the clients' registry credentials
+}
 SENSITIVE = "sensitive/"  # `/shoal/sensitive/<name>`: sealed values that are not objects
 
 T = TypeVar("T", bound=Meta)

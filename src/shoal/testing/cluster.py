@@ -37,24 +37,31 @@ from shoal.api.states import TaskState
 from shoal.manager.controlapi import services
 from shoal.manager.dispatcher.dispatcher import Dispatcher, LocalSession
 from shoal.manager.manager import Manager
-from shoal.rpc.messages import Assignment, NetworkState
+from shoal.rpc.messages import Assignment, NetworkState, encode
 from shoal.testing.clock import MockClock
 from shoal.testing.fakes import FakeEngine
 from shoal.testing.store import MemoryStore
 
 
 class Connection:
-    """An agent's session as the network would carry it (`shoal.agent.session.Session`)."""
+    """An agent's session as the network would carry it (`shoal.agent.session.Session`).
+    Every assignment it delivers is kept in `received` (as the wire would carry it: the
+    encoded message), for tests of what a node is told."""
 
-    def __init__(self, dispatcher: Dispatcher, session: LocalSession) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, session: LocalSession, received: list[str] | None = None
+    ) -> None:
         self.dispatcher = dispatcher
         self.session = session
         self.node_id = session.node_id
         self.heard = asyncio.Event()  # cleared: the network between node and manager is down
         self.heard.set()
+        self.received = received if received is not None else []
 
-    def assignments(self) -> AsyncIterator[Assignment | NetworkState]:
-        return self.session.assignments()
+    async def assignments(self) -> AsyncIterator[Assignment | NetworkState]:
+        async for a in self.session.assignments():
+            self.received.append(encode(a))
+            yield a
 
     async def report(self, statuses: dict[str, TaskStatus]) -> None:
         await self.heard.wait()
@@ -107,6 +114,7 @@ class SimNode:
     agent: asyncio.Task[None] | None = None
     connection: Connection | None = None
     connections: int = field(default=0)
+    received: list[str] = field(default_factory=list)  # every assignment, as sent (encoded)
 
 
 class SimCluster:
@@ -172,7 +180,7 @@ class SimCluster:
     def _start_agent(self, sim: SimNode) -> None:
         async def connect(description: NodeDescription) -> Connection:
             session = await self.dispatcher.register(sim.id, description, sim.name)
-            sim.connection = Connection(self.dispatcher, session)
+            sim.connection = Connection(self.dispatcher, session, sim.received)
             sim.connections += 1
             return sim.connection
 
@@ -222,9 +230,12 @@ class SimCluster:
 
     # ------------------------------------------------------------------ services
 
-    async def create(self, name: str, image: str = "busybox:1", **spec: Any) -> Service:
+    async def create(
+        self, name: str, image: str = "busybox:1", registry_auth: str | None = None, **spec: Any
+    ) -> Service:
         """`docker service create --name NAME IMAGE`, with more of the spec as Docker JSON
-        (`Mode=…`, `UpdateConfig=…`, `TaskTemplate` parts as `RestartPolicy=…`)."""
+        (`Mode=…`, `UpdateConfig=…`, `TaskTemplate` parts as `RestartPolicy=…`);
+        `registry_auth` is what `--with-registry-auth` sends."""
         template: dict[str, Any] = {"ContainerSpec": {"Image": image}}
         for key in ("RestartPolicy", "Placement", "Resources"):
             if key in spec:
@@ -232,14 +243,24 @@ class SimCluster:
         if "TaskTemplate_networks" in spec:  # network names, as `--network NAME` does
             template["Networks"] = [{"Target": n} for n in spec.pop("TaskTemplate_networks")]
         body = {"Name": name, "TaskTemplate": template, **spec}
-        return await services.create(self.store, body)
+        return await services.create(self.store, body, registry_auth)
 
-    async def update(self, name: str, change: Callable[[dict[str, Any]], None]) -> Service:
-        """`docker service update`: `change` edits the spec (Docker JSON) in place."""
+    async def update(
+        self,
+        name: str,
+        change: Callable[[dict[str, Any]], None],
+        registry_auth: str | None = None,
+        rollback: bool = False,
+    ) -> Service:
+        """`docker service update`: `change` edits the spec (Docker JSON) in place;
+        `registry_auth` as with `--with-registry-auth`; `rollback` as `docker service
+        rollback`."""
         current = services.get(self.store, name)
         body = current.spec.to_api()
         change(body)
-        return await services.update(self.store, current.id, current.version.index, body)
+        return await services.update(
+            self.store, current.id, current.version.index, body, rollback, registry_auth
+        )
 
     def service(self, name: str) -> Service:
         return services.get(self.store, name)

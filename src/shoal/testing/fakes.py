@@ -5,7 +5,9 @@ uses: description, container list and removal, the event stream) and `FakeContro
 Containers start at once and run until stopped, unless the engine is told otherwise for their
 image: `exits(image, after, code)` makes them exit by themselves `after` seconds after they
 start (on the engine's clock, so on virtual time under looptime), `rejects(image)` makes
-`prepare` fail as a missing image does.
+`prepare` fail as a missing image does, `requires_login(image, auth)` makes it fail as a
+registry that wants a login does, unless the task's controller has those credentials.
+Every prepare is recorded in `pulls` with the credentials it had.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from shoal.api import labels
 from shoal.api.errors import EngineError, TaskRejected
 from shoal.api.models import NodeDescription, Task
 from shoal.api.naming import container_name
+from shoal.rpc.messages import ServiceInfo
+
+NO_CREDENTIALS = "no basic auth credentials"  # what a registry behind a login says
+WRONG_CREDENTIALS = "unauthorized: authentication required"
 
 
 @dataclass
@@ -59,6 +65,8 @@ class FakeEngine:
         self._ids = itertools.count(1)
         self._exits: dict[str, tuple[float, int]] = {}
         self._rejects: set[str] = set()
+        self._logins: dict[str, str] = {}  # image → the registry credentials it needs
+        self.pulls: list[tuple[str, str | None]] = []  # (image, credentials) of each prepare
         self._watchers: list[asyncio.Queue[dict[str, Any]]] = []
 
     # ------------------------------------------------------------------ behaviour
@@ -68,6 +76,17 @@ class FakeEngine:
 
     def rejects(self, image: str) -> None:
         self._rejects.add(image)
+
+    def requires_login(self, image: str, auth: str) -> None:
+        self._logins[image] = auth
+
+    def refusal(self, image: str, auth: str | None) -> str | None:
+        """Why the registry refuses to give `image` with these credentials (None: it gives
+        it)."""
+        wanted = self._logins.get(image)
+        if wanted is None or auth == wanted:
+            return None
+        return WRONG_CREDENTIALS if auth else NO_CREDENTIALS
 
     def running(self, service_name: str | None = None) -> list[FakeContainer]:
         return [
@@ -132,11 +151,10 @@ class FakeEngine:
     # ------------------------------------------------------------------ containers
 
     def controllers(
-        self, task: Task, service_name: str, service_labels: dict[str, str] | None,
-        node: NodeDescription | None,
-    ) -> Controller:  # fmt: skip
+        self, task: Task, service: ServiceInfo, node: NodeDescription | None
+    ) -> Controller:
         """The `Controllers` of this engine (give it to the worker)."""
-        return FakeController(self, task, service_name)
+        return FakeController(self, task, service.name, service.registry_auth)
 
     def create(self, task: Task, service_name: str) -> FakeContainer:
         name = container_name(task, service_name)
@@ -195,10 +213,13 @@ class FakeEngine:
 class FakeController:
     """One task's container on a `FakeEngine`."""
 
-    def __init__(self, engine: FakeEngine, task: Task, service_name: str) -> None:
+    def __init__(
+        self, engine: FakeEngine, task: Task, service_name: str, registry_auth: str | None = None
+    ) -> None:
         self.engine = engine
         self.task = task
         self.service_name = service_name
+        self.registry_auth = registry_auth
         self.name = container_name(task, service_name)
 
     def _container(self) -> FakeContainer | None:
@@ -222,6 +243,10 @@ class FakeController:
         image = self.task.spec.container_spec.image if self.task.spec.container_spec else None
         if not image or image in self.engine._rejects:
             raise TaskRejected(f"No such image: {image}")
+        self.engine.pulls.append((image, self.registry_auth))
+        refusal = self.engine.refusal(image, self.registry_auth)
+        if refusal is not None:
+            raise TaskRejected(refusal)
         if self._container() is None:
             self.engine.create(self.task, self.service_name)
 

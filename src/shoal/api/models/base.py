@@ -4,7 +4,7 @@ case-insensitive field matching), the metadata of stored objects, and Docker's t
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_pascal
@@ -118,9 +118,22 @@ class Version(Model):
 
 
 class Meta(Model):
-    """ID, version and timestamps common to every stored object."""
+    """ID, version and timestamps common to every stored object.
+
+    Fields named in `STORE_ONLY` are kept in the store (sealed there, see
+    `shoal.store.kinds.SEALED`) but are no part of the object's Docker JSON: `to_api()` leaves
+    them out, so no API answer shows them."""
+
+    STORE_ONLY: ClassVar[frozenset[str]] = frozenset()
 
     id: str = ""
     version: Version = Field(default_factory=Version)
     created_at: str | None = None
     updated_at: str | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        if not self.STORE_ONLY:
+            return super().to_api()
+        return self.model_dump(
+            by_alias=True, exclude_none=True, mode="json", exclude=set(self.STORE_ONLY)
+        )

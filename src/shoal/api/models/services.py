@@ -228,12 +228,21 @@ class ServiceStatus(Model):
 
 
 class Service(Meta):
+    """A service. Its registry credentials — the client's `X-Registry-Auth` of the create or
+    update that wrote `spec` (and of the one before, with `previous_spec`) — are stored with
+    it, sealed, and never shown (moby keeps them in the spec's `PullOptions`, which the API
+    never shows either); the dispatcher hands them only to the nodes that run its tasks."""
+
+    STORE_ONLY = frozenset({"registry_auth", "previous_registry_auth"})
+
     spec: ServiceSpec = Field(default_factory=ServiceSpec)
     previous_spec: ServiceSpec | None = None
     endpoint: Endpoint | None = None  # the allocator's
     update_status: UpdateStatus | None = None
     service_status: ServiceStatus | None = None
     job_status: JobStatus | None = None
+    registry_auth: str | None = None
+    previous_registry_auth: str | None = None
 
     def endpoint_allocated(self) -> bool:
         """The allocator has given the service the endpoint its current spec asks for."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
 from shoal.api.models.base import Meta, Model
@@ -40,6 +38,10 @@ class TaskStatus(Model):
 
 
 class Task(Meta):
+    # As in SwarmKit, the allocator copies the service's endpoint onto each task. Kept in the
+    # store for the scheduler and the agent; the Docker API's Task has no such field.
+    STORE_ONLY = frozenset({"endpoint"})
+
     name: str | None = None
     labels: dict[str, str] | None = None
     spec: TaskSpec = Field(default_factory=TaskSpec)
@@ -50,14 +52,7 @@ class Task(Meta):
     desired_state: TaskState = TaskState.RUNNING
     networks_attachments: list[NetworkAttachment] | None = None
     job_iteration: JobIteration | None = None
-    # As in SwarmKit, the allocator copies the service's endpoint onto each task. Kept in the
-    # store for the scheduler and the agent; the Docker API's Task has no such field.
     endpoint: Endpoint | None = None
-
-    def to_api(self) -> dict[str, Any]:
-        data = super().to_api()
-        data.pop("Endpoint", None)
-        return data
 
 
 def up_to_date(task: Task, service: Service) -> bool:

@@ -1,6 +1,12 @@
 """Services in the control API: validate, write the spec, nothing else. The orchestrators
 and the allocator do the rest from the store; a create or update answers once the allocator
-has given the service its endpoint, so the version a client reads next is the one to update."""
+has given the service its endpoint, so the version a client reads next is the one to update.
+
+Registry credentials (the client's `X-Registry-Auth`) go with the spec they came with, as
+moby's `daemon/cluster/services.go` keeps them: a create stores them; an update stores new
+ones, or — when it sends none — keeps those of the current spec (`registryAuthFrom=spec`, the
+default) or takes those of the previous one (`previous-spec`); a rollback goes back to the
+previous spec's. They are no part of the task spec: new credentials restart no task."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from typing import Any
 from shoal.api.errors import (
     AlreadyExists,
     BadRequest,
+    DaemonError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -110,7 +117,7 @@ def _check_ports(store: Store, spec: ServiceSpec, service_id: str = "") -> None:
     )
 
 
-async def create(store: Store, body: Any) -> Service:
+async def create(store: Store, body: Any, registry_auth: str | None = None) -> Service:
     if isinstance(body, dict) and not body.get("Name"):
         body = {**body, "Name": random_name()}
     spec = parse_spec(store, body)
@@ -119,7 +126,7 @@ async def create(store: Store, body: Any) -> Service:
         raise AlreadyExists(
             f"name conflicts with an existing object: service {spec.name} already exists"
         )
-    service = Service(id=new_id(), spec=spec)
+    service = Service(id=new_id(), spec=spec, registry_auth=registry_auth or None)
     if spec.mode.kind.endswith("job"):
         service.job_status = JobStatus(job_iteration=JobIteration(index=0), last_execution=now())
     events = store.subscribe()
@@ -131,20 +138,39 @@ async def create(store: Store, body: Any) -> Service:
         store.unsubscribe(events)
 
 
+def _kept_auth(service: Service, auth_from: str) -> str | None:
+    """The credentials an update that sends none goes on with (moby's `registryAuthFrom`)."""
+    if auth_from in ("spec", ""):
+        return service.registry_auth
+    if auth_from == "previous-spec":
+        if service.previous_spec is None:
+            raise DaemonError("service does not have a previous spec")
+        return service.previous_registry_auth
+    raise DaemonError("unsupported registryAuthFrom value")
+
+
 async def update(
-    store: Store, ref: str, version: int | None, body: Any, rollback: bool = False
+    store: Store,
+    ref: str,
+    version: int | None,
+    body: Any,
+    rollback: bool = False,
+    registry_auth: str | None = None,
+    auth_from: str = "spec",
 ) -> Service:
     service = get(store, ref)
     if version is None:
         raise BadRequest("invalid service version: version must be given")
     if version != service.version.index:
         raise OutOfSequence()
+    auth = registry_auth or _kept_auth(service, auth_from)
     service = service.model_copy(deep=True)
     if rollback:
         if service.previous_spec is None:
             raise FailedPrecondition(f"service {service.id} does not have a previous spec")
         spec = service.previous_spec
         service.previous_spec = service.spec
+        auth = service.previous_registry_auth  # the previous spec's, whatever was sent
         service.update_status = UpdateStatus(
             state="rollback_started", started_at=now(), message="manually requested rollback"
         )
@@ -155,6 +181,8 @@ async def update(
         service.previous_spec = service.spec
         service.update_status = None
     service.spec = spec
+    service.previous_registry_auth = service.registry_auth
+    service.registry_auth = auth or None
     if spec.mode.kind.endswith("job") and (
         rollback
         or spec.task_template != service.previous_spec.task_template

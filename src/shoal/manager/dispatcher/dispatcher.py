@@ -45,9 +45,13 @@ def assigned(task: Task, node_id: str) -> bool:
 
 
 def service_info(service: Service | None, service_id: str) -> ServiceInfo:
+    """What a node with tasks of the service is told of it (its registry credentials among
+    that: only ever built for the services of the tasks an assignment carries)."""
     if service is None:
         return ServiceInfo(name=service_id)
-    return ServiceInfo(name=service.spec.name, labels=service.spec.labels)
+    return ServiceInfo(
+        name=service.spec.name, labels=service.spec.labels, registry_auth=service.registry_auth
+    )
 
 
 class Dispatcher:
@@ -123,6 +127,8 @@ class Dispatcher:
                 session.push(state)
 
     def _services(self, tasks: list[Task]) -> dict[str, ServiceInfo]:
+        """The services of these tasks, and no other: a node learns of a service (and gets its
+        registry credentials) only with a task of it."""
         ids = {t.service_id for t in tasks}
         return {sid: service_info(self.store.get(Service, sid), sid) for sid in ids}
 

@@ -180,6 +180,10 @@ def _set_update_status(fields: dict[str, str], rollback: bool) -> Callable[[Serv
             ):
                 return False
             service.spec, service.previous_spec = service.previous_spec, service.spec
+            service.registry_auth, service.previous_registry_auth = (
+                service.previous_registry_auth,
+                service.registry_auth,
+            )
         status = service.update_status or UpdateStatus()
         # A new update starts from a clean status; its end keeps when it started.
         data = fields if "StartedAt" in fields else {**status.to_api(), **fields}
