@@ -22,7 +22,9 @@ constant such as ``"Runtime": "container"`` or ``"ExitCode": 3``):
   the node's ``<node-id>``, the swarm's ``<swarm-id>``, the N-th task's (in the order above)
   ``<task-id-N>`` and its container's ``<container-id-N>``; any other swarm ID (25 of
   ``[0-9a-z]``) becomes ``<id>`` and any other 64-hex string ``<hex64>``;
-* every RFC 3339 time except Go's zero time ``0001-01-01T00:00:00Z`` becomes ``<time>``;
+* every RFC 3339 time except Go's zero time ``0001-01-01T00:00:00Z`` becomes ``<time>``
+  if it is written as Go writes a ``time.Time`` (UTC ``Z``, the fraction without trailing
+  zeros: ``…:05.1234Z``), else ``<time, not as Go writes it>``;
 * by key path (the last keys, list positions ignored), the value becomes ``<what:type>``
   (``type`` being its JSON type: ``str``, ``int``, ``float``, ``bool``, ``list``, ``object``;
   ``null`` stays ``null``): ``Version.Index`` (``index``; a job's ``JobIteration.Index``
@@ -249,6 +251,7 @@ def remove_service(host: str, name: str, binary: str | None = None) -> None:
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+GO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z$")  # RFC3339Nano
 SWARM_ID = re.compile(r"(?<![0-9a-z])[0-9a-z]{25}(?![0-9a-z])")
 HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 PLACEHOLDER = re.compile(r"^<[a-z0-9-]+:(str|int|float|bool|list|object)>$")
@@ -306,7 +309,7 @@ def identities(objects: dict[str, Any]) -> dict[str, str]:
 
 def _mask_string(s: str, names: dict[str, str]) -> str:
     if s != ZERO_TIME and TIME.match(s):
-        return "<time>"
+        return "<time>" if GO_TIME.match(s) else "<time, not as Go writes it>"
     for value, name in names.items():
         s = s.replace(value, name)
     s = SWARM_ID.sub("<id>", s)
