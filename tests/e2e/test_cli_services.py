@@ -341,12 +341,6 @@ def test_service_logs(cli: Cli, docker_cli: Any, swarm: Any, cleanup: list[str])
 # --------------------------------------------------------------------------- placement
 
 
-def test_constraint_role_manager_runs(cli: Cli, cleanup: list[str]) -> None:
-    cleanup.append("mgr-only")
-    cli.create("mgr-only", "--constraint", "node.role==manager", WHOAMI)
-    wait_for(lambda: running(cli.tasks("mgr-only")), what="mgr-only running", log=cli.log)
-
-
 def test_constraint_unsatisfied_then_label_added(
     cli: Cli, node_id: str, cleanup: list[str]
 ) -> None:

@@ -306,6 +306,29 @@ def test_join_tokens(init: dict[str, Any], cli: Cli) -> None:
 # --------------------------------------------------------------------------- leave (last)
 
 
+def test_no_key_or_token_secret_in_plaintext_in_etcd(
+    init: dict[str, Any], cli: Cli, shoald: Any
+) -> None:
+    """The root CA's private key and the join tokens' secrets are sealed before they reach
+    etcd: none of them is anywhere in its data directory (database, WAL, snapshots), not even
+    the tokens replaced by a rotation."""
+    tokens = [cli.ok("swarm", "join-token", "-q", role).strip() for role in ("worker", "manager")]
+    cli.ok("swarm", "join-token", "--rotate", "worker")
+    tokens.append(cli.ok("swarm", "join-token", "-q", "worker").strip())
+    assert len(set(tokens)) == 3
+    secrets = [TOKEN.match(t).group(2).encode() for t in tokens]  # type: ignore[union-attr]
+    etcd_dir = shoald.state_dir / "swarm" / "etcd"
+    files = [f for f in etcd_dir.rglob("*") if f.is_file()]
+    assert any(f.suffix == ".wal" for f in files) and any(f.name == "db" for f in files)
+    # The swarm's objects are there in plaintext (so the search can find things)...
+    blob = b"".join(f.read_bytes() for f in files)
+    assert init["node_id"].encode() in blob
+    # ...but no private key and no token secret.
+    assert b"PRIVATE KEY" not in blob
+    for secret in secrets:
+        assert secret not in blob
+
+
 def test_leave_force(init: dict[str, Any], cli: Cli, engine: Any) -> None:
     cluster = cli.ok("info", "--format", "{{.Swarm.Cluster.ID}}").strip()
     sid = cli.ok("service", "create", "-d", "--name", "left-behind", WHOAMI).strip()

@@ -235,6 +235,34 @@ def test_force_and_noop_updates(cli: Cli, swarm: Any, cleanup: list[str]) -> Non
         assert len(ts) == 2 and live(ts[1]) and ts[0]["DesiredState"] == "shutdown", (slot, ts)
 
 
+def test_publish_add_and_rm_roll_the_tasks(
+    cli: Cli, swarm: Any, engine: Any, cleanup: list[str]
+) -> None:
+    """`--publish-add` / `--publish-rm` (host mode) replace the tasks: the port answers once
+    the update is done, and no longer after it is removed."""
+    cleanup.append("upd")
+    cli.converge("upd", "--replicas", "2", WHOAMI)
+    before = {t["ID"] for t in tasks(swarm, "upd")}
+
+    def answers() -> bool:
+        try:
+            return engine.http_get(18088, "/")[0] == 200
+        except OSError:
+            return False
+
+    assert not answers()
+    rc, out = update(cli, "--publish-add", "published=18088,target=80,mode=host", "upd")
+    converged(cli, rc, out)
+    added = [t for t in tasks(swarm, "upd") if live(t)]
+    assert len(added) == 2 and not before & {t["ID"] for t in added}, added
+    wait_for(answers, timeout=10, what=":18088 answering", log=cli.log)
+    rc, out = update(cli, "--publish-rm", "18088", "upd")
+    converged(cli, rc, out)
+    removed = [t for t in tasks(swarm, "upd") if live(t)]
+    assert len(removed) == 2 and not {t["ID"] for t in added} & {t["ID"] for t in removed}
+    wait_for(lambda: not answers(), timeout=10, what=":18088 closed", log=cli.log)
+
+
 # --------------------------------------------------------------------------- failures
 
 

@@ -370,6 +370,27 @@ def test_worker_refuses_control_plane_calls(lab: Lab) -> None:
         assert f"Error response from daemon: {WORKER_REFUSAL}" in err, (args, err)
 
 
+def test_role_constraints_choose_the_manager_or_the_workers(lab: Lab) -> None:
+    """`node.role==manager` runs only on m1, `node.role==worker` only on the workers (m1 is
+    still active here: the `web` fixture drains it later)."""
+    try:
+        lab.manager.create("on-mgr", "--replicas", "3", "--constraint", "node.role==manager",
+                           lab.whoami)  # fmt: skip
+        lab.manager.create("on-wrk", "--replicas", "6", "--constraint", "node.role==worker",
+                           lab.whoami)  # fmt: skip
+        for name, count in (("on-mgr", 3), ("on-wrk", 6)):
+            wait_until(
+                lambda name=name, count=count: None
+                if len(lab.running_tasks(name)) == count
+                else f"{len(lab.running_tasks(name))} of {name} running",
+                timeout=60, what=f"{count} {name} running", log=lab.logs,
+            )  # fmt: skip
+        assert set(lab.per_node("on-mgr")) == {lab.node("m1")}
+        assert set(lab.per_node("on-wrk")) == {lab.node(w) for w in WORKERS}
+    finally:
+        lab.manager.rm("on-mgr", "on-wrk")
+
+
 def test_replicas_spread_over_the_workers(lab: Lab, web: str) -> None:
     rows = {r["Hostname"]: r["Availability"] for r in lab.node_rows()}
     assert rows[lab.node("m1")] == "Drain"

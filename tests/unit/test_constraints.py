@@ -8,6 +8,7 @@ import pytest
 from shoal.api.constraints import (
     Constraint,
     ConstraintError,
+    constraints_match,
     equal_fold,
     go_trim_space,
     node_matches,
@@ -117,7 +118,7 @@ def test_match_and_operator():
 
 # ---------------------------------------------------------------- matching nodes
 
-NODE = {
+NODE_JSON = {
     "ID": "node1id",
     "Spec": {"Role": "manager", "Availability": "active", "Labels": {"Zone": "East"}},
     "Description": {
@@ -127,6 +128,7 @@ NODE = {
     },
     "Status": {"State": "ready", "Addr": "10.0.0.5"},
 }
+NODE = Node.model_validate(NODE_JSON)
 
 
 def _matches(*exprs, node=NODE, **kw):
@@ -186,7 +188,7 @@ def test_all_constraints_must_hold():
 
 
 def test_missing_description_matches_empty_value():
-    bare = {"ID": "n", "Spec": {"Role": "worker"}}
+    bare = Node.model_validate({"ID": "n", "Spec": {"Role": "worker"}})
     assert _matches("node.hostname!=host-1", node=bare)
     assert not _matches("node.hostname==host-1", node=bare)
     assert _matches("node.platform.os!=linux", "engine.labels.x!=y", node=bare)
@@ -205,7 +207,15 @@ def test_constraint_matches_shortcut():
 
 
 def test_pydantic_node_model():
-    node = Node.model_validate(NODE)
+    node = Node.model_validate(NODE_JSON)
     assert _matches("node.hostname==host-1", "node.labels.Zone==east", node=node)
     assert _matches("engine.labels.disk==ssd", "node.ip==10.0.0.5", node=node)
     assert not _matches("node.platform.os==windows", node=node)
+
+
+def test_constraints_match_helper():
+    n = Node.model_validate({"ID": "n1", "Spec": {"Labels": {"a": "b"}}})
+    assert constraints_match(None, n)
+    assert constraints_match(["node.labels.a==b"], n)
+    assert not constraints_match(["node.labels.a==c"], n)
+    assert constraints_match(["bogus"], n)  # unparsable = no constraints (swarmkit)

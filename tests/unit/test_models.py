@@ -4,7 +4,9 @@ response bodies, and every declared field name checked against the Engine API sw
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
+import pkgutil
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -581,12 +583,31 @@ GO_ONLY = {("Service", "PreviousSpec")}
 STORE_ONLY = {("Task", "Endpoint")}
 
 
+# How many models `shoal.api.models` defines: counted by hand, so that a discovery that finds
+# nothing (or misses a module) fails here instead of checking nothing. Change it with the models.
+MODEL_COUNT = 45
+
+
 def all_models() -> list[type[M.Model]]:
+    """Every model class defined in `shoal.api.models`, in any of its modules."""
+    modules = [M] + [
+        importlib.import_module(f"{M.__name__}.{info.name}")
+        for info in pkgutil.iter_modules(getattr(M, "__path__", []))
+    ]
     return [
         c
-        for _, c in inspect.getmembers(M, inspect.isclass)
-        if issubclass(c, M.Model) and c is not M.Model and c.__module__ == M.__name__
+        for module in modules
+        for _, c in inspect.getmembers(module, inspect.isclass)
+        if issubclass(c, M.Model) and c is not M.Model and c.__module__ == module.__name__
     ]
+
+
+def test_every_model_is_found_and_exported() -> None:
+    models = all_models()
+    assert len(models) == MODEL_COUNT, sorted(c.__name__ for c in models)
+    assert len({c.__name__ for c in models}) == len(models), "two models share a name"
+    unexported = [c.__name__ for c in models if getattr(M, c.__name__, None) is not c]
+    assert not unexported, f"export these from {M.__name__}: {unexported}"
 
 
 @cache

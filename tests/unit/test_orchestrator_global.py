@@ -14,7 +14,7 @@ from test_orchestrator_helpers import (
 )
 
 from shoal.manager.orchestrator.eligible import eligible_nodes, node_usable
-from shoal.manager.orchestrator.services import reconcile_global
+from shoal.manager.orchestrator.global_ import reconcile_global
 
 # ---------------------------------------------------------------- eligibility
 

@@ -19,6 +19,7 @@ from shoal.api.models import (
     UpdateStatus,
     format_time,
 )
+from shoal.api.states import TaskState
 from shoal.manager.orchestrator.plan import Plan
 
 T0 = 1_700_000_000.0
@@ -106,7 +107,8 @@ def task(
     exit_code: int | None = None,
 ) -> Task:
     """A task of `svc` in `slot` (replicated) or on `node` (global: pass slot=None).
-    `image` gives the task an older spec than the service's; `ended` is the status timestamp."""
+    `image` gives the task an older spec than the service's; `ended` is when its status was
+    reported (the status timestamp and the store's `UpdatedAt`)."""
     tmpl = svc.spec.task_template.to_api()
     if image is not None:
         tmpl["ContainerSpec"]["Image"] = image
@@ -121,6 +123,7 @@ def task(
         "Spec": tmpl,
         "DesiredState": desired,
         "CreatedAt": ts(created),
+        "UpdatedAt": ts(ended if ended is not None else created),
         "Status": {"State": state, "Timestamp": ts(ended if ended is not None else created)},
     }
     if exit_code is not None:
@@ -187,11 +190,11 @@ def apply(tasks: Iterable[Task], plan: Plan, *, now: float, node: str | None = "
 
 
 def set_state(tasks: list[Task], tid: str, state: str, *, at: float) -> None:
-    """The agent reports a new observed state for task `tid`."""
+    """The agent reports a new observed state for task `tid` (the store writes it at `at`)."""
     for t in tasks:
         if t.id == tid:
-            t.status.state = state
-            t.status.timestamp = ts(at)
+            t.status.state = TaskState(state)
+            t.status.timestamp = t.updated_at = ts(at)
             return
     raise KeyError(tid)
 
@@ -219,8 +222,8 @@ def agent_step(tasks: list[Task], *, at: float, start: bool = True, stop: bool =
             "running",
         )
         if stop and active and t.desired_state in ("shutdown", "remove"):
-            t.status.state = "shutdown"
-            t.status.timestamp = ts(at)
+            t.status.state = TaskState.SHUTDOWN
+            t.status.timestamp = t.updated_at = ts(at)
         elif start and t.desired_state == "running" and active and t.status.state != "running":
-            t.status.state = "running"
-            t.status.timestamp = ts(at)
+            t.status.state = TaskState.RUNNING
+            t.status.timestamp = t.updated_at = ts(at)

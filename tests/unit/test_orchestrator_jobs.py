@@ -18,7 +18,7 @@ from test_orchestrator_helpers import (
 
 from shoal.api.models import Task
 from shoal.manager.orchestrator.jobs import iteration_of, job_counts, reconcile_job
-from shoal.manager.orchestrator.plan import restart_condition, should_restart
+from shoal.manager.orchestrator.restart import restart_condition, should_restart
 
 ACTIVE = {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running"}
 

@@ -19,9 +19,10 @@ from test_orchestrator_helpers import (
     task,
 )
 
+from shoal.api.defaults import RESTART_DELAY as DEFAULT_RESTART_DELAY
 from shoal.api.states import TaskState
-from shoal.manager.orchestrator.plan import DEFAULT_RESTART_DELAY, Plan
-from shoal.manager.orchestrator.services import reconcile_replicated, replicas_of
+from shoal.manager.orchestrator.plan import Plan
+from shoal.manager.orchestrator.replicated import reconcile_replicated, replicas_of
 
 
 def slots_of(tasks) -> list[int]:  # noqa: ANN001

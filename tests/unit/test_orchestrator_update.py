@@ -19,11 +19,14 @@ from test_orchestrator_helpers import (
     ts,
 )
 
-from shoal.api.models import Service, Task
+from shoal.api.models import Service, Task, up_to_date
+from shoal.manager.orchestrator.global_ import reconcile_global
 from shoal.manager.orchestrator.orchestrator import Orchestrator
-from shoal.manager.orchestrator.plan import Plan, up_to_date
-from shoal.manager.orchestrator.services import reconcile_global, reconcile_replicated
+from shoal.manager.orchestrator.plan import Plan
+from shoal.manager.orchestrator.replicated import reconcile_replicated
+from shoal.manager.orchestrator.times import TaskTimes
 from shoal.store.store import Event
+from shoal.testing.store import MemoryStore
 
 NEW, OLD = "busybox:2", "busybox:1"
 
@@ -401,9 +404,9 @@ def test_failure_counts_only_within_the_monitor_period_after_running() -> None:
     """A new task that ran longer than the monitor period before failing does not stop the
     update; one that failed sooner, or was never seen running, does (SwarmKit's rule)."""
     svc, tasks = failing_update(None)  # bad1 failed after the update started; monitor 5 s
-    late = reconcile_replicated(svc, tasks, all_ok, T0 + 10, {"bad1": 7.5})
+    late = reconcile_replicated(svc, tasks, all_ok, T0 + 10, TaskTimes(ran={"bad1": 7.5}))
     assert late.update_status is None
-    soon = reconcile_replicated(svc, tasks, all_ok, T0 + 10, {"bad1": 4.5})
+    soon = reconcile_replicated(svc, tasks, all_ok, T0 + 10, TaskTimes(ran={"bad1": 4.5}))
     assert soon.update_status is not None and soon.update_status["State"] == "paused"
     never_seen = reconcile_replicated(svc, tasks, all_ok, T0 + 10)
     assert never_seen.update_status is not None
@@ -420,7 +423,7 @@ def test_orchestrator_measures_how_long_tasks_ran() -> None:
     """The orchestrator notes when a task reaches running and, when it ends, how long it ran
     (its own clock); a task already running when the orchestrator started is not measured."""
     clock = [100.0]
-    orch = Orchestrator(store=None, clock=lambda: clock[0])  # type: ignore[arg-type]
+    orch = Orchestrator(store=MemoryStore(), clock=lambda: clock[0])
     svc = service(replicas=1)
 
     def change(old: Task | None, new: Task) -> None:
@@ -435,9 +438,9 @@ def test_orchestrator_measures_how_long_tasks_ran() -> None:
     change(running, running)  # a status message changes: still the same start
     clock[0] = 104.0
     change(running, failed)
-    assert orch.ran_for == {"t1": 4.0} and not orch.started
+    assert orch.times.ran == {"t1": 4.0} and not orch.times.running
     old = task(svc, 2, "running", tid="t2")
     change(old, task(svc, 2, "failed", tid="t2"))
-    assert "t2" not in orch.ran_for
+    assert "t2" not in orch.times.ran
     orch.handle([Event("tasks", "t1", failed, None)])
-    assert orch.ran_for == {}
+    assert orch.times.ran == {}

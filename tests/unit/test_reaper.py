@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from test_orchestrator_helpers import T0, all_ok, apply, service, task
 
+from shoal.api.defaults import TASK_HISTORY_RETENTION as DEFAULT_RETENTION
 from shoal.api.models import Task
-from shoal.manager.orchestrator.reaper import DEFAULT_RETENTION, doomed
-from shoal.manager.orchestrator.services import reconcile_replicated
+from shoal.manager.orchestrator.reaper import doomed
+from shoal.manager.orchestrator.replicated import reconcile_replicated
 
 SVC = service("svc1", replicas=1)
 OTHER = service("svc2", replicas=1)

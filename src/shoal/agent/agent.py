@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
+from shoal.agent.controller import Controllers
 from shoal.agent.session import Session
 from shoal.agent.worker import Worker
 from shoal.api.models import EngineDescription, NodeDescription, Platform, Resources
-from shoal.engine.client import Engine
+from shoal.engine.client import EngineAPI
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 2.0  # seconds between reconnect attempts, at most
 
 
-async def describe(engine: Engine) -> NodeDescription:
+async def describe(engine: EngineAPI) -> NodeDescription:
     info = await engine.info()
     labels = {}
     for item in info.get("Labels") or []:
@@ -42,14 +44,16 @@ async def describe(engine: Engine) -> NodeDescription:
 class Agent:
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineAPI,
         node_id: str,
         connect: Callable[[NodeDescription], Awaitable[Session]],
+        controllers: Controllers,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.node_id = node_id
         self.connect = connect
-        self.worker = Worker(engine, node_id)
+        self.worker = Worker(engine, node_id, controllers, clock)
 
     async def run(self) -> None:
         backoff = 0.1

@@ -10,10 +10,9 @@ from typing import Any
 
 from shoal.agent import template
 from shoal.api import labels
+from shoal.api.defaults import STOP_GRACE_PERIOD
 from shoal.api.models import ContainerSpec, NodeDescription, PortConfig, Task
 from shoal.api.naming import container_name
-
-DEFAULT_STOP_GRACE = 10_000_000_000
 
 
 def swarm_labels(task: Task, service_name: str) -> dict[str, str]:
@@ -29,7 +28,7 @@ def swarm_labels(task: Task, service_name: str) -> dict[str, str]:
 
 def stop_timeout(spec: ContainerSpec) -> int:
     """The stop grace period in whole seconds, as the engine's stop call takes it."""
-    ns = spec.stop_grace_period if spec.stop_grace_period is not None else DEFAULT_STOP_GRACE
+    ns = spec.stop_grace_period if spec.stop_grace_period is not None else STOP_GRACE_PERIOD
     return max(0, -(-ns // 1_000_000_000))
 
 

@@ -6,7 +6,6 @@ Docker Engine API, `shoal.testing.fakes.FakeController` in memory.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,7 +16,7 @@ from shoal.agent.container import (
 )
 from shoal.agent.images import Puller
 from shoal.api import labels
-from shoal.api.errors import EngineError
+from shoal.api.errors import EngineError, TaskFailed, TaskRejected
 from shoal.api.models import NodeDescription, PortConfig, Task
 from shoal.api.naming import container_name
 from shoal.engine.client import Engine
@@ -36,14 +35,6 @@ class Observed:
     pid: int | None = None
     error: str | None = None
     ports: list[PortConfig] | None = None
-
-
-class Rejected(Exception):
-    """The task can never run here (bad image, invalid configuration)."""
-
-
-class Failed(Exception):
-    """The container could not be started."""
 
 
 class Controller(Protocol):
@@ -104,11 +95,11 @@ class EngineController:
         spec = self.task.spec.container_spec
         image = spec.image if spec else None
         if not image:
-            raise Rejected("no image")
+            raise TaskRejected("no image")
         try:
             await self.puller.ensure(image, self.registry_auth)
         except EngineError as e:
-            raise Rejected(f"No such image: {image}") from e
+            raise TaskRejected(f"No such image: {image}") from e
         body = create_body(self.task, self.service_name, self.ports, self.node, self.service_labels)
         try:
             await self.engine.request(
@@ -118,7 +109,7 @@ class EngineController:
             if e.status == 409 and (await self.inspect()).exists:
                 return  # created by an earlier attempt
             if e.status in (400, 404):
-                raise Rejected(e.message) from e
+                raise TaskRejected(e.message) from e
             raise
 
     async def start(self) -> None:
@@ -128,7 +119,7 @@ class EngineController:
             if e.status == 304:
                 return
             if e.status in (400, 404, 500):
-                raise Failed(f"starting container failed: {e.message}") from e
+                raise TaskFailed(f"starting container failed: {e.message}") from e
             raise
 
     async def stop(self) -> None:
@@ -153,5 +144,27 @@ class EngineController:
                 raise
 
 
-async def sleep_forever() -> None:
-    await asyncio.Event().wait()
+class Controllers(Protocol):
+    """Makes the controller of a task (the worker asks once per task)."""
+
+    def __call__(
+        self, task: Task, service_name: str, service_labels: dict[str, str] | None,
+        node: NodeDescription | None,
+    ) -> Controller: ...  # fmt: skip
+
+
+class EngineControllers:
+    """`Controllers` on the node's engine, sharing one image puller."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.puller = Puller(engine)
+
+    def __call__(
+        self, task: Task, service_name: str, service_labels: dict[str, str] | None,
+        node: NodeDescription | None,
+    ) -> Controller:  # fmt: skip
+        ports = task.endpoint.ports if task.endpoint else None
+        return EngineController(
+            self.engine, task, service_name, ports, self.puller, node, service_labels
+        )

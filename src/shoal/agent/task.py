@@ -14,8 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from shoal.agent.controller import Controller, Failed, Observed, Rejected
-from shoal.api.models import ContainerStatus, PortStatus, Task, TaskStatus, now
+from shoal.agent.controller import Controller, Observed
+from shoal.api.errors import TaskFailed, TaskRejected
+from shoal.api.models import ContainerStatus, PortStatus, Task, TaskStatus, timestamp
 from shoal.api.states import TaskState
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,15 @@ class TaskRunner:
     """Runs until the task is terminal and its desired state says so; `update()` delivers a
     newer copy of the task (desired-state changes); `poke()` says the container changed."""
 
-    def __init__(self, task: Task, controller: Controller, report: Reporter) -> None:
+    def __init__(
+        self,
+        task: Task,
+        controller: Controller,
+        report: Reporter,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.task = task
+        self.clock = clock
         self.controller = controller
         self.report = report
         self.status = task.status.model_copy(deep=True)
@@ -103,7 +111,7 @@ class TaskRunner:
 
     async def _look(self) -> Observed:
         self._stale = False
-        self._looked_at = time.time()
+        self._looked_at = self.clock()
         return await self.controller.inspect()
 
     @property
@@ -130,10 +138,10 @@ class TaskRunner:
                     )
                     seen = await self._look()
                 failures = 0
-            except Rejected as e:
+            except TaskRejected as e:
                 await self._set(S.REJECTED, "preparing", err=str(e))
                 continue
-            except Failed as e:
+            except TaskFailed as e:
                 await self._set(S.FAILED, "starting", err=str(e))
                 continue
             except Exception as e:  # noqa: BLE001 - engine trouble: retry with back-off
@@ -165,7 +173,9 @@ class TaskRunner:
     ) -> None:
         if state < self.state:
             return
-        status = TaskStatus(timestamp=now(), state=state, message=message, err=err)
+        status = TaskStatus(
+            timestamp=timestamp(self.clock()), state=state, message=message, err=err
+        )
         if seen is not None and seen.container_id:
             status.container_status = ContainerStatus(
                 container_id=seen.container_id,

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
-from shoal.agent.controller import Controller, EngineController
-from shoal.agent.images import Puller
+from shoal.agent.controller import Controllers
 from shoal.agent.session import Session
 from shoal.agent.task import TaskRunner
 from shoal.api import labels
-from shoal.api.models import NodeDescription, Task, TaskStatus
-from shoal.engine.client import Engine
+from shoal.api.models import NodeDescription, TaskStatus
+from shoal.engine.client import EngineAPI
 from shoal.rpc.messages import Assignment, ServiceInfo
 
 log = logging.getLogger(__name__)
@@ -25,27 +25,21 @@ REPORT_INTERVAL = 0.01  # gathers a burst; a report in flight gathers the next
 class Worker:
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineAPI,
         node_id: str,
-        controller_factory: Callable[[Task, ServiceInfo], Controller] | None = None,
+        controllers: Controllers,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.node_id = node_id
+        self.controllers = controllers
+        self.clock = clock
         self.runners: dict[str, TaskRunner] = {}
         self.runner_tasks: dict[str, asyncio.Task[None]] = {}
         self.services: dict[str, ServiceInfo] = {}
         self._pending: dict[str, TaskStatus] = {}
         self._pending_event = asyncio.Event()
-        self._by_container: dict[str, str] = {}
-        self.puller = Puller(engine)
         self.description: NodeDescription | None = None  # set by the agent
-        self.controller_factory = controller_factory or self._engine_controller
-
-    def _engine_controller(self, task: Task, info: ServiceInfo) -> Controller:
-        ports = task.endpoint.ports if task.endpoint else None
-        return EngineController(
-            self.engine, task, info.name, ports, self.puller, self.description, info.labels
-        )
 
     async def run(self, session: Session) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -70,7 +64,8 @@ class Worker:
                 runner.update(task)
                 continue
             info = self.services.get(task.service_id) or ServiceInfo(name=task.service_id)
-            runner = TaskRunner(task, self.controller_factory(task, info), self._report)
+            controller = self.controllers(task, info.name, info.labels, self.description)
+            runner = TaskRunner(task, controller, self._report, self.clock)
             self.runners[task.id] = runner
             self.runner_tasks[task.id] = asyncio.create_task(runner.run())
 

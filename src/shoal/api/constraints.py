@@ -3,8 +3,8 @@
 `parse_constraints(["node.role==manager", "node.labels.zone != east"])` gives `Constraint`s or
 raises `ConstraintError` with swarmkit's own text (`key 'x y' is invalid`, `value 'a<b' is
 invalid`, `constraint expected one operator from ==, !=`). `node_matches(constraints, node)`
-says whether a node satisfies all of them; the node is Docker JSON (a dict) or a
-`shoal.api.models.Node`.
+says whether a `shoal.api.models.Node` satisfies all of them; `constraints_match(exprs, node)`
+does both for the scheduler and the orchestrators (unparsable expressions match any node).
 
 Go details kept on purpose: the regexps are RE2's (ASCII `\\s`, `(?i)` folding which also
 admits the Kelvin sign and long s), `strings.TrimSpace` trims Unicode white space only, and
@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+
+from shoal.api.errors import ConstraintError
+from shoal.api.models import Node
 
 __all__ = [
     "ENGINE_LABEL_PREFIX",
@@ -28,6 +30,7 @@ __all__ = [
     "OPERATORS",
     "Constraint",
     "ConstraintError",
+    "constraints_match",
     "equal_fold",
     "go_trim_space",
     "node_matches",
@@ -50,17 +53,6 @@ _GO_SPACE = (
     "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-
-
-class ConstraintError(ValueError):
-    """A constraint expression swarmkit's parser rejects; str() is swarmkit's message."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def go_trim_space(s: str) -> str:
@@ -107,8 +99,8 @@ class Constraint:
         found = any(equal_fold(self.exp, w) for w in whats)
         return found if self.equal else not found
 
-    def matches(self, node: Any, *, role: str | None = None) -> bool:
-        """Does `node` (Docker JSON dict or models.Node) satisfy this constraint?"""
+    def matches(self, node: Node, *, role: str | None = None) -> bool:
+        """Does `node` satisfy this constraint?"""
         return node_matches((self,), node, role=role)
 
     def __str__(self) -> str:
@@ -137,18 +129,6 @@ def parse_constraints(exprs: Iterable[str] | None) -> list[Constraint]:
 
 
 # ---------------------------------------------------------------- reading a node
-
-
-def _get(obj: Any, json_name: str, attr: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(json_name)
-    return getattr(obj, attr, None)
-
-
-def _str(v: Any) -> str:
-    return v if isinstance(v, str) else ""
 
 
 def _has_prefix(key: str, prefix: str) -> bool:
@@ -182,38 +162,53 @@ def _ip_matches(c: Constraint, node_addr: str) -> bool:
     return False  # malformed address or network never matches
 
 
-def node_matches(constraints: Iterable[Constraint], node: Any, *, role: str | None = None) -> bool:
+def node_matches(constraints: Iterable[Constraint], node: Node, *, role: str | None = None) -> bool:
     """swarmkit `constraint.NodeMatches`.
 
-    `node` is a Docker JSON Node dict or a `models.Node`. `node.role` compares against `role`
-    when given (swarmkit uses the node's *observed* role), else against `Spec.Role`.
+    `node.role` compares against `role` when given (swarmkit uses the node's *observed*
+    role), else against `Spec.Role`.
     """
-    spec = _get(node, "Spec", "spec")
-    desc = _get(node, "Description", "description")
+    spec = node.spec
+    desc = node.description
+    platform = desc.platform if desc is not None else None
     for c in constraints:
         key = c.key
         if equal_fold(key, "node.id"):
-            ok = c.match(_str(_get(node, "ID", "id")))
+            ok = c.match(node.id)
         elif equal_fold(key, "node.hostname"):
-            ok = c.match(_str(_get(desc, "Hostname", "hostname")))
+            ok = c.match((desc.hostname if desc is not None else None) or "")
         elif equal_fold(key, "node.ip"):
-            addr = _str(_get(_get(node, "Status", "status"), "Addr", "addr"))
-            ok = _ip_matches(c, addr)
+            ok = _ip_matches(c, node.status.addr or "")
         elif equal_fold(key, "node.role"):
-            ok = c.match(role if role is not None else _str(_get(spec, "Role", "role")))
+            ok = c.match(role if role is not None else spec.role)
         elif equal_fold(key, "node.platform.os"):
-            ok = c.match(_str(_get(_get(desc, "Platform", "platform"), "OS", "os")))
+            ok = c.match((platform.os if platform is not None else None) or "")
         elif equal_fold(key, "node.platform.arch"):
-            platform = _get(desc, "Platform", "platform")
-            ok = c.match(_str(_get(platform, "Architecture", "architecture")))
+            ok = c.match((platform.architecture if platform is not None else None) or "")
         elif _has_prefix(key, NODE_LABEL_PREFIX):
-            labels = _get(spec, "Labels", "labels") or {}
-            ok = c.match(_str(labels.get(key[len(NODE_LABEL_PREFIX) :], "")))
+            labels = spec.labels or {}
+            ok = c.match(labels.get(key[len(NODE_LABEL_PREFIX) :], ""))
         elif _has_prefix(key, ENGINE_LABEL_PREFIX):
-            labels = _get(_get(desc, "Engine", "engine"), "Labels", "labels") or {}
-            ok = c.match(_str(labels.get(key[len(ENGINE_LABEL_PREFIX) :], "")))
+            engine = desc.engine if desc is not None else None
+            labels = (engine.labels if engine is not None else None) or {}
+            ok = c.match(labels.get(key[len(ENGINE_LABEL_PREFIX) :], ""))
         else:
             ok = False  # key outside the known syntax
         if not ok:
             return False
     return True
+
+
+def constraints_match(constraints: list[str] | None, node: Node) -> bool:
+    """True if `node` satisfies the `Placement.Constraints` expressions.
+
+    Unparsable expressions (the API rejects them first) count as no constraints, as in
+    swarmkit's orchestrators.
+    """
+    if not constraints:
+        return True
+    try:
+        parsed = parse_constraints(constraints)
+    except ConstraintError:
+        return True
+    return node_matches(parsed, node)

@@ -1,20 +1,28 @@
-"""SwarmKit's defaults for absent spec fields: shown by `insertDefaults=true` (as `docker
-service inspect` asks), and applied before task specs are compared, so that a spec that spells
-a default out means the same as one that leaves it away."""
+"""Every default shoal applies, in one place: SwarmKit's for absent spec fields (shown by
+`insertDefaults=true`, as `docker service inspect` asks, and applied before task specs are
+compared, so that a spec that spells a default out means the same as one that leaves it
+away), and the swarm's settings at `swarm init`. Durations in nanoseconds."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
+SECOND = 1_000_000_000
+STOP_GRACE_PERIOD = 10 * SECOND
+RESTART_DELAY = 5 * SECOND
+UPDATE_MONITOR = 5 * SECOND
+HEARTBEAT_PERIOD = 1 * SECOND  # shoal's; Docker's is 5 s (DESIGN: a dead node's tasks move in 5 s)
+TASK_HISTORY_RETENTION = 5
+
 _UPDATE = {
-    "Parallelism": 1, "FailureAction": "pause", "Monitor": 5_000_000_000,
+    "Parallelism": 1, "FailureAction": "pause", "Monitor": UPDATE_MONITOR,
     "MaxFailureRatio": 0, "Order": "stop-first",
 }  # fmt: skip
 TASK_DEFAULTS: dict[str, Any] = {
-    "ContainerSpec": {"StopGracePeriod": 10_000_000_000},
+    "ContainerSpec": {"StopGracePeriod": STOP_GRACE_PERIOD},
     "Resources": {"Limits": {}, "Reservations": {}},
-    "RestartPolicy": {"Condition": "any", "Delay": 5_000_000_000, "MaxAttempts": 0},
+    "RestartPolicy": {"Condition": "any", "Delay": RESTART_DELAY, "MaxAttempts": 0},
     "Placement": {},
 }
 SERVICE_DEFAULTS: dict[str, Any] = {
@@ -45,10 +53,10 @@ def with_defaults(service: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- the swarm
 
 SWARM_DEFAULTS: dict[str, dict[str, Any]] = {
-    "Orchestration": {"TaskHistoryRetentionLimit": 5},
+    "Orchestration": {"TaskHistoryRetentionLimit": TASK_HISTORY_RETENTION},
     "Raft": {"SnapshotInterval": 10000, "KeepOldSnapshots": 0,
              "LogEntriesForSlowFollowers": 500, "ElectionTick": 10, "HeartbeatTick": 1},
-    "Dispatcher": {"HeartbeatPeriod": 1_000_000_000},
+    "Dispatcher": {"HeartbeatPeriod": HEARTBEAT_PERIOD},
     "CAConfig": {"NodeCertExpiry": 7_776_000_000_000_000},
     "TaskDefaults": {},
     "EncryptionConfig": {"AutoLockManagers": False},

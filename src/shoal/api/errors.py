@@ -47,6 +47,29 @@ class Deposed(ShoalError):
     status = 503
 
 
+class TaskRejected(Exception):
+    """A task can never run on this node (bad image, invalid configuration)."""
+
+
+class TaskFailed(Exception):
+    """A task's container could not be started."""
+
+
+class ConstraintError(ValueError):
+    """A constraint expression swarmkit's parser rejects; str() is swarmkit's message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SealError(Exception):
+    """A sealed value that does not open with this swarm's data key."""
+
+
 class EngineError(ShoalError):
     """An error answer of the node's own engine, with its status."""
 
@@ -140,9 +163,16 @@ NO_LEADER = (
 )
 
 
-INVALID_JOIN_TOKEN = (
-    "rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster"
-)
+class NoLeader(_RPCText, Unavailable):
+    """The cluster store cannot answer (no quorum): Docker's quorum-loss answer, HTTP 503."""
+
+    code = "Unknown"
+
+    def __init__(self) -> None:
+        super().__init__(NO_LEADER)
+
+
+INVALID_JOIN_TOKEN = "A valid join token is necessary to join this cluster"
 
 
 def rpc(code: str, message: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -19,6 +19,27 @@ def connector_for(host: str) -> tuple[aiohttp.BaseConnector, str]:
     if host.startswith("tcp://"):
         return aiohttp.TCPConnector(limit=0), "http://" + host[len("tcp://") :]
     raise ValueError(f"unsupported engine host {host!r}")
+
+
+class EngineAPI(Protocol):
+    """What the agent needs of an engine beyond its tasks' containers (`Controller`): the
+    engine's description, plain calls, and the event stream. `Engine` is the real one,
+    `shoal.testing.fakes.FakeEngine` the fake."""
+
+    async def info(self) -> dict[str, Any]: ...
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        timeout: float | None = 60,
+        headers: dict[str, str] | None = None,
+    ) -> Any: ...
+
+    def events(self, filters: dict[str, list[str]]) -> AsyncIterator[dict[str, Any]]: ...
 
 
 class Engine:

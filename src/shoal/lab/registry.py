@@ -25,8 +25,6 @@ from shoal.lab.host import Host
 from shoal.lab.images import ensure_images, image_set
 from shoal.lab.state import LabError
 
-LAB_IMAGES = ("shoal-lab/busybox:1", "shoal-lab/whoami:1", "shoal-lab/whoami:2")
-
 CONFIG = """\
 version: 0.1
 log:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 
 from shoal.api.errors import Deposed
 from shoal.api.models import Node
@@ -21,8 +23,11 @@ log = logging.getLogger(__name__)
 
 
 class Manager:
-    def __init__(self, store: Store, kv: KVBackend, node_id: str) -> None:
+    def __init__(
+        self, store: Store, kv: KVBackend, node_id: str, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
+        self.clock = clock
         self.node_id = node_id
         self.election = Election(kv, node_id)
         self.is_leader = False
@@ -35,9 +40,9 @@ class Manager:
             try:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._keep_leader_mark(store))
-                    tg.create_task(Orchestrator(store).run())
+                    tg.create_task(Orchestrator(store, self.clock).run())
                     tg.create_task(Allocator(store).run())
-                    tg.create_task(Scheduler(store).run())
+                    tg.create_task(Scheduler(store, self.clock).run())
                     tg.create_task(Reaper(store).run())
                     await self.election.hold()
                     raise _LostLease

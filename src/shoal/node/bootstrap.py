@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from shoal.api.defaults import swarm_spec
-from shoal.api.errors import INVALID_JOIN_TOKEN, BadRequest, Unavailable
+from shoal.api.errors import INVALID_JOIN_TOKEN, BadRequest, InvalidArgument, Unavailable
 from shoal.api.models import (
     ManagerStatus,
     Node,
@@ -72,7 +72,7 @@ async def join(
     """Join the swarm at `manager` (host:port): check its CA against the token, send a
     certificate request, write `certs/`. Returns the manager's answer."""
     if parse(token) is None:
-        raise BadRequest(INVALID_JOIN_TOKEN)
+        raise InvalidArgument(INVALID_JOIN_TOKEN)
     timeout = aiohttp.ClientTimeout(total=30, sock_connect=CONNECT_TIMEOUT)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         try:

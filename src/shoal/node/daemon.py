@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from shoal.agent.agent import Agent, describe
+from shoal.agent.controller import EngineControllers
 from shoal.agent.remote import RemoteSession
 from shoal.api import labels
 from shoal.api.errors import (
@@ -29,6 +30,7 @@ from shoal.api.errors import (
     NOT_A_MANAGER_WORKER,
     BadRequest,
     InvalidArgument,
+    NoLeader,
     NotAcceptable,
 )
 from shoal.api.models import NodeDescription, Task
@@ -90,6 +92,8 @@ class Daemon:
             raise NotAcceptable(NOT_A_MANAGER_WORKER)
         if self.store is None:
             raise NotAcceptable(NOT_A_MANAGER)
+        if not self.store.synced.is_set():
+            raise NoLeader()
         return self.store
 
     def task_log(
@@ -155,6 +159,7 @@ class Daemon:
                 self._engine,
                 state.node_id,
                 lambda d: dispatcher.register(state.node_id, d, host_of(state.advertise_addr)),
+                EngineControllers(self._engine),
             )
             tg.create_task(agent.run())
 
@@ -165,7 +170,7 @@ class Daemon:
                 host_of(state.advertise_addr), self._engine,
             )  # fmt: skip
 
-        await Agent(self._engine, state.node_id, connect).run()
+        await Agent(self._engine, state.node_id, connect, EngineControllers(self._engine)).run()
 
     async def _serve_cluster_port(
         self, state: LocalState, store: MirroredStore, dispatcher: Dispatcher

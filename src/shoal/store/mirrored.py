@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from shoal.api.errors import Conflict, Deposed, Unavailable
+from shoal.api.errors import Conflict, Deposed, NoLeader
 from shoal.api.models import Meta, Node, Service, Swarm, Task, timestamp
 from shoal.store.kinds import KINDS, PREFIX, SENSITIVE, decode, encode, key_of, kind_of
 from shoal.store.kv import KV, MAX_TXN_OPS, Delete, Guard, KVBackend, Op, Put
@@ -97,6 +97,7 @@ class MirroredStore:
                 raise
             except Exception as e:  # noqa: BLE001 - backend away: retry
                 log.warning("store watch interrupted: %s", e)
+                self.synced.clear()  # reads would be stale: refused until reloaded
                 await asyncio.sleep(0.5)
 
     def _decode(self, kind: str, id: str, kv: KV) -> Meta:
@@ -118,7 +119,8 @@ class MirroredStore:
         try:
             ok, revision = await self.kv.txn(ops, guards=self._guards)
         except Exception as e:  # noqa: BLE001 - grpc errors: etcd unreachable or no quorum
-            raise Unavailable(str(e)) from e
+            log.warning("store write failed: %s", e)
+            raise NoLeader() from e
         if not ok:
             await self._check_guards()
             raise Conflict("update out of sequence")
@@ -131,19 +133,26 @@ class MirroredStore:
             if kv is None or kv.create_revision != g.create_revision:
                 raise Deposed("this manager is no longer the leader: write refused")
 
-    async def _commit_each(self, ops: Sequence[Op]) -> None:
-        """Commit in transactions of at most etcd's op limit; a conflicting batch is retried
-        op by op so that one stale object does not hold back the rest."""
+    async def _commit_chunks(self, ops: Sequence[Op]) -> list[Op]:
+        """Commit in transactions of at most etcd's op limit; returns the ops of those that
+        conflicted."""
+        failed: list[Op] = []
         for i in range(0, len(ops), MAX_TXN_OPS):
             chunk = ops[i : i + MAX_TXN_OPS]
             try:
                 await self._commit(chunk)
             except Conflict:
-                for op in chunk:
-                    try:
-                        await self._commit([op])
-                    except Conflict:
-                        log.debug("skipped stale write to %s", op.key)
+                failed.extend(chunk)
+        return failed
+
+    async def _commit_each(self, ops: Sequence[Op]) -> None:
+        """Like `_commit_chunks`, a conflicting transaction retried op by op so that one stale
+        object does not hold back the rest."""
+        for op in await self._commit_chunks(ops):
+            try:
+                await self._commit([op])
+            except Conflict:
+                log.debug("skipped stale write to %s", op.key)
 
     def _put(self, obj: Meta, expect: int | None) -> Put:
         return Put(key_of(kind_of(type(obj)), obj.id), encode(obj, self._sealer), expect)
@@ -200,18 +209,10 @@ class MirroredStore:
                     ops.append(self._put(fresh, expect=current.version.index))
             if not ops:
                 return
-            failed: dict[str, Change[T]] = {}
-            for i in range(0, len(ops), MAX_TXN_OPS):
-                chunk = ops[i : i + MAX_TXN_OPS]
-                try:
-                    await self._commit(chunk)
-                except Conflict:
-                    for op in chunk:
-                        id = op.key.rsplit("/", 1)[1]
-                        failed[id] = pending[id]
-            if not failed:
+            conflicted = await self._commit_chunks(ops)
+            if not conflicted:
                 return
-            pending = failed
+            pending = {id: pending[id] for id in (op.key.rsplit("/", 1)[1] for op in conflicted)}
             # Give the mirror the chance to catch up with whatever beat us.
             await asyncio.sleep(0.01)
         log.warning("gave up writing %d %s after conflicts", len(pending), kind)

@@ -16,13 +16,11 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shoal.api.errors import SealError
+
 PREFIX = b"shoal-sealed-v1:"
 KEY_BYTES = 32
 NONCE_BYTES = 12
-
-
-class SealError(Exception):
-    """A sealed value that does not open with this data key."""
 
 
 class Sealer:

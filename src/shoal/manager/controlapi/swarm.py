@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.api.errors import NOT_A_MANAGER, BadRequest, Conflict, NotAcceptable, rpc
+from shoal.api.errors import NOT_A_MANAGER, BadRequest, NotAcceptable, OutOfSequence
 from shoal.api.models import Swarm, SwarmSpec
 from shoal.api.validation import validate_cluster_spec
 from shoal.ca.authority import der_of
@@ -27,7 +27,7 @@ async def update(
         raise BadRequest("invalid JSON: the body must be a swarm spec object")
     validate_cluster_spec(body)
     if version != swarm.version.index:
-        raise Conflict(rpc("Unknown", "update out of sequence"))
+        raise OutOfSequence()
     swarm = swarm.model_copy(deep=True)
     swarm.spec = SwarmSpec.from_api(body)
     if not swarm.spec.name:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shoal.api.models import Service, Task, same_task_spec
+from shoal.api.models import Service, Task, up_to_date
 from shoal.api.naming import task_name
 from shoal.manager.controlapi.filters import Filters
 from shoal.manager.controlapi.lookup import resolve
@@ -56,7 +56,7 @@ def list_tasks(store: Store, filters: Filters) -> list[Task]:
         if "name" in filters and not filters.match_prefix("name", display_name(store, t)):
             continue
         if "_up-to-date" in filters:
-            if service is None or not same_task_spec(t.spec, service.spec.task_template):
+            if service is None or not up_to_date(t, service):
                 continue
         out.append(t)
     return out

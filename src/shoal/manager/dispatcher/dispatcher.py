@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from shoal.api.defaults import HEARTBEAT_PERIOD
 from shoal.api.models import Node, NodeDescription, NodeStatus, Service, Task, TaskStatus
 from shoal.api.naming import new_id
 from shoal.api.states import TaskState
@@ -22,7 +23,6 @@ from shoal.store.store import Event, Store
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.01  # gathers a burst; writes in flight gather the next batch
-DEFAULT_HEARTBEAT_PERIOD = 1.0
 # A node is down once it has missed this many heartbeat periods (plus a little slack).
 GRACE_PERIODS = 3
 STARTUP_GRACE = 10.0  # seconds, beyond the agents' longest reconnect back-off
@@ -55,7 +55,7 @@ class Dispatcher:
         swarm = self.store.swarm()
         if swarm is not None and swarm.spec.dispatcher.heartbeat_period:
             return float(swarm.spec.dispatcher.heartbeat_period) / 1e9
-        return DEFAULT_HEARTBEAT_PERIOD
+        return HEARTBEAT_PERIOD / 1e9
 
     async def run(self) -> None:
         queue = self.store.subscribe()

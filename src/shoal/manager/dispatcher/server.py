@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 import pydantic
 from aiohttp import WSMsgType, web
 
-from shoal.api.errors import INVALID_JOIN_TOKEN, rpc
+from shoal.api.errors import INVALID_JOIN_TOKEN, InvalidArgument, ShoalError, Unimplemented
 from shoal.api.models import Node, NodeDescription, NodeSpec, NodeStatus
 from shoal.api.naming import new_id
 from shoal.ca.authority import identity, issue
@@ -67,24 +67,22 @@ def make_cluster_app(store: Store, dispatcher: Dispatcher) -> web.Application:
             return _error(503, "this manager has no swarm")
         role = role_of(req.JoinToken, swarm.join_tokens.worker, swarm.join_tokens.manager)
         if role == "manager":
-            return _error(
-                400,
-                rpc(
-                    "Unimplemented",
+            return _refuse(
+                Unimplemented(
                     "joining as a manager is not supported by this shoal version yet: "
-                    "join as a worker",
-                ),
+                    "join as a worker"
+                )
             )
         if role is None:
-            return _error(400, INVALID_JOIN_TOKEN)
+            return _refuse(InvalidArgument(INVALID_JOIN_TOKEN))
         if req.Availability not in ("active", "pause", "drain"):
-            return _error(400, rpc("InvalidArgument", f"invalid availability {req.Availability!r}"))
+            return _refuse(InvalidArgument(f"invalid availability {req.Availability!r}"))
         node_id = new_id()
         authority = ca.load(store)
         try:
             cert = issue(authority, req.CSR.encode(), node_id, role, swarm.id)
         except ValueError as e:
-            return _error(400, rpc("InvalidArgument", f"invalid certificate request: {e}"))
+            return _refuse(InvalidArgument(f"invalid certificate request: {e}"))
         node = Node(
             id=node_id,
             spec=NodeSpec(role=role, availability=req.Availability, labels={}),
@@ -196,6 +194,11 @@ def _peer_identity(request: web.Request) -> tuple[str, str, str] | None:
     if not der:
         return None
     return identity(der)
+
+
+def _refuse(err: ShoalError) -> web.Response:
+    """A refused join, answered 400 with the error's text (the joining node shows it)."""
+    return _error(400, str(err))
 
 
 def _error(status: int, message: str) -> web.Response:

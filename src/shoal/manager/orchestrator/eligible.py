@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from shoal.api.constraints import constraints_match
 from shoal.api.models import Node, Service
-from shoal.manager.scheduler.filters import constraints_match
 
 
 def node_usable(node: Node) -> bool:

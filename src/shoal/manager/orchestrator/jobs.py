@@ -8,16 +8,11 @@ from collections.abc import Iterable
 
 from shoal.api.models import Service, Task
 from shoal.api.states import TaskState
-from shoal.manager.orchestrator.plan import (
-    Plan,
-    desired,
-    new_task,
-    promote_ready,
-    runnable,
-    should_restart,
-    state,
-)
-from shoal.manager.orchestrator.services import NodeOk
+from shoal.manager.orchestrator.plan import Plan, new_task, runnable, state
+from shoal.manager.orchestrator.restart import promote_ready, should_restart
+from shoal.manager.orchestrator.slots import NodeOk
+from shoal.manager.orchestrator.times import NOT_SEEN, TaskTimes
+from shoal.manager.orchestrator.update import Slot
 
 
 def iteration_of(service: Service) -> int:
@@ -39,6 +34,7 @@ def reconcile_job(
     node_ok: NodeOk,
     now: float,
     eligible: set[str] | None = None,
+    times: TaskTimes = NOT_SEEN,
 ) -> Plan:
     """`eligible` is given for global jobs: the nodes that should each run the job once."""
     plan = Plan()
@@ -51,10 +47,10 @@ def reconcile_job(
         else:
             current.append(t)
 
-    def key(t: Task) -> object:
-        return t.node_id if eligible is not None else t.slot
+    def key(t: Task) -> Slot:
+        return (t.node_id or "") if eligible is not None else (t.slot or 0)
 
-    by_key: dict[object, list[Task]] = {}
+    by_key: dict[Slot, list[Task]] = {}
     for t in current:
         by_key.setdefault(key(t), []).append(t)
 
@@ -77,7 +73,7 @@ def reconcile_job(
                 # else: failed for good, the slot is spent
             else:
                 active += 1
-                promote_ready(plan, service, t, ts, node_ok, now)
+                promote_ready(plan, service, t, ts, node_ok, now, times)
 
     if eligible is not None:
         for node_id in sorted(eligible):
@@ -97,7 +93,7 @@ def reconcile_job(
 def _create(
     plan: Plan,
     service: Service,
-    key: object,
+    key: Slot,
     eligible: set[str] | None,
     iteration: int,
     desired_state: TaskState,
@@ -107,8 +103,5 @@ def _create(
             service, node_id=str(key), desired_state=desired_state, job_iteration=iteration
         )
     else:
-        t = new_task(service, slot=int(key), desired_state=desired_state, job_iteration=iteration)  # type: ignore[call-overload]
+        t = new_task(service, slot=int(key), desired_state=desired_state, job_iteration=iteration)
     plan.create.append(t)
-
-
-__all__ = ["reconcile_job", "job_counts", "iteration_of", "desired"]

@@ -1,6 +1,7 @@
 """The orchestrator loop: one for every service mode. Events mark services dirty; each batch of
-store changes (or a due restart delay) triggers one `tick()` that reconciles the dirty services
-with the pure functions of `services.py` and `jobs.py` and writes the plans."""
+store changes (or a due delay) triggers one `tick()` that reconciles the dirty services with
+the pure reconcilers (`replicated`, `global_`, `jobs`) and writes the plans. Time is the
+injected clock's (`times.py`: what the loop saw, when)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import logging
 import time
 from collections.abc import Callable
 
-from shoal.api.models import JobIteration, JobStatus, Node, Service, Task, UpdateStatus, now
+from shoal.api.models import Node, Service, Task, UpdateStatus, timestamp
 from shoal.api.states import TaskState
 from shoal.manager.orchestrator.eligible import eligible_nodes, node_usable
+from shoal.manager.orchestrator.global_ import reconcile_global
 from shoal.manager.orchestrator.jobs import reconcile_job
 from shoal.manager.orchestrator.plan import Plan
-from shoal.manager.orchestrator.services import reconcile_global, reconcile_replicated
+from shoal.manager.orchestrator.replicated import reconcile_replicated
+from shoal.manager.orchestrator.times import TaskTimes
 from shoal.store.store import Event, Store
 
 log = logging.getLogger(__name__)
@@ -26,11 +29,7 @@ class Orchestrator:
         self.clock = clock
         self.dirty: set[str] = set()
         self.wake_at: dict[str, float] = {}
-        # How long tasks ran before they ended, as seen here (an update counts failures within
-        # its monitor period); `started`: when running tasks were seen reaching `running`. In
-        # memory, as SwarmKit's updater keeps it; the manager's clock only.
-        self.started: dict[str, float] = {}
-        self.ran_for: dict[str, float] = {}
+        self.times = TaskTimes()
 
     async def run(self) -> None:
         queue = self.store.subscribe()
@@ -63,23 +62,11 @@ class Orchestrator:
                 self.dirty.add(ev.id)
             elif ev.kind == "tasks":
                 task = ev.new or ev.old
-                self._track_start(ev)
+                self.times.observe(ev.old, ev.new, self.clock())
                 if _matters(ev):
                     self.dirty.add(task.service_id)
             elif ev.kind == "nodes":
                 self._node_changed(ev.old, ev.new)
-
-    def _track_start(self, ev: Event) -> None:
-        if ev.new is None:
-            self.started.pop(ev.id, None)
-            self.ran_for.pop(ev.id, None)
-            return
-        state = ev.new.status.state
-        was = ev.old.status.state if ev.old is not None else TaskState.NEW
-        if state == TaskState.RUNNING and was < TaskState.RUNNING:
-            self.started[ev.id] = self.clock()
-        elif state > TaskState.RUNNING and ev.id in self.started:
-            self.ran_for[ev.id] = self.clock() - self.started.pop(ev.id)
 
     def _node_changed(self, old: Node | None, new: Node | None) -> None:
         if old is not None and new is not None:
@@ -127,9 +114,8 @@ class Orchestrator:
                 {sid: _set_update_status(*change) for sid, change in service_changes.items()},
             )
         if creates:
-            stamp = now()
+            stamp = timestamp(self.clock())
             for t in creates:
-                t.created_at = t.updated_at = stamp
                 t.status.timestamp = stamp
             await self.store.create_all(creates)
         if task_changes:
@@ -150,12 +136,12 @@ class Orchestrator:
         now_s = self.clock()
         kind = service.spec.mode.kind
         if kind == "replicated":
-            return reconcile_replicated(service, tasks, node_ok, now_s, self.ran_for)
+            return reconcile_replicated(service, tasks, node_ok, now_s, self.times)
         if kind == "global":
             eligible = eligible_nodes(service, nodes.values())
-            return reconcile_global(service, tasks, eligible, node_ok, now_s, self.ran_for)
+            return reconcile_global(service, tasks, eligible, node_ok, now_s, self.times)
         job_nodes = eligible_nodes(service, nodes.values()) if kind == "global-job" else None
-        return reconcile_job(service, tasks, node_ok, now_s, job_nodes)
+        return reconcile_job(service, tasks, node_ok, now_s, job_nodes, self.times)
 
 
 def _matters(ev: Event) -> bool:
@@ -201,9 +187,3 @@ def _set_update_status(fields: dict[str, str], rollback: bool) -> Callable[[Serv
         return True
 
     return apply
-
-
-def start_job_iteration(service: Service) -> None:
-    """A (re)created job starts a new iteration."""
-    index = service.job_status.job_iteration.index + 1 if service.job_status else 0
-    service.job_status = JobStatus(job_iteration=JobIteration(index=index), last_execution=now())

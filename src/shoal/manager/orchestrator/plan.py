@@ -7,7 +7,7 @@ earliest time the service must be looked at again (a restart delay running out).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shoal.api.models import (
@@ -16,13 +16,10 @@ from shoal.api.models import (
     Task,
     TaskSpec,
     TaskStatus,
-    parse_time,
-    same_task_spec,
 )
 from shoal.api.naming import new_id
 from shoal.api.states import TaskState
 
-DEFAULT_RESTART_DELAY = 5_000_000_000  # ns, SwarmKit's default
 NS = 1e9
 
 
@@ -66,10 +63,6 @@ def live(task: Task, node_ok: Callable[[str | None], bool]) -> bool:
     return runnable(task) or state(task) >= TaskState.ASSIGNED
 
 
-def up_to_date(task: Task, service: Service) -> bool:
-    return same_task_spec(task.spec, service.spec.task_template)
-
-
 def new_task(
     service: Service,
     *,
@@ -89,71 +82,3 @@ def new_task(
         status=TaskStatus(state=TaskState.NEW, message="created"),
         job_iteration=JobIteration(index=job_iteration) if job_iteration is not None else None,
     )
-
-
-def restart_condition(service: Service) -> str:
-    policy = service.spec.task_template.restart_policy
-    cond = policy.condition if policy and policy.condition else "any"
-    if service.spec.mode.kind.endswith("job") and cond == "any":
-        return "on-failure"  # a job's completed task is done, whatever the policy says
-    return cond
-
-
-def restart_delay(service: Service) -> int:
-    policy = service.spec.task_template.restart_policy
-    if policy is None or policy.delay is None:
-        return DEFAULT_RESTART_DELAY
-    return policy.delay
-
-
-def should_restart(service: Service, task: Task, history: Iterable[Task], now: float) -> bool:
-    """SwarmKit's restart supervisor: condition, then max attempts within the window.
-
-    `history` holds the other tasks of the same slot (or node, for global services)."""
-    cond = restart_condition(service)
-    if cond == "none":
-        return False
-    if cond == "on-failure" and state(task) == TaskState.COMPLETE:
-        return False
-    policy = service.spec.task_template.restart_policy
-    if policy is None or not policy.max_attempts:
-        return True
-    window = (policy.window or 0) / NS
-    # Every task of the slot with this spec but the first one was a restart.
-    tries = [
-        t
-        for t in [task, *history]
-        if same_task_spec(t.spec, task.spec)
-        and (not window or (t.created_at and parse_time(t.created_at) >= now - window))
-    ]
-    restarts = len({t.id for t in tries}) - 1
-    return restarts < policy.max_attempts
-
-
-def promote_ready(
-    plan: Plan,
-    service: Service,
-    task: Task,
-    others: Iterable[Task],
-    node_ok: Callable[[str | None], bool],
-    now: float,
-) -> None:
-    """A task created with desired `ready` becomes `running` once the slot's previous task is
-    no longer live (stop-first updates, restarts) and, when that task ended by itself, the
-    restart delay since it ended has passed. Tasks on nodes that are gone do not block, nor do
-    tasks shut down before any node got them (they never run)."""
-    if desired(task) != TaskState.READY:
-        return
-    due = now
-    for prev in others:
-        if prev.id == task.id:
-            continue
-        if live(prev, node_ok):
-            return  # still live: wait for it to stop
-        if state(prev) in (TaskState.FAILED, TaskState.COMPLETE, TaskState.REJECTED):
-            ended = parse_time(prev.status.timestamp) if prev.status.timestamp else now
-            due = max(due, ended + restart_delay(service) / NS)
-    if due > now:
-        plan.wake(due)
-        return
-    plan.desired[task.id] = TaskState.RUNNING

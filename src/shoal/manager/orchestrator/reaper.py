@@ -7,11 +7,11 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
+from shoal.api.defaults import TASK_HISTORY_RETENTION
 from shoal.api.models import Service, Task
 from shoal.api.states import TaskState
 from shoal.store.store import Store
 
-DEFAULT_RETENTION = 5
 INTERVAL = 0.25
 
 
@@ -63,7 +63,7 @@ class Reaper:
     def retention(self) -> int:
         swarm = self.store.swarm()
         limit = swarm.spec.orchestration.task_history_retention_limit if swarm else None
-        return DEFAULT_RETENTION if limit is None else limit
+        return TASK_HISTORY_RETENTION if limit is None else limit
 
     async def run(self) -> None:
         queue = self.store.subscribe()

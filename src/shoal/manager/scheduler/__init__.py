@@ -6,7 +6,7 @@ this task run there, and why not), `spread` (node ranking, placement preferences
 """
 
 from shoal.manager.scheduler.decide import fit_preassigned, group_tasks, schedule_group
-from shoal.manager.scheduler.filters import Filter, constraints_match, default_filters
+from shoal.manager.scheduler.filters import Filter, default_filters
 from shoal.manager.scheduler.nodeinfo import MAX_FAILURES, MONITOR_FAILURES, NodeInfo
 from shoal.manager.scheduler.pipeline import Pipeline, no_suitable_node
 from shoal.manager.scheduler.spread import SpreadTree, node_rank
@@ -18,7 +18,6 @@ __all__ = [
     "NodeInfo",
     "Pipeline",
     "SpreadTree",
-    "constraints_match",
     "default_filters",
     "fit_preassigned",
     "group_tasks",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from shoal.api.constraints import Constraint, ConstraintError, node_matches, parse_constraints
-from shoal.api.models import Node, Task
+from shoal.api.models import Task
 from shoal.manager.scheduler.nodeinfo import Footprint, NodeInfo, footprint
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "PluginFilter",
     "ReadyFilter",
     "ResourceFilter",
-    "constraints_match",
     "default_filters",
 ]
 
@@ -98,11 +97,8 @@ _BUILTIN_NETWORK_DRIVERS = frozenset({"overlay", "bridge", "host", "null", "ipvl
 
 
 def _field(obj: Any, key: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(key)
-    return getattr(obj, key, None)
+    """A key of a Docker JSON object (the models keep these fields as dicts); None otherwise."""
+    return obj.get(key) if isinstance(obj, dict) else None
 
 
 class PluginFilter:
@@ -163,21 +159,6 @@ class PluginFilter:
 
 
 # ---------------------------------------------------------------- constraints
-
-
-def constraints_match(constraints: list[str] | None, node: Node) -> bool:
-    """True if `node` satisfies the `Placement.Constraints` expressions.
-
-    Unparsable expressions (the API rejects them first) count as no constraints, as in
-    swarmkit's orchestrators.
-    """
-    if not constraints:
-        return True
-    try:
-        parsed = parse_constraints(constraints)
-    except ConstraintError:
-        return True
-    return node_matches(parsed, node)
 
 
 class ConstraintFilter:

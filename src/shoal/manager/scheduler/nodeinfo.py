@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from shoal.api.models import Node, Resources, Task
+from shoal.api.models import Node, Task
 from shoal.api.states import TaskState
 
 __all__ = [
@@ -40,54 +40,42 @@ MAX_FAILURES = 5
 HostPort = tuple[str, int]
 
 
-def _get(obj: Any, attr: str, key: str) -> Any:
-    """Read a field from a model (by attribute) or from raw Docker JSON (by key)."""
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(key)
-    return getattr(obj, attr, None)
-
-
 def task_host_ports(task: Task) -> tuple[HostPort, ...]:
     """Host-mode published ports (protocol, port) of a task, from its allocated `Endpoint`.
 
     As in swarmkit, the allocator copies the service's endpoint onto the task; only ports
-    with `PublishMode == "host"` and a non-zero `PublishedPort` count. The endpoint may be a
-    declared model field (`task.endpoint`) or kept as extra Docker JSON (`Endpoint`).
+    with `PublishMode == "host"` and a non-zero `PublishedPort` count.
     """
-    ep = getattr(task, "endpoint", None)
-    if ep is None:
-        extra = task.model_extra
-        if extra:
-            ep = extra.get("Endpoint")
-    if ep is None:
+    ep = task.endpoint
+    if ep is None or not ep.ports:
         return ()
-    ports = _get(ep, "ports", "Ports")
-    if not ports:
-        return ()
-    out: list[HostPort] = []
-    for p in ports:
-        if _get(p, "publish_mode", "PublishMode") != "host":
-            continue
-        published = _get(p, "published_port", "PublishedPort") or 0
-        if published:
-            out.append(((_get(p, "protocol", "Protocol") or "tcp").lower(), int(published)))
-    return tuple(out)
+    return tuple(
+        ((p.protocol or "tcp").lower(), p.published_port)
+        for p in ep.ports
+        if p.publish_mode == "host" and p.published_port
+    )
+
+
+def _key(obj: Any, key: str) -> Any:
+    """A key of a Docker JSON object; None for anything else."""
+    return obj.get(key) if isinstance(obj, dict) else None
 
 
 def generic_counts(generic: list[Any] | None) -> dict[str, int]:
-    """Docker `GenericResources` as kind → amount (named resources count one each)."""
+    """Docker `GenericResources` as kind → amount (named resources count one each).
+
+    The models keep these entries as Docker JSON (dicts), as the API and the store give them.
+    """
     out: dict[str, int] = {}
     for g in generic or ():
-        discrete = _get(g, "discrete_resource_spec", "DiscreteResourceSpec")
+        discrete = _key(g, "DiscreteResourceSpec")
         if discrete is not None:
-            kind = _get(discrete, "kind", "Kind")
-            out[kind] = out.get(kind, 0) + int(_get(discrete, "value", "Value") or 0)
+            kind = _key(discrete, "Kind")
+            out[kind] = out.get(kind, 0) + int(_key(discrete, "Value") or 0)
             continue
-        named = _get(g, "named_resource_spec", "NamedResourceSpec")
+        named = _key(g, "NamedResourceSpec")
         if named is not None:
-            kind = _get(named, "kind", "Kind")
+            kind = _key(named, "Kind")
             out[kind] = out.get(kind, 0) + 1
     return out
 
@@ -171,18 +159,6 @@ class NodeInfo:
         self._reset_resources()
         for fp, _active in self._tracked.values():
             self._consume(fp, 1)
-
-    @property
-    def available_resources(self) -> Resources:
-        generic = [
-            {"DiscreteResourceSpec": {"Kind": k, "Value": v}}
-            for k, v in sorted(self.available_generic.items())
-        ]
-        return Resources(
-            nano_cpus=self.available_nano_cpus,
-            memory_bytes=self.available_memory_bytes,
-            generic_resources=generic or None,
-        )
 
     # ------------------------------------------------------------------ tasks
 

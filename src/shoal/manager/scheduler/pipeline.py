@@ -31,10 +31,6 @@ class Pipeline:
         # (index into filters, filter) for the filters enabled for the current task
         self._enabled: list[tuple[int, Filter]] = []
 
-    def add_filter(self, f: Filter) -> None:
-        self.filters.append(f)
-        self.failures.append(0)
-
     def set_task(self, task: Task) -> None:
         """Set up every filter for `task` and clear the failure counters."""
         self._enabled = [(i, f) for i, f in enumerate(self.filters) if f.set_task(task)]

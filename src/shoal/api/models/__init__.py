@@ -1,0 +1,133 @@
+"""The Docker API's swarm types (moby `api/types/swarm`), one model layer for store, API and wire.
+
+Attribute names are snake_case; the JSON names are exactly Docker's (PascalCase, with `ID`,
+`TTY`, `DNSConfig`, … spelled as Docker spells them). Every model keeps fields it does not
+declare (`extra="allow"`), so a spec round-trips byte for byte even where shoal does not act
+on a field yet. Durations are integer nanoseconds, times RFC 3339 strings, bytes base64.
+
+One module per object, as moby's `api/types/swarm` has them: `base` (the base class, `Meta`,
+the time helpers), `services` (with the task spec), `tasks`, `nodes`, `swarm`. Everything is
+exported here: import from `shoal.api.models`.
+"""
+
+from __future__ import annotations
+
+from shoal.api.models.base import (
+    Meta,
+    Model,
+    Version,
+    format_time,
+    now,
+    parse_time,
+    timestamp,
+)
+from shoal.api.models.nodes import (
+    EngineDescription,
+    ManagerStatus,
+    Node,
+    NodeDescription,
+    NodeSpec,
+    NodeStatus,
+)
+from shoal.api.models.services import (
+    ContainerSpec,
+    Endpoint,
+    EndpointSpec,
+    Healthcheck,
+    JobIteration,
+    JobStatus,
+    Mount,
+    NetworkAttachmentConfig,
+    Placement,
+    PlacementPreference,
+    Platform,
+    PortConfig,
+    ReplicatedJob,
+    ReplicatedService,
+    ResourceRequirements,
+    Resources,
+    RestartPolicy,
+    Service,
+    ServiceMode,
+    ServiceSpec,
+    ServiceStatus,
+    TaskSpec,
+    UpdateConfig,
+    UpdateStatus,
+    canonical,
+    same_task_spec,
+)
+from shoal.api.models.swarm import (
+    CAConfig,
+    DispatcherConfig,
+    EncryptionConfig,
+    JoinTokens,
+    OrchestrationConfig,
+    RaftConfig,
+    Swarm,
+    SwarmSpec,
+    TLSInfo,
+)
+from shoal.api.models.tasks import (
+    ContainerStatus,
+    PortStatus,
+    Task,
+    TaskStatus,
+    up_to_date,
+)
+
+__all__ = [
+    "CAConfig",
+    "ContainerSpec",
+    "ContainerStatus",
+    "DispatcherConfig",
+    "EncryptionConfig",
+    "Endpoint",
+    "EndpointSpec",
+    "EngineDescription",
+    "Healthcheck",
+    "JobIteration",
+    "JobStatus",
+    "JoinTokens",
+    "ManagerStatus",
+    "Meta",
+    "Model",
+    "Mount",
+    "NetworkAttachmentConfig",
+    "Node",
+    "NodeDescription",
+    "NodeSpec",
+    "NodeStatus",
+    "OrchestrationConfig",
+    "Placement",
+    "PlacementPreference",
+    "Platform",
+    "PortConfig",
+    "PortStatus",
+    "RaftConfig",
+    "ReplicatedJob",
+    "ReplicatedService",
+    "ResourceRequirements",
+    "Resources",
+    "RestartPolicy",
+    "Service",
+    "ServiceMode",
+    "ServiceSpec",
+    "ServiceStatus",
+    "Swarm",
+    "SwarmSpec",
+    "TLSInfo",
+    "Task",
+    "TaskSpec",
+    "TaskStatus",
+    "UpdateConfig",
+    "UpdateStatus",
+    "Version",
+    "canonical",
+    "format_time",
+    "now",
+    "parse_time",
+    "same_task_spec",
+    "up_to_date",
+    "timestamp",
+]
