@@ -20,7 +20,10 @@ _UPDATE = {
     "MaxFailureRatio": 0, "Order": "stop-first",
 }  # fmt: skip
 TASK_DEFAULTS: dict[str, Any] = {
-    "ContainerSpec": {"StopGracePeriod": STOP_GRACE_PERIOD},
+    # (Runtime and Isolation: what Docker shows for a spec without them, which a client that
+    # read the spec sends back on its next update.)
+    "ContainerSpec": {"StopGracePeriod": STOP_GRACE_PERIOD, "Isolation": "default"},
+    "Runtime": "container",
     "Resources": {"Limits": {}, "Reservations": {}},
     "RestartPolicy": {"Condition": "any", "Delay": RESTART_DELAY, "MaxAttempts": 0},
     "Placement": {},
@@ -34,6 +37,7 @@ SERVICE_DEFAULTS: dict[str, Any] = {
 
 
 def merge_defaults(value: Any, defaults: Any) -> Any:
+    """Every absent field takes its default, however deep (what a spec means)."""
     if not isinstance(defaults, dict):
         return value if value not in (None, "") else defaults
     out = dict(value) if isinstance(value, dict) else {}

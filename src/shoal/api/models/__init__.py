@@ -13,6 +13,7 @@ exported here: import from `shoal.api.models`.
 from __future__ import annotations
 
 from shoal.api.models.base import (
+    GoJSON,
     Meta,
     Model,
     Version,
@@ -85,6 +86,7 @@ __all__ = [
     "Endpoint",
     "EndpointSpec",
     "EngineDescription",
+    "GoJSON",
     "Healthcheck",
     "JobIteration",
     "JobStatus",

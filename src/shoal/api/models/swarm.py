@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from shoal.api.models.base import Meta, Model
+from shoal.api.models.base import GoJSON, Meta, Model
 
 
 class TLSInfo(Model):
@@ -45,6 +45,8 @@ class EncryptionConfig(Model):
 
 
 class SwarmSpec(Model):
+    GO_JSON = GoJSON(always={"Labels": {}})
+
     name: str | None = None
     labels: dict[str, str] | None = None
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
@@ -63,6 +65,8 @@ class JoinTokens(Model):
 class Swarm(Meta):
     """The swarm object (moby `swarm.ClusterInfo` + `JoinTokens`). `JoinTokens` are stored
     with it, sealed, and shown only by `GET /swarm`."""
+
+    GO_JSON = GoJSON(always={"TLSInfo": {}})
 
     spec: SwarmSpec = Field(default_factory=SwarmSpec)
     tls_info: TLSInfo | None = None

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from shoal.api.models.base import Meta, Model
+from shoal.api.models.base import GoJSON, Meta, Model
 from shoal.api.models.services import (
     Endpoint,
     EndpointSpec,
@@ -20,6 +20,8 @@ from shoal.api.states import TaskState
 
 
 class ContainerStatus(Model):
+    GO_JSON = GoJSON(always={"ContainerID": "", "PID": 0, "ExitCode": 0})
+
     container_id: str | None = None
     pid: int | None = None
     exit_code: int | None = None
@@ -30,6 +32,8 @@ class PortStatus(Model):
 
 
 class TaskStatus(Model):
+    GO_JSON = GoJSON(always={"PortStatus": {}})
+
     timestamp: str | None = None
     state: TaskState = TaskState.NEW
     message: str | None = None
@@ -39,6 +43,13 @@ class TaskStatus(Model):
 
 
 class Task(Meta):
+    GO_JSON = GoJSON(
+        always={"Labels": {}},
+        omitempty=frozenset({"Slot"}),
+        never=frozenset({"Endpoint"}),
+        inner={"Spec": GoJSON(never=frozenset({"Runtime"}))},
+    )
+
     name: str | None = None
     labels: dict[str, str] | None = None
     spec: TaskSpec = Field(default_factory=TaskSpec)
@@ -52,11 +63,6 @@ class Task(Meta):
     # As in SwarmKit, the allocator copies the service's endpoint onto each task. Kept in the
     # store for the scheduler and the agent; the Docker API's Task has no such field.
     endpoint: Endpoint | None = None
-
-    def to_api(self) -> dict[str, Any]:
-        data = super().to_api()
-        data.pop("Endpoint", None)
-        return data
 
 
 def up_to_date(task: Task, service: Service) -> bool:

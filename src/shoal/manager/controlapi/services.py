@@ -25,6 +25,7 @@ from shoal.api.models import (
     ServiceStatus,
     UpdateStatus,
     now,
+    same_task_spec,
 )
 from shoal.api.naming import new_id, random_name
 from shoal.api.states import TaskState
@@ -140,7 +141,7 @@ async def update(
     service.spec = spec
     if spec.mode.kind.endswith("job") and (
         rollback
-        or spec.task_template != service.previous_spec.task_template
+        or not same_task_spec(spec.task_template, service.previous_spec.task_template)
         or spec.mode != service.previous_spec.mode
     ):
         index = service.job_status.job_iteration.index + 1 if service.job_status else 0
