@@ -599,6 +599,22 @@ def test_a_spec_read_back_means_the_same() -> None:
     assert M.same_task_spec(M.TaskSpec.from_api(read), sent)
 
 
+def test_times_as_go_writes_them() -> None:
+    import datetime as dt
+
+    def t(*a: int) -> str:
+        return M.format_time(dt.datetime(*a, tzinfo=dt.UTC))
+
+    assert t(2020, 1, 2, 3, 4, 5, 678900) == "2020-01-02T03:04:05.6789Z"
+    assert t(2020, 1, 2, 3, 4, 5) == "2020-01-02T03:04:05Z"
+    assert t(1, 1, 1) == "0001-01-01T00:00:00Z"  # Go's zero time
+    plus2 = dt.timezone(dt.timedelta(hours=2))
+    assert M.format_time(dt.datetime(2020, 1, 2, 5, 0, 0, 1, tzinfo=plus2)) == (
+        "2020-01-02T03:00:00.000001Z"
+    )
+    assert M.timestamp(1.5) == "1970-01-01T00:00:01.5Z"
+
+
 def test_time_helpers() -> None:
     t = M.parse_time("2016-06-07T21:07:31.290032978Z")
     assert t == pytest.approx(1465333651.290032978)
@@ -606,7 +622,7 @@ def test_time_helpers() -> None:
     import datetime as dt
 
     s = M.format_time(dt.datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC))
-    assert s == "2020-01-02T03:04:05.678901000Z"
+    assert s == "2020-01-02T03:04:05.678901Z"
     assert M.parse_time(s) == pytest.approx(
         dt.datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC).timestamp()
     )

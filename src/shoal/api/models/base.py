@@ -200,17 +200,25 @@ class Model(BaseModel):
 
 
 def now() -> str:
-    """The current time as the RFC 3339 (nanosecond) string Docker uses."""
+    """The current time as Docker writes times."""
     return format_time(_dt.datetime.now(_dt.UTC))
 
 
 def timestamp(t: float) -> str:
-    """POSIX seconds as the RFC 3339 (nanosecond) string Docker uses."""
+    """POSIX seconds as Docker writes times."""
     return format_time(_dt.datetime.fromtimestamp(t, _dt.UTC))
 
 
 def format_time(t: _dt.datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+    """As Go writes a `time.Time` (RFC 3339 with nanoseconds, Go's `RFC3339Nano`): in UTC
+    with `Z`, the fraction without trailing zeros and none on a whole second
+    (`2016-06-07T21:07:31.29Z`, `2016-06-07T21:07:31Z`)."""
+    t = t.astimezone(_dt.UTC)
+    fraction = f".{t.microsecond:06d}".rstrip("0").rstrip(".")
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+        f"{fraction}Z"
+    )
 
 
 def parse_time(s: str) -> float:
