@@ -591,6 +591,19 @@ def test_the_store_keeps_what_was_sent() -> None:
     assert back.to_api() == {**service.to_api(), "Version": {"Index": 3}}
 
 
+def test_a_service_without_ports_has_an_empty_endpoint_spec() -> None:
+    assert M.allocated_endpoint_spec(None) == M.EndpointSpec()
+    assert M.allocated_endpoint_spec(M.EndpointSpec(mode="dnsrr")) == M.EndpointSpec()
+    ported = M.EndpointSpec(mode="vip", ports=[M.PortConfig(target_port=80, published_port=8)])
+    assert M.allocated_endpoint_spec(ported) == ported
+    service = M.Service(spec=M.ServiceSpec(endpoint_spec=M.EndpointSpec(mode="vip")))
+    # An earlier shoal gave such tasks `{"Mode": "vip"}`: still up to date.
+    old = M.Task(endpoint=M.Endpoint(spec=M.EndpointSpec(mode="vip")))
+    assert M.up_to_date(old, service)
+    service.spec.endpoint_spec = ported
+    assert not M.up_to_date(old, service)
+
+
 def test_a_spec_read_back_means_the_same() -> None:
     """A client sends back what it read (`docker service scale`): the same task spec."""
     sent = M.TaskSpec.from_api({"ContainerSpec": {"Image": "a"}})

@@ -55,6 +55,7 @@ from shoal.api.models.services import (
     TaskSpec,
     UpdateConfig,
     UpdateStatus,
+    allocated_endpoint_spec,
     canonical,
     same_task_spec,
 )
@@ -125,6 +126,7 @@ __all__ = [
     "UpdateConfig",
     "UpdateStatus",
     "Version",
+    "allocated_endpoint_spec",
     "canonical",
     "format_time",
     "now",

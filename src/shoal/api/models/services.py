@@ -221,6 +221,16 @@ class ServiceSpec(Model):
     endpoint_spec: EndpointSpec | None = None
 
 
+def allocated_endpoint_spec(spec: EndpointSpec | None) -> EndpointSpec:
+    """The endpoint spec the allocator records for a service (`Endpoint.Spec`) and copies
+    onto its tasks: the service's own once it has something to allocate (published ports;
+    VIPs on networks later), else none, as SwarmKit's allocator leaves such a service alone
+    (Docker shows `"Endpoint": {"Spec": {}}`)."""
+    if spec is None or not spec.ports:
+        return EndpointSpec()
+    return spec
+
+
 class Endpoint(Model):
     GO_JSON = GoJSON(always={"Spec": {}})
 
@@ -265,5 +275,5 @@ class Service(Meta):
 
     def endpoint_allocated(self) -> bool:
         """The allocator has given the service the endpoint its current spec asks for."""
-        want = self.spec.endpoint_spec or EndpointSpec(mode="vip")
+        want = allocated_endpoint_spec(self.spec.endpoint_spec)
         return self.endpoint is not None and self.endpoint.spec == want

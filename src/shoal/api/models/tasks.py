@@ -9,11 +9,11 @@ from pydantic import Field
 from shoal.api.models.base import GoJSON, Meta, Model
 from shoal.api.models.services import (
     Endpoint,
-    EndpointSpec,
     JobIteration,
     PortConfig,
     Service,
     TaskSpec,
+    allocated_endpoint_spec,
     same_task_spec,
 )
 from shoal.api.states import TaskState
@@ -73,4 +73,8 @@ def up_to_date(task: Task, service: Service) -> bool:
         return False
     if task.endpoint is None:
         return True
-    return task.endpoint.spec == (service.spec.endpoint_spec or EndpointSpec(mode="vip"))
+    # (Both sides through `allocated_endpoint_spec`: tasks allocated by an earlier shoal carry
+    # `{"Mode": "vip"}` where there was nothing to allocate.)
+    return allocated_endpoint_spec(task.endpoint.spec) == allocated_endpoint_spec(
+        service.spec.endpoint_spec
+    )

@@ -1,21 +1,23 @@
 """The allocator: gives services their endpoint and moves new tasks to `pending`.
 
-Host-mode published ports need no allocation: the service's `Endpoint.Ports` repeats them. The
-ingress routing mesh and overlay networks (VIPs, task addresses) are allocated here once shoal
-has networking; until then the control API refuses specs that need them.
+Host-mode published ports need no allocation: the service's `Endpoint.Ports` repeats them, and
+its `Endpoint.Spec` records the endpoint spec they came with (a service without any keeps an
+empty one, as Docker shows it: `allocated_endpoint_spec`). The ingress routing mesh and overlay
+networks (VIPs, task addresses) are allocated here once shoal has networking; until then the
+control API refuses specs that need them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from shoal.api.models import Endpoint, EndpointSpec, Service, Task
+from shoal.api.models import Endpoint, EndpointSpec, Service, Task, allocated_endpoint_spec
 from shoal.api.states import TaskState
 from shoal.store.store import Event, Store
 
 
 def endpoint_for(spec: EndpointSpec | None) -> Endpoint:
-    spec = spec or EndpointSpec(mode="vip")
+    spec = allocated_endpoint_spec(spec)
     ports = [p.model_copy() for p in spec.ports or []]
     return Endpoint(spec=spec, ports=ports or None)
 
