@@ -52,7 +52,7 @@ class Allocator:
             service = self.store.get(Service, t.service_id)
             if (
                 t.status.state == TaskState.NEW
-                and t.desired_state <= TaskState.RUNNING
+                and t.desired_state <= TaskState.COMPLETE  # (a job's task: complete)
                 and service is not None
                 and not needs_endpoint(service)
             ):
