@@ -591,6 +591,19 @@ def test_the_store_keeps_what_was_sent() -> None:
     assert back.to_api() == {**service.to_api(), "Version": {"Index": 3}}
 
 
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [(None, ["10.0.0.0/8"]), ([], None), (["10.20.0.0/16"], ["10.20.0.0/16"])],
+    ids=["none-sent", "empty-sent", "given"],
+)
+def test_default_address_pool_shows_as_swarmkit_shows_it(
+    sent: list[str] | None, shown: list[str] | None
+) -> None:
+    swarm = M.Swarm(default_addr_pool=sent)
+    assert swarm.to_api()["DefaultAddrPool"] == shown
+    assert swarm.address_pools() == (sent or ["10.0.0.0/8"])
+
+
 def test_a_service_without_ports_has_an_empty_endpoint_spec() -> None:
     assert M.allocated_endpoint_spec(None) == M.EndpointSpec()
     assert M.allocated_endpoint_spec(M.EndpointSpec(mode="dnsrr")) == M.EndpointSpec()

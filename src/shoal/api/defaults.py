@@ -15,6 +15,7 @@ RESTART_DELAY = 5 * SECOND
 UPDATE_MONITOR = 5 * SECOND
 HEARTBEAT_PERIOD = 1 * SECOND  # shoal's; Docker's is 5 s (DESIGN: a dead node's tasks move in 5 s)
 TASK_HISTORY_RETENTION = 5
+DEFAULT_ADDR_POOL = ("10.0.0.0/8",)  # SwarmKit's, when `swarm init` names none
 
 _UPDATE = {
     "Parallelism": 1, "FailureAction": "pause", "Monitor": UPDATE_MONITOR,

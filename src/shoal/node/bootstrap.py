@@ -42,7 +42,7 @@ def new_swarm(
         id=state.swarm_id,
         spec=SwarmSpec.from_api(swarm_spec(req.get("Spec"))),
         tls_info=ca.tls_info(),
-        default_addr_pool=req.get("DefaultAddrPool") or ["10.0.0.0/8"],
+        default_addr_pool=req.get("DefaultAddrPool"),  # None and [] show differently
         subnet_size=req.get("SubnetSize") or 24,
         data_path_port=req.get("DataPathPort") or 4789,
     )  # fmt: skip

@@ -74,6 +74,8 @@ class GoJSON:
     * `always`: fields Docker always writes (no `omitempty`, or filled in by the conversion),
       with the value Docker shows when the model holds none;
     * `omitempty`: fields Docker leaves out at their zero value (0, "", false, empty);
+    * `nulls`: list fields Docker writes as null when empty (an empty list that crossed
+      SwarmKit's gRPC arrives nil);
     * `never`: fields Docker's type does not have (shoal keeps them for itself);
     * `inner`: rules for a field's object that hold only in this place (a service's
       `TaskTemplate` shows `Runtime`, a task's `Spec` never does).
@@ -83,6 +85,7 @@ class GoJSON:
 
     always: Mapping[str, Any] = field(default_factory=dict)
     omitempty: frozenset[str] = frozenset()
+    nulls: frozenset[str] = frozenset()
     never: frozenset[str] = frozenset()
     inner: Mapping[str, GoJSON] = field(default_factory=dict)
 
@@ -95,6 +98,9 @@ class GoJSON:
         for k, v in self.always.items():
             if data.get(k) is None:
                 data[k] = copy.deepcopy(v)
+        for k in self.nulls:
+            if data.get(k) == []:
+                data[k] = None
 
 
 @dataclass(frozen=True)
