@@ -116,3 +116,21 @@ async def test_a_changed_endpoint_rolls_the_tasks() -> None:
             "replaced again",
         )
         assert all(t.endpoint is not None and not t.endpoint.ports for t in c.running("web"))
+
+
+async def test_a_scale_replaces_no_task() -> None:
+    """`docker service scale` sends back the spec it read, with what Docker's API always
+    shows (`Runtime`, `Isolation`, …): the same tasks, fewer of them."""
+    async with SimCluster(workers=2) as c:
+        await c.create("web", "web:1", Mode={"Replicated": {"Replicas": 6}})
+        await c.until(lambda: len(c.running("web")) == 6, what="6 running")
+        kept = {t.id for t in c.running("web") if t.slot in (1, 2, 3)}
+
+        def scale(spec: dict[str, Any]) -> None:
+            assert spec["TaskTemplate"]["Runtime"] == "container"  # as read from the API
+            spec["Mode"] = {"Replicated": {"Replicas": 3}}
+
+        await c.update("web", scale)
+        await c.until(lambda: len(c.tasks("web")) == 3, 30, "3 tasks left")
+        assert {t.id for t in c.running("web")} == kept
+        assert c.update_state("web") is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from shoal.api.defaults import with_defaults
+from shoal.api.defaults import insert_defaults
 from shoal.api.models import Task
 from shoal.dockerapi.logs import decorate, details, frame
 from shoal.dockerapi.proxy import engine_path
@@ -36,21 +36,26 @@ def test_frame_is_stdcopy() -> None:
     assert out[:8] == struct.pack(">BxxxL", 2, 3) and out[8:] == b"abc"
 
 
-def test_insert_defaults_fills_only_absent_fields() -> None:
-    service = {
-        "ID": "x",
-        "Spec": {
-            "Name": "web",
-            "TaskTemplate": {"ContainerSpec": {"Image": "a", "StopGracePeriod": 3}},
-            "UpdateConfig": {"Parallelism": 4},
+def test_insert_defaults_fills_only_absent_objects() -> None:
+    """SwarmKit's `InterpolateService`: absent objects take their default whole, present ones
+    stay as they are; no endpoint spec is made up."""
+    spec = {
+        "Name": "web",
+        "TaskTemplate": {
+            "ContainerSpec": {"Image": "a", "StopGracePeriod": 3},
+            "RestartPolicy": {"Condition": "none"},
         },
+        "UpdateConfig": {"Parallelism": 4},
     }
-    out = with_defaults(service)
-    spec = out["Spec"]
-    assert spec["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] == 3
-    assert spec["TaskTemplate"]["RestartPolicy"]["Condition"] == "any"
-    assert spec["UpdateConfig"]["Parallelism"] == 4
-    assert spec["UpdateConfig"]["Order"] == "stop-first"
-    assert spec["EndpointSpec"] == {"Mode": "vip"}
-    assert "PreviousSpec" not in out
-    assert service["Spec"]["UpdateConfig"] == {"Parallelism": 4}  # input untouched
+    out = insert_defaults(spec)
+    task = out["TaskTemplate"]
+    assert task["ContainerSpec"] == {"Image": "a", "StopGracePeriod": 3, "DNSConfig": {}}
+    assert task["RestartPolicy"] == {"Condition": "none"}
+    assert (task["Resources"], task["Placement"]) == ({}, {})
+    assert out["UpdateConfig"] == {"Parallelism": 4}
+    assert out["RollbackConfig"] == {
+        "Parallelism": 1, "FailureAction": "pause", "Monitor": 5_000_000_000,
+        "MaxFailureRatio": 0, "Order": "stop-first",
+    }  # fmt: skip
+    assert "EndpointSpec" not in out
+    assert spec["UpdateConfig"] == {"Parallelism": 4} and "Resources" not in spec["TaskTemplate"]

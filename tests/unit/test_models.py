@@ -24,7 +24,13 @@ SEC = 1_000_000_000
 
 
 def roundtrip(cls: type[M.Model], body: dict[str, Any]) -> dict[str, Any]:
+    """A Docker answer read and written again as shoal's API writes it."""
     return cls.from_api(copy.deepcopy(body)).to_api()
+
+
+def kept(cls: type[M.Model], body: dict[str, Any]) -> dict[str, Any]:
+    """A request body read and written again as the store keeps it (`store/kinds.py`)."""
+    return cls.from_api(copy.deepcopy(body)).model_dump(by_alias=True, exclude_none=True)
 
 
 def drop_nulls(value: Any) -> Any:
@@ -258,7 +264,7 @@ NODE_SPEC = {"Labels": {}, "Role": "manager", "Availability": "drain"}
     ids=["service-create", "stack-deploy", "service-create-full"],
 )
 def test_service_spec_round_trip(body: dict[str, Any]) -> None:
-    assert roundtrip(M.ServiceSpec, body) == body
+    assert kept(M.ServiceSpec, body) == body
 
 
 def test_service_create_without_replicas_keeps_empty_replicated() -> None:
@@ -315,11 +321,11 @@ def test_undeclared_fields_are_kept_verbatim() -> None:
 
 
 def test_swarm_init_spec_round_trip() -> None:
-    assert roundtrip(M.SwarmSpec, SWARM_INIT_SPEC) == drop_nulls(SWARM_INIT_SPEC)
+    assert kept(M.SwarmSpec, SWARM_INIT_SPEC) == drop_nulls(SWARM_INIT_SPEC)
 
 
 def test_swarm_spec_full_round_trip() -> None:
-    assert roundtrip(M.SwarmSpec, SWARM_SPEC_FULL) == SWARM_SPEC_FULL
+    assert kept(M.SwarmSpec, SWARM_SPEC_FULL) == SWARM_SPEC_FULL
     spec = M.SwarmSpec.from_api(SWARM_SPEC_FULL)
     assert spec.orchestration.task_history_retention_limit == 10
     assert spec.ca_config.node_cert_expiry == 48 * 3600 * SEC
@@ -328,7 +334,7 @@ def test_swarm_spec_full_round_trip() -> None:
 
 
 def test_node_spec_round_trip() -> None:
-    assert roundtrip(M.NodeSpec, NODE_SPEC) == NODE_SPEC
+    assert kept(M.NodeSpec, NODE_SPEC) == NODE_SPEC
     spec = M.NodeSpec.from_api(NODE_SPEC)
     assert (spec.role, spec.availability, spec.labels) == ("manager", "drain", {})
 
@@ -372,13 +378,26 @@ NODE = {
     "ManagerStatus": {"Leader": True, "Reachability": "reachable", "Addr": "10.0.0.46:2377"},
 }
 
+# A spec as Docker answers it: what moby's conversion always fills in.
+SERVICE_SPEC = {
+    **SERVICE_CREATE,
+    "TaskTemplate": {
+        **SERVICE_CREATE["TaskTemplate"],
+        "ContainerSpec": {
+            **SERVICE_CREATE["TaskTemplate"]["ContainerSpec"],
+            "Isolation": "default",
+        },
+        "Runtime": "container",
+    },
+}
+
 SERVICE = {
     "ID": "9mnpnzenvg8p8tdbtq4wvbkcz",
     "Version": {"Index": 19},
     "CreatedAt": "2016-06-07T21:05:51.880065305Z",
     "UpdatedAt": "2016-06-07T21:07:29.962229872Z",
-    "Spec": SERVICE_CREATE,
-    "PreviousSpec": {**SERVICE_CREATE, "Mode": {"Replicated": {"Replicas": 1}}},
+    "Spec": SERVICE_SPEC,
+    "PreviousSpec": {**SERVICE_SPEC, "Mode": {"Replicated": {"Replicas": 1}}},
     "Endpoint": {
         "Spec": {"Mode": "vip", "Ports": SERVICE_CREATE["EndpointSpec"]["Ports"]},
         "Ports": SERVICE_CREATE["EndpointSpec"]["Ports"],
@@ -386,7 +405,7 @@ SERVICE = {
     },
     "UpdateStatus": {
         "State": "completed",
-        "StartedAt": "2016-06-07T21:07:00.000000000Z",
+        "StartedAt": "2016-06-07T21:07:00Z",
         "CompletedAt": "2016-06-07T21:07:29.962229872Z",
         "Message": "update completed",
     },
@@ -398,10 +417,16 @@ JOB_SERVICE = {
     "Version": {"Index": 3},
     "Spec": {
         "Name": "batch",
-        "TaskTemplate": {"ContainerSpec": {"Image": "busybox"}},
+        "Labels": {},
+        "TaskTemplate": {
+            "ContainerSpec": {"Image": "busybox", "Isolation": "default"},
+            "ForceUpdate": 0,
+            "Runtime": "container",
+        },
         "Mode": {"ReplicatedJob": {"MaxConcurrent": 2, "TotalCompletions": 4}},
     },
-    "JobStatus": {"JobIteration": {"Index": 1}, "LastExecution": "2020-01-01T00:00:00.000000000Z"},
+    "Endpoint": {"Spec": {}},
+    "JobStatus": {"JobIteration": {"Index": 1}, "LastExecution": "2020-01-01T00:00:00Z"},
 }
 
 TASK = {
@@ -412,7 +437,8 @@ TASK = {
     "Name": "web.1.0kzzo1i0y4jz6027t0k7aezc7",
     "Labels": {},
     "Spec": {
-        "ContainerSpec": {"Image": "redis"},
+        "ContainerSpec": {"Image": "redis", "Isolation": "default"},
+        "ForceUpdate": 0,
         "Resources": {"Limits": {}, "Reservations": {}},
         "RestartPolicy": {"Condition": "any", "MaxAttempts": 0},
         "Placement": {},
@@ -441,7 +467,7 @@ TASK = {
     "NetworksAttachments": [
         {"Network": {"ID": "4qvuz4ko70xaltuqbt8956gd1"}, "Addresses": ["10.255.0.10/16"]}
     ],
-    "JobIteration": {"Index": 0},
+    "JobIteration": {},
 }
 
 SWARM = {
@@ -500,11 +526,119 @@ def test_special_json_spellings() -> None:
     out = M.Task(id="x", node_id="n", service_id="s").to_api()
     assert {"ID", "NodeID", "ServiceID"} <= set(out)
     assert M.Resources(nano_cpus=1).to_api() == {"NanoCPUs": 1}
-    assert M.ContainerSpec(tty=True, dns_config={}).to_api() == {"TTY": True, "DNSConfig": {}}
-    assert M.ContainerStatus(container_id="c", pid=1).to_api() == {"ContainerID": "c", "PID": 1}
+    assert M.ContainerSpec(tty=True, dns_config={}).to_api() == {
+        "TTY": True, "DNSConfig": {}, "Isolation": "default"
+    }  # fmt: skip
+    assert M.ContainerStatus(container_id="c", pid=1).to_api() == {
+        "ContainerID": "c", "PID": 1, "ExitCode": 0
+    }  # fmt: skip
     assert M.SwarmSpec().to_api()["CAConfig"] == {}
     assert M.Swarm(tls_info=M.TLSInfo(trust_root="x")).to_api()["TLSInfo"] == {"TrustRoot": "x"}
     assert "Global" in M.ServiceMode.from_api({"Global": {}}).to_api()
+
+
+# ---------------------------------------------------------------- as Docker's Go types write them
+
+
+def test_fields_docker_always_writes() -> None:
+    spec = M.ServiceSpec.from_api(
+        {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "a"}}, "UpdateConfig": {}}
+    )
+    out = M.Service(id="s", spec=spec, previous_spec=spec).to_api()
+    for key in ("Spec", "PreviousSpec"):
+        assert out[key]["Labels"] == {}
+        task = out[key]["TaskTemplate"]
+        assert (task["Runtime"], task["ForceUpdate"]) == ("container", 0)
+        assert task["ContainerSpec"] == {"Image": "a", "Isolation": "default"}
+        assert out[key]["UpdateConfig"] == {
+            "Parallelism": 0, "FailureAction": "pause", "MaxFailureRatio": 0,
+            "Order": "stop-first",
+        }  # fmt: skip
+    assert out["Endpoint"] == {"Spec": {}}
+    rp = M.RestartPolicy(condition="none").to_api()
+    assert rp == {"Condition": "none", "MaxAttempts": 0}
+
+
+def test_fields_go_leaves_out_or_writes_otherwise() -> None:
+    task = M.Task(
+        id="t", slot=0, spec=M.TaskSpec.from_api({"Runtime": "container"}),
+        job_iteration=M.JobIteration(index=0), endpoint=M.Endpoint(),
+        status=M.TaskStatus(container_status=M.ContainerStatus(container_id="c", pid=7)),
+    ).to_api()  # fmt: skip
+    assert "Slot" not in task and "Endpoint" not in task and task["JobIteration"] == {}
+    assert task["Spec"] == {"ForceUpdate": 0}  # a task's spec shows no runtime
+    assert task["Labels"] == {}
+    assert task["Status"]["ContainerStatus"] == {"ContainerID": "c", "PID": 7, "ExitCode": 0}
+    assert task["Status"]["PortStatus"] == {}
+    ratio = M.UpdateConfig.from_api({"MaxFailureRatio": 0, "Delay": 0}).to_api()
+    assert type(ratio["MaxFailureRatio"]) is int and "Delay" not in ratio
+    assert M.UpdateConfig(max_failure_ratio=0.25).to_api()["MaxFailureRatio"] == 0.25
+    cs = M.ContainerSpec.from_api({"Image": "a", "TTY": False, "ReadOnly": True}).to_api()
+    assert cs == {"Image": "a", "ReadOnly": True, "Isolation": "default"}
+
+
+def test_the_store_keeps_what_was_sent() -> None:
+    """`GO_JSON` is the API's only: the store's encoding holds the spec as sent."""
+    from shoal.store.kinds import decode, encode
+    from shoal.store.seal import Sealer
+
+    sealer = Sealer.new()[0]
+    spec = M.ServiceSpec.from_api({"Name": "web", "TaskTemplate": {"ContainerSpec": {}}})
+    service = M.Service(id="s1", spec=spec)
+    stored = json.loads(encode(service, sealer))
+    assert stored["Spec"] == {"Name": "web", "TaskTemplate": {"ContainerSpec": {}}, "Mode": {}}
+    back = decode("services", "s1", encode(service, sealer), 3, sealer)
+    assert back.to_api() == {**service.to_api(), "Version": {"Index": 3}}
+
+
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [(None, ["10.0.0.0/8"]), ([], None), (["10.20.0.0/16"], ["10.20.0.0/16"])],
+    ids=["none-sent", "empty-sent", "given"],
+)
+def test_default_address_pool_shows_as_swarmkit_shows_it(
+    sent: list[str] | None, shown: list[str] | None
+) -> None:
+    swarm = M.Swarm(default_addr_pool=sent)
+    assert swarm.to_api()["DefaultAddrPool"] == shown
+    assert swarm.address_pools() == (sent or ["10.0.0.0/8"])
+
+
+def test_a_service_without_ports_has_an_empty_endpoint_spec() -> None:
+    assert M.allocated_endpoint_spec(None) == M.EndpointSpec()
+    assert M.allocated_endpoint_spec(M.EndpointSpec(mode="dnsrr")) == M.EndpointSpec()
+    ported = M.EndpointSpec(mode="vip", ports=[M.PortConfig(target_port=80, published_port=8)])
+    assert M.allocated_endpoint_spec(ported) == ported
+    service = M.Service(spec=M.ServiceSpec(endpoint_spec=M.EndpointSpec(mode="vip")))
+    # An earlier shoal gave such tasks `{"Mode": "vip"}`: still up to date.
+    old = M.Task(endpoint=M.Endpoint(spec=M.EndpointSpec(mode="vip")))
+    assert M.up_to_date(old, service)
+    service.spec.endpoint_spec = ported
+    assert not M.up_to_date(old, service)
+
+
+def test_a_spec_read_back_means_the_same() -> None:
+    """A client sends back what it read (`docker service scale`): the same task spec."""
+    sent = M.TaskSpec.from_api({"ContainerSpec": {"Image": "a"}})
+    read = M.ServiceSpec(task_template=sent).to_api()["TaskTemplate"]
+    assert read["Runtime"] == "container" and read["ContainerSpec"]["Isolation"] == "default"
+    assert M.same_task_spec(M.TaskSpec.from_api(read), sent)
+
+
+def test_times_as_go_writes_them() -> None:
+    import datetime as dt
+
+    def t(*a: int) -> str:
+        return M.format_time(dt.datetime(*a, tzinfo=dt.UTC))
+
+    assert t(2020, 1, 2, 3, 4, 5, 678900) == "2020-01-02T03:04:05.6789Z"
+    assert t(2020, 1, 2, 3, 4, 5) == "2020-01-02T03:04:05Z"
+    assert t(1, 1, 1) == "0001-01-01T00:00:00Z"  # Go's zero time
+    plus2 = dt.timezone(dt.timedelta(hours=2))
+    assert M.format_time(dt.datetime(2020, 1, 2, 5, 0, 0, 1, tzinfo=plus2)) == (
+        "2020-01-02T03:00:00.000001Z"
+    )
+    assert M.timestamp(1.5) == "1970-01-01T00:00:01.5Z"
 
 
 def test_time_helpers() -> None:
@@ -514,7 +648,7 @@ def test_time_helpers() -> None:
     import datetime as dt
 
     s = M.format_time(dt.datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC))
-    assert s == "2020-01-02T03:04:05.678901000Z"
+    assert s == "2020-01-02T03:04:05.678901Z"
     assert M.parse_time(s) == pytest.approx(
         dt.datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC).timestamp()
     )
@@ -723,12 +857,13 @@ def test_store_only_fields_are_not_shown() -> None:
 
 
 def test_store_only_fields_are_listed() -> None:
-    """Every model's `STORE_ONLY` fields are the ones this module lets the swagger lack."""
+    """The fields models keep from their Docker JSON (`GO_JSON.never`) are the ones this
+    module lets the swagger lack."""
     declared = {
-        (c.__name__, c.model_fields[f].alias)
+        (c.__name__, name)
         for c in all_models()
         if issubclass(c, M.Meta)
-        for f in c.STORE_ONLY
+        for name in c.GO_JSON.never
     }
     assert declared == STORE_ONLY
 

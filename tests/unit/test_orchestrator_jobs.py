@@ -29,7 +29,9 @@ def job(**kw):  # noqa: ANN003, ANN201
 
 def active(tasks: list[Task]) -> list[Task]:
     return [
-        t for t in tasks if t.desired_state in ("running", "ready") and t.status.state in ACTIVE
+        t
+        for t in tasks
+        if t.desired_state in ("complete", "running", "ready") and t.status.state in ACTIVE
     ]
 
 
@@ -60,7 +62,7 @@ def test_replicated_job_starts_max_concurrent_tasks_in_slots_from_zero() -> None
     plan = reconcile_job(svc, [], all_ok, T0)
     assert sorted(t.slot for t in plan.create) == [0, 1]
     for t in plan.create:
-        assert t.desired_state == "running"
+        assert t.desired_state == "complete"  # run to completion, as SwarmKit's
         assert t.job_iteration is not None and t.job_iteration.index == 0
         assert t.node_id is None
         assert t.service_id == svc.id
@@ -78,12 +80,12 @@ def test_running_job_tasks_block_new_ones() -> None:
     assert not reconcile_job(svc, tasks, all_ok, T0)
 
 
-def test_completed_task_is_shut_down_and_frees_a_place() -> None:
+def test_completed_task_keeps_its_desired_state_and_frees_a_place() -> None:
     svc = job(max_concurrent=2, total_completions=4)
-    done = task(svc, 0, "complete", iteration=0, exit_code=0)
-    tasks = [done, task(svc, 1, iteration=0)]
+    done = task(svc, 0, "complete", desired="complete", iteration=0, exit_code=0)
+    tasks = [done, task(svc, 1, desired="complete", iteration=0)]
     plan = reconcile_job(svc, tasks, all_ok, T0)
-    assert plan.desired == {done.id: "shutdown"}
+    assert plan.desired == {}
     assert [t.slot for t in plan.create] == [2]
 
 
@@ -107,14 +109,14 @@ def test_replicated_job_runs_to_completion_with_bounded_concurrency() -> None:
         for t in tasks:
             if t.status.state == "running":
                 set_state(tasks, t.id, "complete", at=now)
-            elif t.status.state == "new" and t.desired_state == "running":
+            elif t.status.state == "new" and t.desired_state == "complete":
                 set_state(tasks, t.id, "running", at=now)
         now += 1
     completed = [t for t in tasks if t.status.state == "complete"]
     assert sorted(t.slot for t in completed) == [0, 1, 2, 3, 4]
     assert len(tasks) == 5  # no task beyond TotalCompletions
     assert peak == 2
-    assert all(t.desired_state == "shutdown" for t in tasks)
+    assert all(t.desired_state == "complete" for t in tasks)
 
 
 def test_failed_job_task_restarts_in_same_slot_after_delay() -> None:
@@ -131,7 +133,7 @@ def test_failed_job_task_restarts_in_same_slot_after_delay() -> None:
     early = reconcile_job(svc, tasks, all_ok, T0 + 3)
     assert early.desired == {} and early.create == []  # the restart holds the only place
     assert early.wake_at == pytest.approx(T0 + 5)
-    assert reconcile_job(svc, tasks, all_ok, T0 + 5).desired == {new.id: "running"}
+    assert reconcile_job(svc, tasks, all_ok, T0 + 5).desired == {new.id: "complete"}
 
 
 def test_failed_job_task_with_condition_none_is_not_restarted() -> None:
@@ -181,8 +183,8 @@ def test_iteration_of() -> None:
 
 def test_new_iteration_shuts_down_old_iteration_tasks_and_starts_over() -> None:
     svc = job(max_concurrent=2, total_completions=2, iteration=1)
-    running_old = task(svc, 0, iteration=0)
-    done_old = task(svc, 1, "complete", desired="shutdown", iteration=0)
+    running_old = task(svc, 0, desired="complete", iteration=0)
+    done_old = task(svc, 1, "complete", desired="complete", iteration=0)  # left as it is
     plan = reconcile_job(svc, [running_old, done_old], all_ok, T0)
     assert plan.desired == {running_old.id: "shutdown"}
     assert sorted(t.slot for t in plan.create) == [0, 1]
@@ -216,18 +218,18 @@ def test_global_job_one_task_per_eligible_node() -> None:
     assert sorted(t.node_id for t in plan.create) == ["n1", "n2", "n3"]
     for t in plan.create:
         assert t.slot is None
-        assert t.desired_state == "running"
+        assert t.desired_state == "complete"
         assert t.job_iteration is not None and t.job_iteration.index == 0
 
 
 def test_global_job_does_not_rerun_on_nodes_that_completed() -> None:
     svc = gjob()
     tasks = [
-        task(svc, None, "complete", node="n1", iteration=0),
-        task(svc, None, "complete", desired="shutdown", node="n2", iteration=0),
+        task(svc, None, "complete", desired="complete", node="n1", iteration=0),
+        task(svc, None, "complete", desired="shutdown", node="n2", iteration=0),  # older shoal
     ]
     plan = reconcile_job(svc, tasks, all_ok, T0, eligible={"n1", "n2"})
-    assert plan.desired == {tasks[0].id: "shutdown"}
+    assert plan.desired == {}
     assert plan.create == []
 
 
@@ -271,3 +273,27 @@ def test_global_job_adds_only_missing_nodes() -> None:
     tasks = [task(svc, None, node="n1", iteration=0)]
     plan = reconcile_job(svc, tasks, all_ok, T0, eligible={"n1", "n2"})
     assert Counter(t.node_id for t in plan.create) == {"n2": 1}
+
+
+# ---------------------------------------------------------------- wanted, downstream
+
+
+def test_a_job_task_desired_complete_is_wanted_downstream() -> None:
+    """The allocator and the scheduler take a job's task (desired `complete`) as wanted; the
+    agent runs it to the end."""
+    from shoal.agent.controller import Observed
+    from shoal.agent.task import decide
+    from shoal.api.states import TaskState
+    from shoal.manager.scheduler.scheduler import unassigned
+
+    svc = job(max_concurrent=1, total_completions=1)
+    (new,) = reconcile_job(svc, [], all_ok, T0).create
+    new.status.state = TaskState.PENDING
+    assert unassigned(new)
+    new.desired_state = TaskState.SHUTDOWN
+    assert not unassigned(new)
+    running = Observed(exists=True, running=True, started=True, container_id="c")
+    assert decide(TaskState.RUNNING, TaskState.COMPLETE, running).op == "wait"
+    exited = Observed(exists=True, started=True, exit_code=0, container_id="c")
+    assert decide(TaskState.RUNNING, TaskState.COMPLETE, exited).state == TaskState.COMPLETE
+    assert decide(TaskState.READY, TaskState.COMPLETE, Observed(exists=True)).op == "start"

@@ -194,3 +194,15 @@ def test_reaper_keeps_enough_history_for_max_attempts() -> None:
         dead = {t.id for t in doomed(tasks, DEFAULT_RETENTION, {"svc1": svc})}
         tasks = [t for t in tasks if t.id not in dead]
     assert runs == 8  # the first run and 7 restarts
+
+
+def test_a_pending_job_task_is_no_history() -> None:
+    """A job's task waits for a node with desired state `complete` (it is wanted): only one
+    told to shut down before any node got it is history."""
+    job = service("job1", mode="replicated-job")
+    stuck = [
+        task(job, 0, "failed", desired="shutdown", created=T0 + i, iteration=0) for i in range(5)
+    ]
+    waiting = task(job, 0, "pending", desired="complete", node=None, created=T0 - 1, iteration=0)
+    victims = doomed([*stuck, waiting], 5, {"job1": job})
+    assert ids(victims) == ids(stuck[:1])

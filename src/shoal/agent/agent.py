@@ -12,7 +12,7 @@ from shoal.agent.controller import Controllers
 from shoal.agent.networks import NetworkHandler
 from shoal.agent.session import Session
 from shoal.agent.worker import Worker
-from shoal.api.models import EngineDescription, NodeDescription, Platform, Resources
+from shoal.api.models import EngineDescription, NodeDescription, Platform, Resources, TLSInfo
 from shoal.engine.client import EngineAPI
 
 log = logging.getLogger(__name__)
@@ -20,16 +20,21 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 2.0  # seconds between reconnect attempts, at most
 
 
-async def describe(engine: EngineAPI) -> NodeDescription:
+async def describe(engine: EngineAPI, tls_info: TLSInfo | None = None) -> NodeDescription:
+    """What the node reports of itself (SwarmKit's executor `Describe`): the engine's host,
+    platform, resources and plugins (sorted by type, then name), and the trust root of the
+    node's certificate."""
     info = await engine.info()
     labels = {}
     for item in info.get("Labels") or []:
         k, _, v = item.partition("=")
         labels[k] = v
-    plugins = []
-    for kind, names in (info.get("Plugins") or {}).items():
-        for name in names or []:
-            plugins.append({"Type": kind, "Name": name})
+    plugins = [
+        {"Type": kind, "Name": name}
+        for kind, names in (info.get("Plugins") or {}).items()
+        for name in names or []
+    ]
+    plugins.sort(key=lambda p: (p["Type"], p["Name"]))
     return NodeDescription(
         hostname=info.get("Name"),
         platform=Platform(architecture=info.get("Architecture"), os=info.get("OSType")),
@@ -39,6 +44,7 @@ async def describe(engine: EngineAPI) -> NodeDescription:
         engine=EngineDescription(
             engine_version=info.get("ServerVersion"), labels=labels or None, plugins=plugins
         ),
+        tls_info=tls_info,
     )
 
 
@@ -51,8 +57,10 @@ class Agent:
         controllers: Controllers,
         clock: Callable[[], float] = time.time,
         networks: NetworkHandler | None = None,
+        tls_info: TLSInfo | None = None,
     ) -> None:
         self.engine = engine
+        self.tls_info = tls_info
         self.node_id = node_id
         self.connect = connect
         self.worker = Worker(engine, node_id, controllers, clock, networks)
@@ -62,7 +70,7 @@ class Agent:
         try:
             while True:
                 try:
-                    description = await describe(self.engine)
+                    description = await describe(self.engine, self.tls_info)
                     self.worker.description = description
                     session = await self.connect(description)
                     backoff = 0.1

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import string
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from shoal.api.models import TLSInfo
 
 ROOT_CN = "swarm-ca"
 ROOT_VALIDITY = dt.timedelta(days=20 * 365)
@@ -27,16 +32,44 @@ class RootCA:
     def der(self) -> bytes:
         return der_of(self.cert_pem)
 
-    def issuer_info(self) -> tuple[str, str]:
-        """(subject, public key), DER and base64 as Docker's `TLSInfo` shows them."""
-        import base64
+    def tls_info(self) -> TLSInfo:
+        return tls_info(self.cert_pem)
 
-        cert = self.cert
-        subject = base64.b64encode(cert.subject.public_bytes()).decode()
-        key = cert.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return subject, base64.b64encode(key).decode()
+
+def tls_info(ca_pem: bytes) -> TLSInfo:
+    """The trust root as Docker's `TLSInfo` shows it — the swarm's, and every node's (its
+    certificate's issuer, the root CA): the PEM, and the CA's subject and public key, DER in
+    base64."""
+    cert = x509.load_pem_x509_certificate(ca_pem)
+    key = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return TLSInfo(
+        trust_root=ca_pem.decode(),
+        cert_issuer_subject=base64.b64encode(cert.subject.public_bytes()).decode(),
+        cert_issuer_public_key=base64.b64encode(key).decode(),
+    )
+
+
+_PRINTABLE = frozenset(string.ascii_letters + string.digits + " '()+,-./:=?")
+
+
+def _name(*attributes: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
+    """A name as Go's `crypto/x509` writes one (and so SwarmKit's certificates): each value a
+    PrintableString where its characters allow, else a UTF8String. It shows: the CA's
+    subject is `TLSInfo.CertIssuerSubject` (`CN=swarm-ca`: `MBMxETAPBgNVBAMTCHN3YXJtLWNh`)."""
+    return x509.Name(
+        [
+            x509.NameAttribute(
+                oid,
+                value,
+                _type=_ASN1Type.PrintableString
+                if set(value) <= _PRINTABLE
+                else _ASN1Type.UTF8String,
+            )
+            for oid, value in attributes
+        ]
+    )
 
 
 def der_of(cert_pem: bytes) -> bytes:
@@ -46,7 +79,7 @@ def der_of(cert_pem: bytes) -> bytes:
 
 def new_root_ca() -> RootCA:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ROOT_CN)])
+    name = _name((NameOID.COMMON_NAME, ROOT_CN))
     start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     cert = (
         x509.CertificateBuilder()
@@ -105,12 +138,10 @@ def issue(ca: RootCA, csr_pem: bytes, node_id: str, role: str, cluster_id: str) 
     if not csr.is_signature_valid:
         raise ValueError("invalid certificate request signature")
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, cluster_id),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ROLE_OU[role]),
-            x509.NameAttribute(NameOID.COMMON_NAME, node_id),
-        ]
+    subject = _name(
+        (NameOID.ORGANIZATION_NAME, cluster_id),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, ROLE_OU[role]),
+        (NameOID.COMMON_NAME, node_id),
     )
     start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     cert = (

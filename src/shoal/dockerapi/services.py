@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from shoal.api.defaults import with_defaults
+from shoal.api.defaults import insert_defaults
 from shoal.dockerapi import logs
 from shoal.dockerapi.http import (
     Routes,
@@ -48,7 +48,7 @@ async def inspect(request: web.Request) -> web.StreamResponse:
     service = services.get(store, request.match_info["id"])
     data = service.to_api()
     if query_bool(request, "insertDefaults"):
-        data = with_defaults(data)
+        data["Spec"] = insert_defaults(data["Spec"])  # the spec only, as Docker's
     return json_response(data)
 
 

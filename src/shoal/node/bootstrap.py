@@ -19,7 +19,6 @@ from shoal.api.models import (
     NodeStatus,
     Swarm,
     SwarmSpec,
-    TLSInfo,
 )
 from shoal.ca.authority import RootCA, der_of, new_csr, new_key
 from shoal.ca.tls import client_context, write_certs
@@ -39,15 +38,11 @@ def new_swarm(
     ca: RootCA,
 ) -> tuple[Swarm, Node]:
     """The swarm object and the first manager's node, from a `swarm init` request."""
-    subject, key = ca.issuer_info()
     swarm = Swarm(
         id=state.swarm_id,
         spec=SwarmSpec.from_api(swarm_spec(req.get("Spec"))),
-        tls_info=TLSInfo(
-            trust_root=ca.cert_pem.decode(), cert_issuer_subject=subject,
-            cert_issuer_public_key=key,
-        ),
-        default_addr_pool=req.get("DefaultAddrPool") or ["10.0.0.0/8"],
+        tls_info=ca.tls_info(),
+        default_addr_pool=req.get("DefaultAddrPool"),  # None and [] show differently
         subnet_size=req.get("SubnetSize") or 24,
         data_path_port=req.get("DataPathPort") or 4789,
     )  # fmt: skip

@@ -33,9 +33,9 @@ from shoal.api.errors import (
     NoLeader,
     NotAcceptable,
 )
-from shoal.api.models import NodeDescription, Task
+from shoal.api.models import NodeDescription, Task, TLSInfo
 from shoal.api.naming import new_id
-from shoal.ca.authority import issue, new_csr, new_key, new_root_ca
+from shoal.ca.authority import issue, new_csr, new_key, new_root_ca, tls_info
 from shoal.ca.tls import server_context, write_certs
 from shoal.engine.client import Engine
 from shoal.engine.logs import container_log
@@ -162,6 +162,7 @@ class Daemon:
                 state.node_id,
                 lambda d: dispatcher.register(state.node_id, d, host_of(state.advertise_addr)),
                 EngineControllers(self._engine),
+                tls_info=self._tls_info(),
             )
             tg.create_task(agent.run())
 
@@ -172,7 +173,15 @@ class Daemon:
                 host_of(state.advertise_addr), self._engine,
             )  # fmt: skip
 
-        await Agent(self._engine, state.node_id, connect, EngineControllers(self._engine)).run()
+        agent = Agent(
+            self._engine, state.node_id, connect, EngineControllers(self._engine),
+            tls_info=self._tls_info(),
+        )  # fmt: skip
+        await agent.run()
+
+    def _tls_info(self) -> TLSInfo:
+        """The trust root of this node's certificate, as its node description reports it."""
+        return tls_info((self.dir.certs / "ca.crt").read_bytes())
 
     async def _serve_cluster_port(
         self, state: LocalState, store: MirroredStore, dispatcher: Dispatcher

@@ -13,6 +13,7 @@ exported here: import from `shoal.api.models`.
 from __future__ import annotations
 
 from shoal.api.models.base import (
+    GoJSON,
     Meta,
     Model,
     Version,
@@ -66,6 +67,7 @@ from shoal.api.models.services import (
     TaskSpec,
     UpdateConfig,
     UpdateStatus,
+    allocated_endpoint_spec,
     canonical,
     same_task_spec,
 )
@@ -107,6 +109,7 @@ __all__ = [
     "Endpoint",
     "EndpointSpec",
     "EngineDescription",
+    "GoJSON",
     "Healthcheck",
     "JobIteration",
     "JobStatus",
@@ -145,6 +148,7 @@ __all__ = [
     "UpdateConfig",
     "UpdateStatus",
     "Version",
+    "allocated_endpoint_spec",
     "canonical",
     "format_time",
     "now",

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shoal.api.models.base import Meta, Model
+from shoal.api.models.base import GoJSON, Meta, Model
 from shoal.api.models.services import Platform, Resources
 from shoal.api.models.swarm import TLSInfo
 
 
 class NodeSpec(Model):
+    GO_JSON = GoJSON(always={"Labels": {}})
+
     name: str | None = None
     labels: dict[str, str] | None = None
     role: str = "worker"
@@ -24,6 +26,8 @@ class EngineDescription(Model):
 
 
 class NodeDescription(Model):
+    GO_JSON = GoJSON(always={"Platform": {}, "Resources": {}, "Engine": {}, "TLSInfo": {}})
+
     hostname: str | None = None
     platform: Platform | None = None
     resources: Resources | None = None
@@ -44,6 +48,8 @@ class ManagerStatus(Model):
 
 
 class Node(Meta):
+    GO_JSON = GoJSON(always={"Description": {}})
+
     spec: NodeSpec = Field(default_factory=NodeSpec)
     description: NodeDescription | None = None
     status: NodeStatus = Field(default_factory=NodeStatus)

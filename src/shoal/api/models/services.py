@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import AliasChoices, Field, PrivateAttr
 
 from shoal.api.defaults import TASK_DEFAULTS, merge_defaults
-from shoal.api.models.base import Meta, Model
+from shoal.api.models.base import GoJSON, Meta, Model
 
 
 class Resources(Model):
@@ -25,6 +25,8 @@ class ResourceRequirements(Model):
 
 
 class RestartPolicy(Model):
+    GO_JSON = GoJSON(always={"Condition": "any", "MaxAttempts": 0})
+
     condition: str | None = None  # none | on-failure | any
     delay: int | None = None
     max_attempts: int | None = None
@@ -68,6 +70,11 @@ class Mount(Model):
 
 
 class ContainerSpec(Model):
+    GO_JSON = GoJSON(
+        always={"Isolation": "default"},
+        omitempty=frozenset({"TTY", "OpenStdin", "ReadOnly"}),
+    )
+
     image: str | None = None
     labels: dict[str, str] | None = None
     command: list[str] | None = None
@@ -102,6 +109,8 @@ class NetworkAttachmentConfig(Model):
 
 
 class TaskSpec(Model):
+    GO_JSON = GoJSON(always={"ForceUpdate": 0})
+
     _canonical: str | None = PrivateAttr(default=None)
 
     container_spec: ContainerSpec | None = None
@@ -126,10 +135,13 @@ def _strip(value: Any) -> Any:
 
 
 def canonical(spec: TaskSpec) -> str:
-    """A task spec's meaning as a string: equal strings, same tasks. Cached on the spec
-    (specs are never changed in place once stored)."""
+    """A task spec's meaning as a string: equal strings, same tasks — every absent field at
+    its default (`TASK_DEFAULTS`, with what Docker's API shows for it), empty ones dropped.
+    Cached on the spec (specs are never changed in place once stored)."""
     if spec._canonical is None:
-        full = merge_defaults(spec.to_api(), TASK_DEFAULTS)
+        full = merge_defaults(
+            spec.model_dump(by_alias=True, exclude_none=True, mode="json"), TASK_DEFAULTS
+        )
         spec._canonical = json.dumps(_strip(full), sort_keys=True)
     return spec._canonical
 
@@ -167,6 +179,12 @@ class ServiceMode(Model):
 
 
 class UpdateConfig(Model):
+    GO_JSON = GoJSON(
+        always={"Parallelism": 0, "FailureAction": "pause", "MaxFailureRatio": 0,
+                "Order": "stop-first"},
+        omitempty=frozenset({"Delay", "Monitor"}),
+    )  # fmt: skip
+
     parallelism: int | None = None
     delay: int | None = None
     failure_action: str | None = None
@@ -189,6 +207,10 @@ class EndpointSpec(Model):
 
 
 class ServiceSpec(Model):
+    GO_JSON = GoJSON(
+        always={"Labels": {}}, inner={"TaskTemplate": GoJSON(always={"Runtime": "container"})}
+    )
+
     name: str = ""
     labels: dict[str, str] | None = None
     task_template: TaskSpec = Field(default_factory=TaskSpec)
@@ -199,7 +221,19 @@ class ServiceSpec(Model):
     endpoint_spec: EndpointSpec | None = None
 
 
+def allocated_endpoint_spec(spec: EndpointSpec | None) -> EndpointSpec:
+    """The endpoint spec the allocator records for a service (`Endpoint.Spec`) and copies
+    onto its tasks: the service's own once it has something to allocate (published ports;
+    VIPs on networks later), else none, as SwarmKit's allocator leaves such a service alone
+    (Docker shows `"Endpoint": {"Spec": {}}`)."""
+    if spec is None or not spec.ports:
+        return EndpointSpec()
+    return spec
+
+
 class Endpoint(Model):
+    GO_JSON = GoJSON(always={"Spec": {}})
+
     spec: EndpointSpec | None = None
     ports: list[PortConfig] | None = None
     virtual_ips: list[dict[str, Any]] | None = None
@@ -213,6 +247,8 @@ class UpdateStatus(Model):
 
 
 class JobIteration(Model):
+    GO_JSON = GoJSON(omitempty=frozenset({"Index"}))
+
     index: int = 0
 
 
@@ -233,7 +269,9 @@ class Service(Meta):
     it, sealed, and never shown (moby keeps them in the spec's `PullOptions`, which the API
     never shows either); the dispatcher hands them only to the nodes that run its tasks."""
 
-    STORE_ONLY = frozenset({"registry_auth", "previous_registry_auth"})
+    GO_JSON = GoJSON(
+        always={"Endpoint": {}}, never=frozenset({"RegistryAuth", "PreviousRegistryAuth"})
+    )
 
     spec: ServiceSpec = Field(default_factory=ServiceSpec)
     previous_spec: ServiceSpec | None = None
@@ -246,5 +284,5 @@ class Service(Meta):
 
     def endpoint_allocated(self) -> bool:
         """The allocator has given the service the endpoint its current spec asks for."""
-        want = self.spec.endpoint_spec or EndpointSpec(mode="vip")
+        want = allocated_endpoint_spec(self.spec.endpoint_spec)
         return self.endpoint is not None and self.endpoint.spec == want

@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import Field
 
-from shoal.api.models.base import Meta, Model
+from shoal.api.defaults import DEFAULT_ADDR_POOL
+from shoal.api.models.base import GoJSON, Meta, Model
 
 
 class TLSInfo(Model):
@@ -45,6 +46,8 @@ class EncryptionConfig(Model):
 
 
 class SwarmSpec(Model):
+    GO_JSON = GoJSON(always={"Labels": {}})
+
     name: str | None = None
     labels: dict[str, str] | None = None
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
@@ -64,6 +67,14 @@ class Swarm(Meta):
     """The swarm object (moby `swarm.ClusterInfo` + `JoinTokens`). `JoinTokens` are stored
     with it, sealed, and shown only by `GET /swarm`."""
 
+    # `DefaultAddrPool` as Docker shows it: SwarmKit's built-in pool when `swarm init` sent
+    # none (null: the 20.10 CLI, docker-py), "for CLI display"; null when it sent an empty
+    # list (the 28.x CLI); else the pools it sent.
+    GO_JSON = GoJSON(
+        always={"TLSInfo": {}, "DefaultAddrPool": list(DEFAULT_ADDR_POOL)},
+        nulls=frozenset({"DefaultAddrPool"}),
+    )
+
     spec: SwarmSpec = Field(default_factory=SwarmSpec)
     tls_info: TLSInfo | None = None
     root_rotation_in_progress: bool = False
@@ -71,3 +82,8 @@ class Swarm(Meta):
     subnet_size: int | None = None
     data_path_port: int | None = None
     join_tokens: JoinTokens = Field(default_factory=JoinTokens)
+
+    def address_pools(self) -> list[str]:
+        """Where overlay subnets come from: the pools `swarm init` was given, else
+        SwarmKit's default (whether `DefaultAddrPool` shows it or null)."""
+        return list(self.default_addr_pool or DEFAULT_ADDR_POOL)

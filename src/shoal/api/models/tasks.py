@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shoal.api.models.base import Meta, Model
+from shoal.api.models.base import GoJSON, Meta, Model
 from shoal.api.models.networks import NetworkAttachment
 from shoal.api.models.services import (
     Endpoint,
-    EndpointSpec,
     JobIteration,
     PortConfig,
     Service,
     TaskSpec,
+    allocated_endpoint_spec,
     same_task_spec,
 )
 from shoal.api.states import TaskState
 
 
 class ContainerStatus(Model):
+    GO_JSON = GoJSON(always={"ContainerID": "", "PID": 0, "ExitCode": 0})
+
     container_id: str | None = None
     pid: int | None = None
     exit_code: int | None = None
@@ -29,6 +31,8 @@ class PortStatus(Model):
 
 
 class TaskStatus(Model):
+    GO_JSON = GoJSON(always={"PortStatus": {}})
+
     timestamp: str | None = None
     state: TaskState = TaskState.NEW
     message: str | None = None
@@ -38,9 +42,14 @@ class TaskStatus(Model):
 
 
 class Task(Meta):
-    # As in SwarmKit, the allocator copies the service's endpoint onto each task. Kept in the
+    # As in SwarmKit, the allocator copies the service's endpoint onto each task: kept in the
     # store for the scheduler and the agent; the Docker API's Task has no such field.
-    STORE_ONLY = frozenset({"endpoint"})
+    GO_JSON = GoJSON(
+        always={"Labels": {}},
+        omitempty=frozenset({"Slot"}),
+        never=frozenset({"Endpoint"}),
+        inner={"Spec": GoJSON(never=frozenset({"Runtime"}))},
+    )
 
     name: str | None = None
     labels: dict[str, str] | None = None
@@ -63,4 +72,8 @@ def up_to_date(task: Task, service: Service) -> bool:
         return False
     if task.endpoint is None:
         return True
-    return task.endpoint.spec == (service.spec.endpoint_spec or EndpointSpec(mode="vip"))
+    # (Both sides through `allocated_endpoint_spec`: tasks allocated by an earlier shoal carry
+    # `{"Mode": "vip"}` where there was nothing to allocate.)
+    return allocated_endpoint_spec(task.endpoint.spec) == allocated_endpoint_spec(
+        service.spec.endpoint_spec
+    )

@@ -1,10 +1,12 @@
 """The allocator: gives networks their VXLAN ID and subnet, services their endpoint, and new
 tasks an address on each of their networks, then moves them to `pending`.
 
-Host-mode published ports need no allocation: the service's `Endpoint.Ports` repeats them.
-VIPs and the ingress routing mesh come with shoal's routing mesh; until then the control API
-refuses specs that need them. Addresses of tasks that ended are free again at once (the task
-keeps showing the address it had).
+Host-mode published ports need no allocation: the service's `Endpoint.Ports` repeats them, and
+its `Endpoint.Spec` records the endpoint spec they came with (a service without any keeps an
+empty one, as Docker shows it: `allocated_endpoint_spec`). VIPs and the ingress routing mesh
+come with shoal's routing mesh; until then the control API refuses specs that need them.
+Addresses of tasks that ended are free again at once (the task keeps showing the address it
+had).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from shoal.api.models import (
     NetworkAttachment,
     Service,
     Task,
+    allocated_endpoint_spec,
 )
 from shoal.api.states import TaskState
 from shoal.manager.allocator.networks import NetworkAllocations, holds_addresses
@@ -26,7 +29,7 @@ from shoal.store.store import Event, Store
 
 
 def endpoint_for(spec: EndpointSpec | None) -> Endpoint:
-    spec = spec or EndpointSpec(mode="vip")
+    spec = allocated_endpoint_spec(spec)
     ports = [p.model_copy() for p in spec.ports or []]
     return Endpoint(spec=spec, ports=ports or None)
 
@@ -81,7 +84,7 @@ class Allocator:
             service = self.store.get(Service, t.service_id)
             if (
                 t.status.state == TaskState.NEW
-                and t.desired_state <= TaskState.RUNNING
+                and t.desired_state <= TaskState.COMPLETE  # (a job's task: complete)
                 and service is not None
                 and not needs_endpoint(service)
             ):

@@ -37,7 +37,7 @@ def holds_addresses(task: Task) -> bool:
     """A task keeps its addresses until it ended (or was told to go before it got a node)."""
     if task.status.state > TaskState.RUNNING:
         return False
-    return not (task.desired_state > TaskState.RUNNING and task.status.state < TaskState.ASSIGNED)
+    return not (task.desired_state > TaskState.COMPLETE and task.status.state < TaskState.ASSIGNED)
 
 
 class NetworkAllocations:

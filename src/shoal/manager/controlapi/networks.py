@@ -167,7 +167,7 @@ def peers(store: Store, network: Network) -> list[dict[str, str]]:
     for t in store.tasks():
         if (
             t.node_id
-            and t.desired_state <= TaskState.RUNNING
+            and t.desired_state <= TaskState.COMPLETE
             and any(
                 (a.network_ or {}).get("ID") == network.id for a in t.networks_attachments or []
             )
@@ -189,7 +189,7 @@ def in_use(store: Store, network: Network) -> str | None:
         if network.id in targets(s):
             return f"network {network.name} is in use by service {s.id}"
     for t in store.tasks():
-        if t.desired_state <= TaskState.RUNNING and any(
+        if t.desired_state <= TaskState.COMPLETE and any(
             (a.network_ or {}).get("ID") == network.id for a in t.networks_attachments or []
         ):
             return f"network {network.name} is in use by task {t.id}"

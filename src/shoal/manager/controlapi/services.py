@@ -33,6 +33,7 @@ from shoal.api.models import (
     ServiceStatus,
     UpdateStatus,
     now,
+    same_task_spec,
 )
 from shoal.api.naming import new_id, random_name
 from shoal.api.states import TaskState
@@ -73,6 +74,12 @@ def parse_spec(store: Store, body: Any) -> ServiceSpec:
         mode.replicated = ReplicatedService(replicas=1)
     elif mode.replicated is not None and mode.replicated.replicas is None:
         mode.replicated.replicas = 1
+    job = mode.replicated_job
+    if job is not None:  # Docker's defaults: one at a time, as many in all as at a time
+        if job.max_concurrent is None:
+            job.max_concurrent = 1
+        if job.total_completions is None:
+            job.total_completions = job.max_concurrent
     return spec
 
 
@@ -185,7 +192,7 @@ async def update(
     service.registry_auth = auth or None
     if spec.mode.kind.endswith("job") and (
         rollback
-        or spec.task_template != service.previous_spec.task_template
+        or not same_task_spec(spec.task_template, service.previous_spec.task_template)
         or spec.mode != service.previous_spec.mode
     ):
         index = service.job_status.job_iteration.index + 1 if service.job_status else 0
@@ -226,25 +233,36 @@ async def remove(store: Store, ref: str) -> None:
 
 
 def status(store: Store, service: Service) -> ServiceStatus:
-    """`ServiceStatus` as `GET /services?status=true` shows it."""
+    """`ServiceStatus` as `GET /services?status=true` shows it (SwarmKit's
+    `ListServiceStatuses`): desired is the replica count of a replicated service, the
+    `MaxConcurrent` of a replicated job, and for global services and jobs the tasks still
+    wanted; a job counts only the tasks of its current iteration. Running tasks on nodes
+    that are down do not count."""
     nodes = {n.id: n for n in store.nodes()}
-    running = desired = completed = 0
+    mode = service.spec.mode
+    kind = mode.kind
+    desired = 0
+    if kind == "replicated" and mode.replicated is not None:
+        desired = mode.replicated.replicas or 0
+    elif kind == "replicated-job" and mode.replicated_job is not None:
+        desired = mode.replicated_job.max_concurrent or 1
+    is_global = kind in ("global", "global-job")
+    iteration = service.job_status.job_iteration.index if service.job_status else None
+    running = completed = 0
     for t in store.tasks_of(service.id):
+        state = t.status.state
+        if iteration is not None:
+            if t.job_iteration is None or t.job_iteration.index != iteration:
+                continue
+            if state == TaskState.COMPLETE:
+                completed += 1
         node = nodes.get(t.node_id or "")
-        if t.status.state == TaskState.RUNNING and node is not None and node.status.state != "down":
+        if state == TaskState.RUNNING and node is not None and node.status.state != "down":
             running += 1
-        if t.desired_state in ("running", "ready") and t.status.state != "complete":
+        if is_global and t.desired_state == TaskState.RUNNING:
             desired += 1
-        if t.status.state == TaskState.COMPLETE:
-            completed += 1
-    kind = service.spec.mode.kind
-    if kind == "replicated":
-        desired = service.spec.mode.replicated.replicas or 0  # type: ignore[union-attr]
-    elif kind == "replicated-job":
-        job = service.spec.mode.replicated_job
-        concurrent = (job.max_concurrent or 1) if job else 1
-        total = (job.total_completions or concurrent) if job else 1
-        desired = max(0, min(concurrent, total - completed))
+        if is_global and state != TaskState.COMPLETE and t.desired_state == TaskState.COMPLETE:
+            desired += 1
     return ServiceStatus(running_tasks=running, desired_tasks=desired, completed_tasks=completed)
 
 

@@ -41,7 +41,7 @@ def has_endpoint(task: Task) -> bool:
     return (
         task.status.state >= TaskState.ASSIGNED
         and task.status.state <= TaskState.RUNNING
-        and task.desired_state <= TaskState.RUNNING
+        and task.desired_state <= TaskState.COMPLETE
         and bool(task.node_id)
     )
 

@@ -1,6 +1,11 @@
 """Pure reconciliation of jobs: replicated-job (TotalCompletions, at most MaxConcurrent at a
 time) and global-job (one run per eligible node). A job runs once per *iteration*; updating the
-service starts a new iteration (`JobStatus.JobIteration.Index`)."""
+service starts a new iteration (`JobStatus.JobIteration.Index`).
+
+As in SwarmKit's jobs orchestrator, a job's tasks are created with desired state `complete`
+(run until the container exits) and a completed task keeps it; a task that failed is shut
+down and, if its restart policy allows, replaced (desired `ready`, then `complete`). Tasks of
+an earlier iteration that still run are shut down; those that ended stay as they are."""
 
 from __future__ import annotations
 
@@ -42,8 +47,8 @@ def reconcile_job(
     current: list[Task] = []
     for t in tasks:
         if (t.job_iteration.index if t.job_iteration else 0) != iteration:
-            if runnable(t):
-                plan.set_desired(t, TaskState.SHUTDOWN)  # a previous iteration
+            if runnable(t) and state(t) <= TaskState.RUNNING:
+                plan.set_desired(t, TaskState.SHUTDOWN)  # a previous iteration's, still running
         else:
             current.append(t)
 
@@ -57,10 +62,7 @@ def reconcile_job(
     active = 0
     for k, ts in by_key.items():
         if any(state(t) == TaskState.COMPLETE for t in ts):
-            for t in ts:
-                if runnable(t) and state(t) == TaskState.COMPLETE:
-                    plan.set_desired(t, TaskState.SHUTDOWN)
-            continue
+            continue  # done: the completed task keeps its desired state `complete`
         live = [t for t in ts if runnable(t)]
         for t in live:
             if state(t) > TaskState.RUNNING or not node_ok(t.node_id):
@@ -78,7 +80,7 @@ def reconcile_job(
     if eligible is not None:
         for node_id in sorted(eligible):
             if node_id not in by_key:
-                _create(plan, service, node_id, eligible, iteration, TaskState.RUNNING)
+                _create(plan, service, node_id, eligible, iteration, TaskState.COMPLETE)
         return plan
 
     concurrent, total = job_counts(service)
@@ -86,7 +88,7 @@ def reconcile_job(
     # Replicated-job slots count from 0, as the docker CLI's job progress expects.
     free = (s for s in range(total) if s not in used)
     for _ in range(max(0, min(concurrent - active, total - len(used)))):
-        _create(plan, service, next(free), None, iteration, TaskState.RUNNING)
+        _create(plan, service, next(free), None, iteration, TaskState.COMPLETE)
     return plan
 
 

@@ -51,8 +51,9 @@ def desired(task: Task) -> TaskState:
 
 
 def runnable(task: Task) -> bool:
-    """The orchestrator still wants this task (desired ready or running)."""
-    return desired(task) <= TaskState.RUNNING
+    """The orchestrator still wants this task: desired ready or running — or `complete`, a
+    job's task, which runs until its container exits (as SwarmKit's jobs orchestrator)."""
+    return desired(task) <= TaskState.COMPLETE
 
 
 def live(task: Task, node_ok: Callable[[str | None], bool]) -> bool:

@@ -45,11 +45,12 @@ def doomed(
         keep = max(keep_per_slot(services.get(service_id), retention), 1)
         if len(ts) <= keep:
             continue
-        # History: told to stop and either stopped or never given to a node.
+        # History: ended and no longer wanted running (a job's completed task included), or
+        # told to stop before any node got it.
         old = sorted(
-            (t for t in ts if t.desired_state > TaskState.RUNNING
-             and (t.status.state > TaskState.RUNNING
-                  or t.status.state < TaskState.ASSIGNED)),
+            (t for t in ts
+             if (t.status.state > TaskState.RUNNING and t.desired_state > TaskState.RUNNING)
+             or (t.status.state < TaskState.ASSIGNED and t.desired_state > TaskState.COMPLETE)),
             key=lambda t: t.created_at or "",
         )  # fmt: skip
         out.extend(old[: max(0, len(ts) - keep)])

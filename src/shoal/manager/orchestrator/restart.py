@@ -1,5 +1,6 @@
 """The restart rules (SwarmKit's restart supervisor), pure: whether a task that ended is
-replaced, and when its replacement, created with desired state `ready`, may run."""
+replaced, and when its replacement, created with desired state `ready`, may run (desired
+`running`, or `complete` for a job's task)."""
 
 from __future__ import annotations
 
@@ -78,4 +79,5 @@ def promote_ready(
     if due > now:
         plan.wake(due)
         return
-    plan.desired[task.id] = TaskState.RUNNING
+    # A job's task runs to completion (SwarmKit's restart supervisor: `StartNow`).
+    plan.desired[task.id] = TaskState.COMPLETE if task.job_iteration else TaskState.RUNNING

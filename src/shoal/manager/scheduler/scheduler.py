@@ -19,7 +19,8 @@ DEBOUNCE = 0.02
 
 
 def unassigned(task: Task) -> bool:
-    return task.status.state == TaskState.PENDING and task.desired_state <= TaskState.RUNNING
+    """Waiting for a node, and wanted (desired ready, running, or a job's `complete`)."""
+    return task.status.state == TaskState.PENDING and task.desired_state <= TaskState.COMPLETE
 
 
 class Scheduler:
@@ -149,7 +150,7 @@ def _frees_room(ev: Event) -> bool:
     new: Task = ev.new
     return (
         new.status.state > TaskState.RUNNING >= old.status.state
-        or new.desired_state > TaskState.RUNNING
+        or new.desired_state > TaskState.COMPLETE >= old.desired_state
     )
 
 

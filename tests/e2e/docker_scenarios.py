@@ -1,0 +1,203 @@
+"""The services whose API objects shoal must answer field for field as Docker's swarm mode does.
+
+One list, imported by ``scripts/capture-docker-objects`` (which runs it against Docker's own
+swarm mode and writes ``tests/fixtures/docker/<name>.json``) and by
+``tests/e2e/test_docker_exact.py`` (which runs it against shoal and compares), so the
+commands a fixture was recorded with and the commands the test runs can never drift: the
+test checks that a fixture's commands are the ones below, and asks for a re-capture if not.
+
+Each scenario is docker CLI command lines (``docker service create -d --name NAME …``, then
+maybe ``docker service update -d …``), each followed by the task states to wait for. The
+CLI runs with ``DOCKER_API_VERSION`` pinned to ``API_VERSION`` (Docker 20.10's), so the CLI
+sends the same request bodies to both, and the objects are read at that API version. One
+scenario creates its service with docker-py instead (``services.create(image, command,
+name=…)``, at the same API version), which sends far less than the CLI does: what Docker
+fills in by itself shows there.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+API_VERSION = "1.41"
+BUSYBOX = "shoal-test/busybox:1"
+WHOAMI = "shoal-test/whoami:1"
+# A long-running command that exits at once on SIGTERM (busybox `sleep` as PID 1 ignores it).
+IDLE = ("sh", "-c", 'trap "exit 0" TERM; while :; do sleep 0.2; done')
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command and the task states it settles into: the sorted ``Status.State`` of all
+    the service's tasks, and for an update the service's ``UpdateStatus.State``.
+
+    ``via`` ``docker``: ``args`` follow ``docker`` on the command line; ``docker-py``:
+    ``args`` are ``("services.create", name, image, *command)``."""
+
+    args: tuple[str, ...]
+    states: tuple[str, ...]
+    update_state: str | None = None
+    via: str = "docker"
+
+    @property
+    def command(self) -> list[str]:
+        return [self.via, *self.args]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    steps: tuple[Step, ...]
+    about: str = ""
+
+    @property
+    def commands(self) -> list[list[str]]:
+        return [s.command for s in self.steps]
+
+
+def create(name: str, options: str, *command: str) -> tuple[str, ...]:
+    """``docker service create -d --name NAME OPTIONS… COMMAND…`` (options split as a shell
+    would)."""
+    return ("service", "create", "-d", "--name", name, *shlex.split(options), *command)
+
+
+def update(name: str, options: str) -> tuple[str, ...]:
+    return ("service", "update", "-d", *shlex.split(options), name)
+
+
+FULL = f"""
+    --replicas 1
+    --env PLAIN=1 --env 'SPACED=two words'
+    --label com.example.tier=fixture --label com.example.empty=
+    --container-label com.example.role=worker
+    --mount type=volume,source=fixture-data,target=/data,volume-label=purpose=fixture,volume-nocopy=true
+    --mount type=bind,source=/etc,target=/host-etc,readonly
+    --mount type=tmpfs,target=/scratch,tmpfs-size=16777216,tmpfs-mode=1777
+    --limit-cpu 0.5 --limit-memory 64MiB --limit-pids 200
+    --reserve-cpu 0.1 --reserve-memory 8MiB
+    --restart-condition on-failure --restart-delay 2s --restart-max-attempts 3
+    --restart-window 30s
+    --update-parallelism 2 --update-delay 1s --update-failure-action rollback
+    --update-monitor 2s --update-max-failure-ratio 0.25 --update-order start-first
+    --rollback-parallelism 3 --rollback-delay 2s --rollback-failure-action continue
+    --rollback-monitor 3s --rollback-max-failure-ratio 0.5 --rollback-order stop-first
+    --health-cmd true --health-interval 1s --health-timeout 2s --health-retries 2
+    --health-start-period 1s
+    --publish published=28080,target=8080,mode=host,protocol=tcp
+    --publish published=28081,target=8081,mode=host,protocol=udp
+    --hostname 'fixture-{{{{.Task.Slot}}}}'
+    --user 1000:1000 --group 2000 --workdir /work
+    --init --stop-signal SIGINT --stop-grace-period 3s
+    --dns 192.0.2.53 --dns-search example.test --dns-option ndots:2
+    --host db.example.test:192.0.2.10
+    --cap-add NET_ADMIN --cap-drop MKNOD
+    --read-only --ulimit nofile=1024:2048 --sysctl net.core.somaxconn=512
+    --log-driver json-file --log-opt max-size=1m
+    --constraint node.role==manager --placement-pref spread=node.labels.zone
+    --replicas-max-per-node 2
+    {BUSYBOX}
+"""  # noqa: E501
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "minimal",
+        (Step(create("minimal", BUSYBOX, *IDLE), ("running",)),),
+        "an image and a command: everything else is what the CLI and Docker default",
+    ),
+    Scenario(
+        "minimal-docker-py",
+        (
+            Step(
+                ("services.create", "minimal-docker-py", BUSYBOX, *IDLE),
+                ("running",),
+                via="docker-py",
+            ),
+        ),
+        "an image and a command from docker-py, which sends no defaults at all",
+    ),
+    Scenario(
+        "replicated",
+        (
+            Step(
+                create(
+                    "replicated",
+                    f"--replicas 3 --env A=1 --label tier=web --container-label role=web {WHOAMI}",
+                ),
+                ("running",) * 3,
+            ),
+        ),
+        "three replicas of a server, with env and labels",
+    ),
+    Scenario(
+        "full",
+        (Step(create("full", FULL, "sleep", "1d"), ("running",)),),
+        "every container, resource, restart, update, rollback, healthcheck, port and "
+        "placement option the CLI has for a service without networks",
+    ),
+    Scenario(
+        "dnsrr-host-port",
+        (
+            Step(
+                create(
+                    "dnsrr-host-port",
+                    f"--endpoint-mode dnsrr --publish published=28090,target=80,mode=host {WHOAMI}",
+                ),
+                ("running",),
+            ),
+        ),
+        "DNS round-robin endpoint with one host-mode port",
+    ),
+    Scenario(
+        "global",
+        (Step(create("global", f"--mode global {BUSYBOX}", *IDLE), ("running",)),),
+        "one task per node",
+    ),
+    Scenario(
+        "replicated-job",
+        (
+            Step(
+                create(
+                    "replicated-job",
+                    f"--mode replicated-job --replicas 2 --max-concurrent 1 {BUSYBOX} true",
+                ),
+                ("complete", "complete"),
+            ),
+        ),
+        "a job of two completions, one at a time",
+    ),
+    Scenario(
+        "global-job",
+        (Step(create("global-job", f"--mode global-job {BUSYBOX} true"), ("complete",)),),
+        "a job run once on every node",
+    ),
+    Scenario(
+        "updated",
+        (
+            Step(
+                create(
+                    "updated", f"--update-monitor 500ms --stop-grace-period 2s {BUSYBOX}", *IDLE
+                ),
+                ("running",),
+            ),
+            Step(
+                update("updated", "--env-add UPDATED=1 --label-add updated=yes"),
+                ("running", "shutdown"),
+                update_state="completed",
+            ),
+        ),
+        "a service updated once: PreviousSpec, UpdateStatus and a replaced task",
+    ),
+    Scenario(
+        "exited-nonzero",
+        (
+            Step(
+                create("exited-nonzero", f"--restart-condition none {BUSYBOX} sh -c 'exit 3'"),
+                ("failed",),
+            ),
+        ),
+        "a task whose container exited with 3 and is not restarted",
+    ),
+)
+
+BY_NAME = {s.name: s for s in SCENARIOS}
