@@ -1,0 +1,178 @@
+"""The node's network data plane: what shoald runs for its swarm networks.
+
+``DataPlane`` holds it together — the kernel's namespaces, bridges, VXLAN devices and their
+forwarding entries (``apply``: diffed against what the host has), the engine plugin that
+dockerd calls to plug each container in (``start``), and a DNS server per network. shoald
+makes one per node::
+
+    plane = DataPlane(underlay="10.0.0.5", state_dir="/var/lib/shoal/network",
+                      allocate=..., release=...)
+    await plane.start()          # serve dockerd (the plugin socket)
+    await plane.apply(state)     # every NetworkState from the manager, in full
+    ...
+    await plane.close()          # shoald stops: the kernel keeps everything, containers too
+    await plane.teardown()       # the node leaves the swarm: everything of shoal's goes
+
+A restart is ``start`` + ``apply`` with the same state: nothing that matches is touched, so
+running containers keep their connectivity (the DNS servers are down meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from shoal.network import netns
+from shoal.network.dns import LocalEndpoint, Names, failure, respond, visible
+from shoal.network.dnsserver import Forwarder, NetworkDns
+from shoal.network.driver import Allocate, Driver, DriverTable, Release
+from shoal.network.kernel import Kernel
+from shoal.network.layout import DeleteNetns, changes, desired
+from shoal.network.names import NETNS_DIR, PLUGIN_SOCKET, netns_name, veth_name
+from shoal.network.plugin import PluginServer
+from shoal.rpc.messages import NetworkPlan, NetworkState
+
+log = logging.getLogger(__name__)
+
+TABLE_FILE = "engine-endpoints.json"
+
+
+class DataPlane:
+    def __init__(
+        self,
+        underlay: str,
+        state_dir: str,
+        *,
+        allocate: Allocate | None = None,
+        release: Release | None = None,
+        plugin_socket: str = PLUGIN_SOCKET,
+        resolv_conf: str = "/etc/resolv.conf",
+        netns_dir: str = NETNS_DIR,
+    ) -> None:
+        self.underlay = underlay
+        self.state_dir = state_dir
+        self.netns_dir = netns_dir
+        self.kernel = Kernel(netns_dir)
+        self.table = DriverTable.load(os.path.join(state_dir, TABLE_FILE))
+        self.driver = Driver(self, self.table, allocate, release)
+        self.plugin = PluginServer(self.driver, plugin_socket)
+        self.forwarder = Forwarder(resolv_conf)
+        self.state = NetworkState()
+        self.names = Names()
+        self._plans: dict[str, NetworkPlan] = {}
+        self._dns: dict[str, NetworkDns] = {}
+        self._lock = asyncio.Lock()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Serve dockerd; forget joins whose container went while shoald was away."""
+        async with self._lock:
+            await self._forget_gone_containers()
+        await self.plugin.start()
+
+    async def apply(self, state: NetworkState) -> None:
+        """Make the kernel (and DNS) match the state: networks no longer in it go, new ones
+        come, forwarding and neighbour entries follow the endpoints."""
+        async with self._lock:
+            want = desired(state, self.underlay)
+            todo = changes(want, await self.kernel.read_all())
+            for change in todo:
+                if isinstance(change, DeleteNetns):
+                    await self._stop_dns(change.netns)
+            await self.kernel.carry_out(todo)
+            self.state = state
+            self._plans = {p.id: p for p in state.networks}
+            self.names = Names.of(state)
+            for layout in want.values():
+                if layout.netns not in self._dns:
+                    server = NetworkDns(
+                        layout.network_id, netns.path(layout.netns, self.netns_dir), self._answer
+                    )
+                    await server.start()
+                    self._dns[layout.netns] = server
+            if todo:
+                log.info("network data plane: %d change(s) for %d network(s)", len(todo), len(want))
+
+    async def close(self) -> None:
+        """Stop serving (shoald stops); the kernel keeps the networks and containers theirs."""
+        await self.plugin.close()
+        async with self._lock:
+            for ns in list(self._dns):
+                await self._stop_dns(ns)
+            self.kernel.close()
+
+    async def teardown(self) -> None:
+        """Remove everything shoal added on this host: namespaces (with their devices),
+        devices left in the host namespace, the plugin socket and the driver's table."""
+        await self.plugin.close()
+        async with self._lock:
+            for ns in list(self._dns):
+                await self._stop_dns(ns)
+            for ns in self.kernel.namespaces():
+                self.kernel.forget(ns)
+                netns.delete(ns, self.netns_dir)
+            await self.kernel.remove_host_leftovers()
+            self.kernel.close()
+            self.table.networks.clear()
+            self.table.endpoints.clear()
+            self.table.allocated.clear()
+            self.table.remove()
+            self.state, self._plans, self.names = NetworkState(), {}, Names()
+
+    # ---------------------------------------------------------------- for the driver
+
+    def plan(self, network_id: str) -> NetworkPlan | None:
+        return self._plans.get(network_id)
+
+    async def plug(self, network_id: str, endpoint_id: str) -> str:
+        async with self._lock:
+            plan = self._plans.get(network_id)
+            if plan is None:
+                raise RuntimeError(f"network {network_id} is not on this node")
+            return await self.kernel.plug(netns_name(network_id), endpoint_id, plan.mtu)
+
+    async def unplug(self, network_id: str | None, endpoint_id: str) -> None:
+        async with self._lock:
+            await self.kernel.unplug(netns_name(network_id) if network_id else None, endpoint_id)
+
+    # ---------------------------------------------------------------- DNS
+
+    def local_endpoints(self) -> list[LocalEndpoint]:
+        return [
+            LocalEndpoint(e.network_id, e.ip, e.sandbox)
+            for e in self.table.endpoints.values()
+            if e.sandbox
+        ]
+
+    async def _answer(self, network_id: str, source: str, packet: bytes, tcp: bool) -> bytes | None:
+        networks = visible(network_id, source, self.local_endpoints())
+        reply = respond(packet, self.names, networks, tcp=tcp)
+        if reply is not None:
+            return reply
+        upstream = await self.forwarder.forward(packet, tcp)
+        return upstream if upstream is not None else failure(packet)
+
+    async def _stop_dns(self, ns: str) -> None:
+        server = self._dns.pop(ns, None)
+        if server is not None:
+            await server.close()
+
+    async def _forget_gone_containers(self) -> None:
+        """A joined endpoint whose veth is gone lost its container while shoald was away
+        (dockerd's Leave found nobody): it is no longer joined."""
+        present = set(self.kernel.namespaces())
+        plugged: dict[str, set[str]] = {}
+        changed = False
+        for endpoint_id, entry in self.table.endpoints.items():
+            if not entry.sandbox:
+                continue
+            ns = netns_name(entry.network_id)
+            if ns not in plugged:
+                plugged[ns] = await self.kernel.plugged(ns) if ns in present else set()
+            if veth_name(endpoint_id) not in plugged[ns]:
+                entry.sandbox, entry.dns_route = "", False
+                changed = True
+        if changed:
+            self.table.save()
