@@ -14,12 +14,16 @@ makes one per node::
     await plane.teardown()       # the node leaves the swarm: everything of shoal's goes
 
 A restart is ``start`` + ``apply`` with the same state: nothing that matches is touched, so
-running containers keep their connectivity (the DNS servers are down meanwhile).
+running containers keep their connectivity. ``start`` applies the last state applied before
+(kept in ``state_dir``) at once, so DNS answers and dockerd's joins work again before the
+manager has sent anything; only while no shoald runs do DNS queries go unanswered and
+dockerd's plugin calls wait (it retries them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 
@@ -28,7 +32,7 @@ from shoal.network.dns import LocalEndpoint, Names, failure, respond, visible
 from shoal.network.dnsserver import Forwarder, NetworkDns
 from shoal.network.driver import Allocate, Driver, DriverTable, Release
 from shoal.network.kernel import Kernel
-from shoal.network.layout import DeleteNetns, changes, desired
+from shoal.network.layout import CreateNetns, DeleteNetns, changes, desired
 from shoal.network.names import NETNS_DIR, PLUGIN_SOCKET, netns_name, veth_name
 from shoal.network.plugin import PluginServer
 from shoal.rpc.messages import NetworkPlan, NetworkState
@@ -36,6 +40,7 @@ from shoal.rpc.messages import NetworkPlan, NetworkState
 log = logging.getLogger(__name__)
 
 TABLE_FILE = "engine-endpoints.json"
+STATE_FILE = "network-state.json"  # the last state applied
 
 
 class DataPlane:
@@ -55,6 +60,7 @@ class DataPlane:
         self.netns_dir = netns_dir
         self.kernel = Kernel(netns_dir)
         self.table = DriverTable.load(os.path.join(state_dir, TABLE_FILE))
+        self.state_file = os.path.join(state_dir, STATE_FILE)
         self.driver = Driver(self, self.table, allocate, release)
         self.plugin = PluginServer(self.driver, plugin_socket)
         self.forwarder = Forwarder(resolv_conf)
@@ -67,7 +73,11 @@ class DataPlane:
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Serve dockerd; forget joins whose container went while shoald was away."""
+        """Apply the last state applied (if any), forget joins whose container went while
+        shoald was away, serve dockerd."""
+        last = self._load_state()
+        if last is not None:
+            await self.apply(last)
         async with self._lock:
             await self._forget_gone_containers()
         await self.plugin.start()
@@ -79,9 +89,10 @@ class DataPlane:
             want = desired(state, self.underlay)
             todo = changes(want, await self.kernel.read_all())
             for change in todo:
-                if isinstance(change, DeleteNetns):
+                if isinstance(change, DeleteNetns | CreateNetns):
                     await self._stop_dns(change.netns)
             await self.kernel.carry_out(todo)
+            self._save_state(state)
             self.state = state
             self._plans = {p.id: p for p in state.networks}
             self.names = Names.of(state)
@@ -110,7 +121,7 @@ class DataPlane:
         async with self._lock:
             for ns in list(self._dns):
                 await self._stop_dns(ns)
-            for ns in self.kernel.namespaces():
+            for ns in self.kernel.namespaces() + self.kernel.leftovers():
                 self.kernel.forget(ns)
                 netns.delete(ns, self.netns_dir)
             await self.kernel.remove_host_leftovers()
@@ -119,6 +130,8 @@ class DataPlane:
             self.table.endpoints.clear()
             self.table.allocated.clear()
             self.table.remove()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.state_file)
             self.state, self._plans, self.names = NetworkState(), {}, Names()
 
     # ---------------------------------------------------------------- for the driver
@@ -153,6 +166,23 @@ class DataPlane:
             return reply
         upstream = await self.forwarder.forward(packet, tcp)
         return upstream if upstream is not None else failure(packet)
+
+    def _load_state(self) -> NetworkState | None:
+        try:
+            with open(self.state_file) as f:
+                return NetworkState.model_validate_json(f.read())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            log.warning("network data plane: %s is damaged, not applied", self.state_file)
+            return None
+
+    def _save_state(self, state: NetworkState) -> None:
+        os.makedirs(self.state_dir, exist_ok=True)
+        tmp = f"{self.state_file}.tmp"
+        with open(tmp, "w") as f:
+            f.write(state.model_dump_json())
+        os.replace(tmp, self.state_file)
 
     async def _stop_dns(self, ns: str) -> None:
         server = self._dns.pop(ns, None)

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,8 @@ from typing import Any, Protocol
 from shoal.network.engine_network import network_of_create, network_of_pool
 from shoal.network.names import ADDRESS_SPACE, DNS_ADDR, mac_for, parse_pool_id, pool_id
 from shoal.rpc.messages import NetworkPlan
+
+log = logging.getLogger(__name__)
 
 GATEWAY_REQUEST = "com.docker.network.gateway"  # RequestAddressType of the gateway's request
 CONNECTED = 1  # RouteType: a connected route (no next hop)
@@ -263,6 +266,11 @@ class Driver:
                 )
                 entry.sandbox = sandbox
             self.table.save()
+        log.info(
+            "engine plugin: endpoint %s (%s) plugged into network %s for %s%s",
+            endpoint_id[:12], entry.ip, entry.network_id, sandbox,
+            " (DNS route)" if entry.dns_route else "",
+        )  # fmt: skip
         answer: dict[str, Any] = {"InterfaceName": {"SrcName": peer, "DstPrefix": "eth"}}
         if entry.dns_route:
             answer["StaticRoutes"] = [{"Destination": f"{DNS_ADDR}/32", "RouteType": CONNECTED}]
@@ -276,6 +284,7 @@ class Driver:
             if entry is not None and entry.sandbox:
                 entry.sandbox, entry.dns_route = "", False
                 self.table.save()
+        log.info("engine plugin: endpoint %s unplugged", endpoint_id[:12])
         return {}
 
     # ---------------------------------------------------------------- IPAM

@@ -121,7 +121,20 @@ class Kernel:
     # ---------------------------------------------------------------- reading
 
     def namespaces(self) -> list[str]:
-        return [n for n in netns.listed(self.netns_dir) if is_netns(n)]
+        """shoal's namespaces (names that are only left-over files are not)."""
+        return [
+            n
+            for n in netns.listed(self.netns_dir)
+            if is_netns(n) and netns.exists(n, self.netns_dir)
+        ]
+
+    def leftovers(self) -> list[str]:
+        """shoal's names in the namespace directory with no namespace mounted."""
+        return [
+            n
+            for n in netns.listed(self.netns_dir)
+            if is_netns(n) and not netns.exists(n, self.netns_dir)
+        ]
 
     async def read(self, name: str) -> NetworkFound:
         ipr = self.ns(name)
@@ -175,6 +188,7 @@ class Kernel:
             self.forget(ns)
             netns.delete(ns, self.netns_dir)
         elif isinstance(c, CreateNetns):
+            self.forget(ns)  # a socket into a namespace someone deleted by hand
             path = netns.create(ns, self.netns_dir)
             netns.sysctl_in(path, NETNS_SYSCTLS)
             ipr = self.ns(ns)
@@ -255,6 +269,7 @@ class Kernel:
                     vxlan_proxy=1,
                     vxlan_l2miss=0,
                     vxlan_l3miss=0,
+                    vxlan_udp_csum=0,  # as Docker's overlay: the inner packet has its own
                     mtu=c.spec.mtu,
                 )
                 break

@@ -49,7 +49,9 @@ def listed(directory: str = NETNS_DIR) -> list[str]:
 
 
 def exists(name: str, directory: str = NETNS_DIR) -> bool:
-    return os.path.exists(path(name, directory))
+    """A namespace is mounted under the name (not just the empty file it would be mounted on,
+    which an interrupted create or delete leaves)."""
+    return _is_nsfs(path(name, directory))
 
 
 def run_in(ns_path: str, fn: Callable[[], T]) -> T:
@@ -96,7 +98,7 @@ def create(name: str, directory: str = NETNS_DIR) -> str:
     """Make the named namespace (as ``ip netns add``); returns its path. If the name exists
     already, it is kept."""
     target = path(name, directory)
-    if os.path.exists(target) and _is_nsfs(target):
+    if _is_nsfs(target):
         return target
     _share_dir(directory)
     with contextlib.suppress(FileExistsError):
