@@ -3,7 +3,8 @@
 #
 #   * Debian packages: docker.io (dockerd, containerd, runc, docker CLI), etcd-server,
 #     busybox-static (test images), docker-registry (the `shoal lab` registry), iproute2,
-#     iptables, nftables, curl, util-linux (unshare/nsenter), tini, python3-venv, criu (for
+#     iptables, nftables, curl, util-linux (unshare/nsenter), tini, python3-venv, iperf3 and wrk
+#     (bench/overlay.py), criu (for
 #     `docker checkpoint` on engines started with --experimental).
 #     `apt-get update` only when something is missing.
 #     Services are NOT started by the install (a policy-rc.d is in place meanwhile): tests
@@ -28,7 +29,7 @@ fi
 
 # ---------------------------------------------------------------- Debian packages
 packages=(docker.io etcd-server busybox-static docker-registry iproute2 iptables nftables curl
-          util-linux tini ca-certificates python3 python3-venv criu)
+          util-linux tini ca-certificates python3 python3-venv criu iperf3 wrk)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 
