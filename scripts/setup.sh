@@ -3,9 +3,9 @@
 #
 #   * Debian packages: docker.io (dockerd, containerd, runc, docker CLI), etcd-server,
 #     busybox-static (test images), docker-registry (the `shoal lab` registry), iproute2,
-#     iptables, nftables, curl, util-linux (unshare/nsenter), tini, python3-venv, iperf3 and wrk
-#     (bench/overlay.py), criu (for
-#     `docker checkpoint` on engines started with --experimental).
+#     iptables, nftables, curl, util-linux (unshare/nsenter), tini, python3-venv, criu (for
+#     `docker checkpoint` on engines started with --experimental), iperf3 and wrk
+#     (bench/overlay.py).
 #     `apt-get update` only when something is missing.
 #     Services are NOT started by the install (a policy-rc.d is in place meanwhile): tests
 #     start their own dockerd/etcd in their own namespaces.

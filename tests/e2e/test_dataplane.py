@@ -236,7 +236,7 @@ def test_the_network_namespace_is_what_an_operator_expects(world: World) -> None
     links = b.in_network(FRONT.id, "ip -d -o link").stdout
     vxlan = next(x for x in links.splitlines() if " vxlan0" in x)
     assert f"vxlan id {FRONT.vni} local {b.addr}" in vxlan and "nolearning proxy" in vxlan
-    assert "dstport 4789" in vxlan and "mtu 1450" in vxlan
+    assert "dstport 4789" in vxlan and "mtu 1450" in vxlan and "noudpcsum" in vxlan
     assert f"alias shoal network {FRONT.id} front" in vxlan.replace("\\", "")
     addrs = b.in_network(FRONT.id, "ip -o -4 addr show dev br0").stdout
     assert "10.31.0.1/24" in addrs and f"{DNS_ADDR}/32" in addrs
