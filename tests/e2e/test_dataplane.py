@@ -36,7 +36,7 @@ from shoal.lab.state import load
 from shoal.network import netns
 from shoal.network.names import DNS_ADDR, mac_for, netns_name
 from shoal.rpc.messages import EndpointRecord, NetworkPlan, NetworkState
-from shoal.testing.netlab import NetNode
+from shoal.testing.netlab import NetError, NetNode
 
 pytestmark = pytest.mark.e2e
 
@@ -94,6 +94,7 @@ class World:
         self.nodes = {"a": NetNode(a, resolv), "b": NetNode(b, resolv)}
         self.removed: set[str] = set()  # boxes left out of the state
         self.extra: list[EndpointRecord] = []  # endpoints of containers outside BOXES
+        self.extra_plans: list[NetworkPlan] = []
 
     def state(self) -> NetworkState:
         endpoints = [
@@ -104,7 +105,7 @@ class World:
             if box.name not in self.removed
             for plan, ip in box.nets
         ]
-        return NetworkState(networks=PLANS, endpoints=endpoints + self.extra)
+        return NetworkState(networks=PLANS + self.extra_plans, endpoints=endpoints + self.extra)
 
     def publish(self) -> float:
         """The state to both nodes; seconds until both applied it."""
@@ -381,6 +382,34 @@ def test_a_removed_endpoint_leaves_dns_and_the_other_hosts_fdb_within_a_second(
         world.removed.discard("web")
         world.publish()
     assert world.out("client", "timeout 5 wget -qO- http://web/hostname").strip() == "web"
+
+
+def test_a_network_that_cannot_be_made_holds_no_other_back(world: World) -> None:
+    """A network whose VXLAN device the kernel refuses (its VNI is another network's) fails
+    alone: the same state's other changes are made, and the next state clears it."""
+    bad = NetworkPlan(
+        id="aaabad" + "0" * 19,
+        name="bad",
+        vni=FRONT.vni,
+        subnet="10.35.0.0/24",
+        gateway="10.35.0.1",
+    )
+    a = world.nodes["a"]
+    twin_mac = mac_for("10.31.0.30")
+    assert twin_mac in a.fdb(TWIN.id)
+    world.extra_plans.append(bad)
+    world.removed.add("twin")
+    try:
+        with pytest.raises(NetError, match="File exists"):
+            world.publish()
+        assert twin_mac not in a.fdb(TWIN.id)  # applied beside the failure
+        assert world.out("client", "timeout 5 wget -qO- http://web/hostname").strip() == "web"
+    finally:
+        world.extra_plans.clear()
+        world.removed.discard("twin")
+        world.publish()
+    assert twin_mac in a.fdb(TWIN.id)
+    assert netns_name(bad.id) not in a.sh("ip netns").stdout
 
 
 def _links(node: NetNode, plan: NetworkPlan) -> list[str]:

@@ -31,8 +31,8 @@ from shoal.network import netns
 from shoal.network.dns import LocalEndpoint, Names, failure, respond, visible
 from shoal.network.dnsserver import Forwarder, NetworkDns
 from shoal.network.driver import Allocate, Driver, DriverTable, Release
-from shoal.network.kernel import Kernel
-from shoal.network.layout import CreateNetns, DeleteNetns, changes, desired
+from shoal.network.kernel import Kernel, KernelError
+from shoal.network.layout import Change, CreateNetns, DeleteNetns, changes, desired
 from shoal.network.names import NETNS_DIR, PLUGIN_SOCKET, netns_name, veth_name
 from shoal.network.plugin import PluginServer
 from shoal.rpc.messages import NetworkPlan, NetworkState
@@ -84,20 +84,26 @@ class DataPlane:
 
     async def apply(self, state: NetworkState) -> None:
         """Make the kernel (and DNS) match the state: networks no longer in it go, new ones
-        come, forwarding and neighbour entries follow the endpoints."""
+        come, forwarding and neighbour entries follow the endpoints. Each network is its own
+        step: one that fails (raised at the end, as KernelError) does not hold the others
+        back, and the next apply tries it again."""
         async with self._lock:
             want = desired(state, self.underlay)
             todo = changes(want, await self.kernel.read_all())
-            for change in todo:
-                if isinstance(change, DeleteNetns | CreateNetns):
-                    await self._stop_dns(change.netns)
-            await self.kernel.carry_out(todo)
-            self._save_state(state)
+            failed: dict[str, KernelError] = {}
+            for ns, steps in _by_namespace(todo):
+                if isinstance(steps[0], DeleteNetns | CreateNetns):
+                    await self._stop_dns(ns)
+                try:
+                    await self.kernel.carry_out(steps)
+                except KernelError as e:
+                    log.error("network data plane: %s", e)
+                    failed[ns] = e
             self.state = state
             self._plans = {p.id: p for p in state.networks}
             self.names = Names.of(state)
             for layout in want.values():
-                if layout.netns not in self._dns:
+                if layout.netns not in self._dns and layout.netns not in failed:
                     server = NetworkDns(
                         layout.network_id, netns.path(layout.netns, self.netns_dir), self._answer
                     )
@@ -105,6 +111,9 @@ class DataPlane:
                     self._dns[layout.netns] = server
             if todo:
                 log.info("network data plane: %d change(s) for %d network(s)", len(todo), len(want))
+            if failed:
+                raise KernelError("; ".join(str(e) for e in failed.values()))
+            self._save_state(state)
 
     async def close(self) -> None:
         """Stop serving (shoald stops); the kernel keeps the networks and containers theirs."""
@@ -206,3 +215,14 @@ class DataPlane:
                 changed = True
         if changed:
             self.table.save()
+
+
+def _by_namespace(todo: list[Change]) -> list[tuple[str, list[Change]]]:
+    """The changes in their order, grouped by namespace (each namespace's run is one step)."""
+    groups: list[tuple[str, list[Change]]] = []
+    for change in todo:
+        if groups and groups[-1][0] == change.netns:
+            groups[-1][1].append(change)
+        else:
+            groups.append((change.netns, [change]))
+    return groups
