@@ -16,7 +16,8 @@ What dockerd asks, and what shoal answers (docs/design/networking.md has the who
   network's bridge and returns its other end (dockerd moves it into the container as
   ``ethN``) and, for the first shoal network of a container only, the connected route to the
   DNS address (libnetwork adds each returned route with "create, exclusive": the same
-  destination on a second interface would fail the join with "file exists").
+  destination on a second interface fails the container's start, "error setting interface
+  … routes to [169.254.254.53/32]: file exists").
 * No gateway is returned, so dockerd attaches ``docker_gwbridge`` itself (the way out, with
   masquerade) — except on ``Internal`` networks.
 
