@@ -5,6 +5,7 @@ See docs/design/networking.md."""
 from shoal.network.dataplane import DataPlane
 from shoal.network.driver import Allocate, Release
 from shoal.network.engine_network import engine_network_body
+from shoal.network.kernel import KernelError
 from shoal.network.names import DNS_ADDR, DRIVER, OPTION, PLUGIN_SOCKET, mac_for
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "PLUGIN_SOCKET",
     "Allocate",
     "DataPlane",
+    "KernelError",
     "Release",
     "engine_network_body",
     "mac_for",
