@@ -64,6 +64,7 @@ class Agent:
         self.node_id = node_id
         self.connect = connect
         self.worker = Worker(engine, node_id, controllers, clock, networks)
+        self.session: Session | None = None  # while connected
 
     async def run(self) -> None:
         backoff = 0.1
@@ -74,11 +75,13 @@ class Agent:
                     self.worker.description = description
                     session = await self.connect(description)
                     backoff = 0.1
+                    self.session = session
                     try:
                         async with asyncio.TaskGroup() as tg:
                             tg.create_task(self._heartbeat(session))
                             await self.worker.run(session)
                     finally:
+                        self.session = None
                         await session.close()
                 except asyncio.CancelledError:
                     raise

@@ -18,8 +18,6 @@ from shoal.rpc.messages import NetworkPlan, NetworkState
 
 log = logging.getLogger(__name__)
 
-MTU = 1450
-
 
 class NetworkHandler(Protocol):
     """What the worker hands a node's network state to (the node's data plane)."""
@@ -40,14 +38,14 @@ class EngineNetworks:
             raise EngineError(500, f"network {network.name} has no subnet yet")
         body = engine_networks.create_body(
             network.name, network.id, conf.subnet, conf.gateway,
-            internal=bool(network.spec.internal), mtu=MTU, labels=network.spec.labels,
+            internal=bool(network.spec.internal), labels=network.spec.labels,
         )  # fmt: skip
         return await self._ensure(network.id, network.name, body)
 
     async def ensure_plan(self, plan: NetworkPlan) -> str:
         body = engine_networks.create_body(
             plan.name, plan.id, plan.subnet, plan.gateway, internal=plan.internal,
-            mtu=plan.mtu, labels=plan.labels,
+            labels=plan.labels,
         )  # fmt: skip
         return await self._ensure(plan.id, plan.name, body)
 

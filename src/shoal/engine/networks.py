@@ -14,21 +14,22 @@ DNS_ADDRESS = "169.254.254.53"  # shoal's DNS, on every node's bridge of every s
 
 
 def create_body(
-    name: str, swarm_id: str, subnet: str, gateway: str, *, internal: bool, mtu: int,
+    name: str, swarm_id: str, subnet: str, gateway: str, *, internal: bool,
     labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """`POST /networks/create` of the engine network that runs a swarm network here."""
     return {
         "Name": name,
+        "CheckDuplicate": True,
         "Driver": DRIVER,
         "Internal": internal,
-        "Attachable": True,  # plain `docker run --network` on this engine: shoald decides
+        "EnableIPv6": False,
         "IPAM": {
             "Driver": DRIVER,
             "Config": [{"Subnet": subnet, "Gateway": gateway}],
             "Options": {SWARM_ID_OPTION: swarm_id},
         },
-        "Options": {SWARM_ID_OPTION: swarm_id, "com.docker.network.driver.mtu": str(mtu)},
+        "Options": {SWARM_ID_OPTION: swarm_id},
         "Labels": {**(labels or {}), SWARM_ID_OPTION: swarm_id},
     }
 

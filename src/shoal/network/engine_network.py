@@ -14,28 +14,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.network.names import DRIVER, OPTION
+from shoal.engine.networks import create_body
+from shoal.network.names import OPTION
 from shoal.rpc.messages import NetworkPlan
 
 GENERIC = "com.docker.network.generic"  # where dockerd puts a network's driver options
 
 
 def engine_network_body(plan: NetworkPlan) -> dict[str, Any]:
-    """``POST /networks/create`` for the engine network of a swarm network on this node."""
-    return {
-        "Name": plan.name,
-        "CheckDuplicate": True,
-        "Driver": DRIVER,
-        "Internal": plan.internal,
-        "EnableIPv6": False,
-        "IPAM": {
-            "Driver": DRIVER,
-            "Config": [{"Subnet": plan.subnet, "Gateway": plan.gateway}],
-            "Options": {OPTION: plan.id},
-        },
-        "Options": {OPTION: plan.id},
-        "Labels": {**plan.labels, OPTION: plan.id},
-    }
+    """``POST /networks/create`` for the engine network of a swarm network on this node (the
+    one body, `shoal.engine.networks.create_body`, which the agent uses too)."""
+    return create_body(
+        plan.name, plan.id, plan.subnet, plan.gateway, internal=plan.internal, labels=plan.labels
+    )
 
 
 def network_of_create(options: dict[str, Any] | None) -> str | None:

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import ipaddress
 
-DRIVER = "shoal"  # the engine plugin's name: network driver and IPAM driver
-PLUGIN_SOCKET = "/run/docker/plugins/shoal.sock"
-OPTION = "shoal.network"  # driver option, IPAM option and label: the swarm network's ID
-ADDRESS_SPACE = "shoal"
+from shoal.engine import networks as engine_networks
 
-DNS_ADDR = "169.254.254.53"  # shoal's DNS server, in every network's namespace
+# The engine plugin's name (network driver and IPAM driver), the option and label naming the
+# swarm network, and shoal's DNS address: shared with the agent in `shoal.engine.networks`.
+DRIVER = engine_networks.DRIVER
+OPTION = engine_networks.SWARM_ID_OPTION
+DNS_ADDR = engine_networks.DNS_ADDRESS
+PLUGIN_SOCKET = f"/run/docker/plugins/{DRIVER}.sock"
+ADDRESS_SPACE = "shoal"
 DNS_PORT = 53
 VXLAN_PORT = 4789  # IANA's VXLAN port
 

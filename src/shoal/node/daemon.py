@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,9 @@ from aiohttp import web
 
 from shoal.agent.agent import Agent, describe
 from shoal.agent.controller import EngineControllers
+from shoal.agent.networks import EngineNetworks
 from shoal.agent.remote import RemoteSession
+from shoal.agent.session import Session
 from shoal.api import labels
 from shoal.api.errors import (
     ALREADY_IN_SWARM,
@@ -46,6 +48,7 @@ from shoal.manager.dispatcher.server import make_cluster_app
 from shoal.manager.manager import Manager
 from shoal.node import bootstrap
 from shoal.node.addresses import SWARM_PORT, advertise_address, host_of, route_address
+from shoal.node.networks import NodeNetworks
 from shoal.node.state import LocalState, SwarmDir
 from shoal.store.etcd import Etcd
 from shoal.store.mirrored import MirroredStore
@@ -76,6 +79,7 @@ class Daemon:
         self.state: LocalState | None = None
         self.store: MirroredStore | None = None
         self.dispatcher: Dispatcher | None = None
+        self.networks: NodeNetworks | None = None
         self._group: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -157,14 +161,10 @@ class Daemon:
             tg.create_task(Manager(store, etcd, state.node_id).run())
             tg.create_task(dispatcher.run())
             tg.create_task(self._serve_cluster_port(state, store, dispatcher))
-            agent = Agent(
-                self._engine,
-                state.node_id,
-                lambda d: dispatcher.register(state.node_id, d, host_of(state.advertise_addr)),
-                EngineControllers(self._engine),
-                tls_info=self._tls_info(),
+            addr = host_of(state.advertise_addr)
+            tg.create_task(
+                self._run_agent(state, lambda d: dispatcher.register(state.node_id, d, addr))
             )
-            tg.create_task(agent.run())
 
     async def _run_worker(self, state: LocalState) -> None:
         async def connect(description: NodeDescription) -> RemoteSession:
@@ -173,11 +173,25 @@ class Daemon:
                 host_of(state.advertise_addr), self._engine,
             )  # fmt: skip
 
+        await self._run_agent(state, connect)
+
+    async def _run_agent(
+        self, state: LocalState, connect: Callable[[NodeDescription], Awaitable[Session]]
+    ) -> None:
+        """This node's agent and its swarm networks (data plane, engine networks)."""
+        engine_networks = EngineNetworks(self._engine)
+        networks = self.networks = NodeNetworks(
+            host_of(state.advertise_addr), self.dir.network, engine_networks
+        )
         agent = Agent(
-            self._engine, state.node_id, connect, EngineControllers(self._engine),
+            self._engine, state.node_id, connect,
+            EngineControllers(self._engine, engine_networks), networks=networks,
             tls_info=self._tls_info(),
         )  # fmt: skip
-        await agent.run()
+        networks.agent = agent
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(networks.run())
+            tg.create_task(agent.run())
 
     def _tls_info(self) -> TLSInfo:
         """The trust root of this node's certificate, as its node description reports it."""
@@ -316,8 +330,14 @@ class Daemon:
                 )
             node_id = self.state.node_id
             started = asyncio.get_running_loop().time()
+            networks = self.networks
             await self._stop_swarm()
             await self._remove_task_containers(node_id)
+            if networks is not None:
+                await networks.remove_engine_networks()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(networks.teardown(), STOP_TIMEOUT)
+            self.networks = None
             self.dir.wipe()
             self.state = None
             took = asyncio.get_running_loop().time() - started

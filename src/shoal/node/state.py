@@ -34,6 +34,11 @@ class SwarmDir:
         return self.path / "data.key"
 
     @property
+    def network(self) -> Path:
+        """The network data plane's own state (its driver's endpoints, the last state)."""
+        return self.path / "network"
+
+    @property
     def etcd(self) -> Path:
         return self.path / "etcd"
 

@@ -107,10 +107,11 @@ class Dispatcher:
             old.closed = True
         session = LocalSession(self, node_id)
         self.sessions[node_id] = session
-        tasks = [t for t in self.store.tasks_on(node_id) if assigned(t, node_id)]
-        session.push(Assignment(full=True, tasks=tasks, services=self._services(tasks)))
+        # The network state first: the node's engine networks need it before its tasks.
         self._sent_networks.pop(node_id, None)
         self._push_networks([node_id])
+        tasks = [t for t in self.store.tasks_on(node_id) if assigned(t, node_id)]
+        session.push(Assignment(full=True, tasks=tasks, services=self._services(tasks)))
         return session
 
     def _push_networks(self, node_ids: list[str]) -> None:
