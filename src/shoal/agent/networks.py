@@ -74,14 +74,16 @@ class EngineNetworks:
                 out[swarm_id] = r["Id"]
         return out
 
-    async def sync(self, plans: list[NetworkPlan]) -> None:
+    async def sync(self, plans: list[NetworkPlan]) -> bool:
         """Make the engine's shoal networks the ones of `plans` (those still in use by a
-        container stay until their containers are gone)."""
+        container stay until their containers are gone). True when nothing is left to do."""
+        done = True
         for plan in plans:
             try:
                 await self.ensure_plan(plan)
             except EngineError as e:
                 log.warning("network %s: %s", plan.name, e)
+                done = False
         wanted = {p.id for p in plans}
         async with self._lock:
             for swarm_id, engine_id in (await self._present()).items():
@@ -93,6 +95,8 @@ class EngineNetworks:
                     log.info("network %s removed from the engine", swarm_id)
                 except EngineError as e:
                     log.debug("network %s stays for now: %s", swarm_id, e)
+                    done = False
+        return done
 
 
 async def report_names(engine: EngineAPI, session: Session) -> None:

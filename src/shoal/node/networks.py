@@ -16,15 +16,19 @@ from shoal.api.errors import Unavailable
 from shoal.api.naming import new_id
 from shoal.network import DataPlane
 from shoal.network.kernel import KernelError
-from shoal.rpc.messages import NetworkState
+from shoal.rpc.messages import NetworkPlan, NetworkState
 
 log = logging.getLogger(__name__)
+
+RETRY = 2.0  # seconds between tries of engine networks that could not be settled
 
 
 class NodeNetworks:
     def __init__(self, underlay: str, state_dir: Path, engine_networks: EngineNetworks) -> None:
         self.engine_networks = engine_networks
         self.agent: Agent | None = None  # set once the agent exists: its session asks
+        self._plans: list[NetworkPlan] | None = None  # the engine networks still to settle
+        self._unsettled = asyncio.Event()
         self.plane = DataPlane(
             underlay, str(state_dir), allocate=self._allocate, release=self._release
         )
@@ -36,13 +40,23 @@ class NodeNetworks:
             await self.plane.apply(state)
         except KernelError as e:  # the other networks were applied; the next state retries
             log.error("network data plane: %s", e)
-        await self.engine_networks.sync(state.networks)
+        if await self.engine_networks.sync(state.networks):
+            self._plans = None
+        else:
+            self._plans = state.networks
+            self._unsettled.set()
 
     async def run(self) -> None:
         """Serve dockerd (the plugin, DNS) until cancelled; the kernel state stays."""
         await self.plane.start()
         try:
-            await asyncio.Event().wait()
+            while True:  # an engine network still in use when it was to go: try again
+                await self._unsettled.wait()
+                await asyncio.sleep(RETRY)
+                self._unsettled.clear()
+                plans = self._plans
+                if plans is not None and not await self.engine_networks.sync(plans):
+                    self._unsettled.set()
         finally:
             with contextlib.suppress(Exception):
                 await self.plane.close()
