@@ -7,13 +7,18 @@ DNS and forwarding entries following tasks and nodes; nothing left behind. Seed 
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import docker
 import pytest
 from support import Cli, lab_cli, wait_for
+
+from shoal.lab import procs
 
 pytestmark = pytest.mark.e2e
 
@@ -59,6 +64,51 @@ class Lab:
                               "timeout", "10", "wget", "-qO-", url)  # fmt: skip
         return out if rc == 0 else None
 
+    def shoald_pid(self, short: str) -> int:
+        state = json.loads(open(f"/var/lib/shoal-lab/{self.name}/lab.json").read())
+        pid: int = state["nodes"][self.node(short)]["shoald_pid"]
+        return pid
+
+    def addr(self, short: str) -> str:
+        return self.lab("ip", self.node(short)).strip()
+
+    def netns(self, network: str) -> str:
+        """The namespace of a swarm network on every node (`shoal-<ID prefix>`)."""
+        net_id = self.cli["m1"].ok("network", "inspect", "--format", "{{.Id}}", network).strip()
+        return f"shoal-{net_id[:12]}"
+
+    def fdb(self, short: str, network: str) -> set[str]:
+        """The node addresses in `short`'s forwarding entries of `network`'s VXLAN device."""
+        out = self.host(short, "ip", "netns", "exec", self.netns(network),
+                        "bridge", "fdb", "show", "dev", "vxlan0")  # fmt: skip
+        return {line.split(" dst ")[1].split()[0] for line in out.splitlines() if " dst " in line}
+
+    def probe(self, network: str) -> str:
+        """A long-running container on m1 on `network`, to ask from (`docker exec`)."""
+        name = f"probe-{network}"
+        if self.cli["m1"].run("inspect", name)[0] != 0:
+            self.cli["m1"].ok("run", "-d", "--init", "--name", name, "--network", network,
+                              self.busybox, "sleep", "3600")  # fmt: skip
+        return name
+
+    def lookup(self, network: str, name: str) -> set[str]:
+        """The addresses `name` resolves to on `network`, asked from m1's probe."""
+        rc, out, _ = self.cli["m1"].run("exec", self.probe(network), "nslookup", name)
+        answer = out.split("Name:", 1)[1] if rc == 0 and "Name:" in out else ""
+        return {line.split()[-1] for line in answer.splitlines() if line.startswith("Address")}
+
+    def wget(self, network: str, url: str) -> str | None:
+        """`url` fetched from m1's probe."""
+        rc, out, _ = self.cli["m1"].run("exec", self.probe(network),
+                                        "timeout", "5", "wget", "-qO-", url)  # fmt: skip
+        return out if rc == 0 else None
+
+    def task_on(self, service: str, short: str) -> dict[str, Any]:
+        """`docker inspect` of a running task of `service` on node `short`."""
+        row = next(r for r in self.running(service) if r["Node"] == self.node(short))
+        task: dict[str, Any] = json.loads(self.cli["m1"].ok("inspect", row["ID"]))[0]
+        return task
+
     def running(self, service: str) -> list[dict[str, Any]]:
         rows = self.cli["m1"].tasks(service, "--filter", "desired-state=running")
         return [r for r in rows if r["State"] == "Running"]
@@ -94,16 +144,20 @@ def test_services_and_containers_across_hosts(lab: Lab) -> None:
     m1 = lab.cli["m1"]
     m1.ok("network", "create", "-d", "overlay", "--attachable", "app")
     m1.create("web", "--replicas", "2", "--constraint", "node.role==worker",
-              "--network", "name=app,alias=site", lab.whoami)  # fmt: skip
+              "--hostname", "web-{{.Task.Slot}}", "--network", "name=app,alias=site",
+              lab.whoami)  # fmt: skip
     wait_for(lambda: len(lab.running("web")) == 2, timeout=60, what="web running", log=m1.log)
     ips = lab.task_ips("web", "app")
     assert len(set(ips.values())) == 2
-    # From the manager (no task of web there), by name, tasks. name, alias, address.
+    # From the manager (no task of web there), by name, tasks. name, alias, address, hostname.
     for url in ("http://web/", "http://tasks.web/", "http://site/",
                 *(f"http://{ip}/" for ip in ips.values())):  # fmt: skip
         body = wait_for(lambda url=url: lab.fetch("m1", "app", url), timeout=20,
                         what=f"{url} from m1", log=m1.log)  # fmt: skip
-        assert body.startswith("Hostname: "), body
+        assert body.startswith("Hostname: web-"), body
+    for slot in ("1", "2"):
+        body = lab.fetch("m1", "app", f"http://web-{slot}/")
+        assert body is not None and body.startswith(f"Hostname: web-{slot}\n"), body
     # `tasks.web` has every task's address.
     rc, out, _ = lab.run("m1", "--network", "app", lab.busybox, "nslookup", "tasks.web")
     assert rc == 0 and set(ips.values()) <= set(out.split()), out
@@ -178,11 +232,155 @@ def test_a_stopped_task_leaves_dns(lab: Lab) -> None:
     wait_for(lambda: len(lab.running("web")) == 2, timeout=60, what="web back to 2")
 
 
+def test_a_killed_task_leaves_dns(lab: Lab) -> None:
+    """The task's address goes from `tasks.web` once its container dies (its replacement has
+    another: addresses are handed out round the subnet); its own name goes with it."""
+    task = lab.task_on("web", "w1")
+    ip = lab.task_ips("web", "app")[task["ID"]]
+    name = f"web.{task['Slot']}.{task['ID']}"
+    assert wait_for(lambda: ip in lab.lookup("app", "tasks.web"), timeout=20, what="in DNS")
+    assert lab.lookup("app", name) == {ip}
+    t0 = time.monotonic()
+    lab.cli["w1"].ok("kill", task["Status"]["ContainerStatus"]["ContainerID"])
+    wait_for(lambda: ip not in lab.lookup("app", "tasks.web"), timeout=20, interval=0.05,
+             what=f"{ip} out of tasks.web", log=lab.cli["m1"].log)  # fmt: skip
+    print(f"a killed task left DNS {time.monotonic() - t0:.2f} s after `docker kill` returned")
+    assert not lab.lookup("app", name)
+    wait_for(lambda: len(lab.running("web")) == 2, timeout=60, what="web replaced")
+    assert wait_for(lambda: lab.wget("app", "http://web/"), timeout=20, what="web again")
+
+
+def test_a_shoald_restart_keeps_every_containers_connectivity(lab: Lab) -> None:
+    """shoald on a worker killed (SIGKILL) and started again: its containers keep their
+    interfaces (nothing re-plumbed) and are reached by address while it is away, and by name
+    once it is back; its tasks are the same ones."""
+    w1 = lab.cli["w1"]
+    task = lab.task_on("web", "w1")
+    ip = lab.task_ips("web", "app")[task["ID"]]
+    cid = task["Status"]["ContainerStatus"]["ContainerID"]
+    fmt = '{{.State.StartedAt}} {{(index .NetworkSettings.Networks "app").EndpointID}}'
+    before = w1.ok("inspect", "--format", fmt, cid)
+    ports = lab.host("w1", "ip", "netns", "exec", lab.netns("app"), "ip", "-o", "link", "show",
+                     "master", "br0")  # fmt: skip
+    tasks = {r["ID"] for r in lab.running("web")}
+    pid = lab.shoald_pid("w1")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not procs.alive(pid), timeout=10, what="shoald gone")
+    assert lab.wget("app", f"http://{ip}/") is not None  # the kernel forwards on its own
+    lab.lab("start", lab.node("w1"))
+    wait_for(lambda: lab.wget("app", f"http://web-{task['Slot']}/"), timeout=30,
+             what="the task by name after the restart", log=w1.log)  # fmt: skip
+    assert w1.ok("inspect", "--format", fmt, cid) == before
+    assert lab.host("w1", "ip", "netns", "exec", lab.netns("app"), "ip", "-o", "link", "show",
+                    "master", "br0") == ports  # fmt: skip
+    assert {r["ID"] for r in lab.running("web")} == tasks
+
+
+def test_a_killed_node_leaves_every_forwarding_table(lab: Lab) -> None:
+    """Every process of w2 killed: once the manager marks it down, no other node forwards
+    to it; it comes back after a start."""
+    m1 = lab.cli["m1"]
+    w2 = lab.addr("w2")
+    wait_for(lambda: w2 in lab.fdb("m1", "app") and w2 in lab.fdb("w1", "app"), timeout=30,
+             what="w2's endpoints in the forwarding tables", log=m1.log)  # fmt: skip
+    lab.lab("kill", lab.node("w2"))
+
+    def down() -> bool:
+        state = m1.ok("node", "inspect", "--format", "{{.Status.State}}", lab.node("w2"))
+        return state.strip() == "down"
+
+    wait_for(down, timeout=60, interval=0.05, what="w2 down", log=m1.log)
+    t_down = time.monotonic()
+    for short in ("m1", "w1"):
+        wait_for(lambda short=short: w2 not in lab.fdb(short, "app"), timeout=20,
+                 interval=0.05, what=f"w2 out of {short}'s forwarding table")  # fmt: skip
+    print(f"a killed node left the forwarding tables {time.monotonic() - t_down:.2f} s after "
+          "`docker node inspect` first said down")  # fmt: skip
+    assert wait_for(lambda: lab.wget("app", "http://web/"), timeout=60, what="web on w1")
+    lab.lab("start", lab.node("w2"))
+    wait_for(lambda: not down(), timeout=60, what="w2 back", log=m1.log)
+    wait_for(lambda: len(lab.running("web")) == 2, timeout=60, what="web at 2")
+
+
+def test_docker_py_network_calls(lab: Lab) -> None:
+    client = docker.DockerClient(base_url=lab.cli["m1"].host)
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.0.77.0/24")])
+    net = client.networks.create("pynet", driver="overlay", attachable=True, ipam=ipam,
+                                 labels={"team": "py"})  # fmt: skip
+    try:
+        assert [n.id for n in client.networks.list(names=["pynet"])] == [net.id]
+        assert client.networks.list(filters={"label": "team=py"})[0].name == "pynet"
+        got = client.networks.get("pynet")
+        assert got.attrs["Scope"] == "swarm" and got.attrs["Attachable"] is True
+        assert got.attrs["IPAM"]["Config"][0]["Subnet"] == "10.0.77.0/24"
+        service = client.services.create(lab.whoami, name="pyweb", networks=["pynet"])
+        wait_for(lambda: len(lab.running("pyweb")) == 1, timeout=60, what="pyweb running")
+        (task,) = service.tasks(filters={"desired-state": "running"})
+        (attachment,) = task["NetworksAttachments"]
+        assert attachment["Addresses"][0].startswith("10.0.77.")
+        body = client.containers.run(lab.busybox, ["wget", "-qO-", "http://pyweb/"],
+                                     network="pynet", remove=True)  # fmt: skip
+        assert body.startswith(b"Hostname: ")
+        with pytest.raises(docker.errors.APIError) as busy:
+            net.remove()
+        assert "is in use" in str(busy.value)
+        service.remove()
+        wait_for(lambda: _removed(net), timeout=30, what="pynet removed")
+        assert client.networks.list(names=["pynet"]) == []
+    finally:
+        client.close()
+
+
+def _removed(net: Any) -> bool:
+    try:
+        net.remove()
+        return True
+    except docker.errors.APIError:
+        return False
+
+
+def test_bad_input(lab: Lab) -> None:
+    """Docker's answers, and nothing half-made."""
+    m1 = lab.cli["m1"]
+    before = m1.ok("network", "ls", "--format", "{{.ID}} {{.Name}}")
+    m1.ok("network", "create", "-d", "overlay", "--subnet", "10.0.88.0/24", "bad-base")
+    cases = [
+        (("--subnet", "10.0.88.128/25", "x1"), "Pool overlaps with other one on this address"),
+        (("--subnet", "10.0.89.0/24", "--gateway", "10.0.90.1", "x2"),
+         "no matching subnet for gateway 10.0.90.1"),  # the CLI's own check
+        (("--opt", "encrypted", "x3"), "encrypted overlay networks are not supported here"),
+        (("bad-base",), "network with name bad-base already exists"),
+    ]  # fmt: skip
+    for args, message in cases:
+        rc, _, err = m1.run("network", "create", "-d", "overlay", *args)
+        assert rc != 0 and message in err, (args, err)
+    rc, _, err = m1.run("service", "create", "-d", "--name", "nowhere", "--network", "nowhere",
+                        lab.whoami)  # fmt: skip
+    assert rc != 0 and "network nowhere not found" in err, err
+    m1.create("closed-user", "--constraint", f"node.hostname=={lab.node('w1')}",
+              "--network", "bad-base", lab.whoami)  # fmt: skip
+    wait_for(lambda: lab.running("closed-user"), timeout=60, what="closed-user running")
+    denied = (
+        "Could not attach to network bad-base: rpc error: code = PermissionDenied desc = "
+        "network bad-base not manually attachable"
+    )
+    for short in ("m1", "w1"):  # m1: no task on it; w1: the engine has it for the task
+        rc, _, err = lab.run(short, "--network", "bad-base", lab.busybox, "true")
+        assert rc != 0 and denied in err, (short, err)
+    rc, _, err = m1.run("network", "rm", "bad-base")
+    assert rc != 0 and "network bad-base is in use by service" in err, err
+    m1.rm("closed-user")
+    wait_for(lambda: m1.run("network", "rm", "bad-base")[0] == 0, timeout=30,
+             what="bad-base removed", log=m1.log)  # fmt: skip
+    assert m1.ok("network", "ls", "--format", "{{.ID}} {{.Name}}") == before
+
+
 def test_removal_leaves_nothing_on_any_host(lab: Lab) -> None:
     m1 = lab.cli["m1"]
     before = {s: shoal_netns(lab, s) for s in NODES}
     assert any(before.values())
     m1.rm("web")
+    m1.ok("rm", "-f", "probe-app")
     for net in ("app", "other", "closed", "my-net"):
         wait_for(lambda net=net: m1.run("network", "rm", net)[0] == 0, timeout=30,
                  what=f"network {net} removed", log=m1.log)  # fmt: skip

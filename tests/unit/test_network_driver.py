@@ -161,28 +161,30 @@ async def test_pool_and_addresses(parts: tuple[Driver, Plumbing, Manager]) -> No
 
 
 async def test_ipam_refusals(parts: tuple[Driver, Plumbing, Manager]) -> None:
+    """The IPAM API's failures are in `Error` (libnetwork reads an IPAM answer with `Err` as
+    a success without an address)."""
     driver, _, _ = parts
     v6 = await driver.call("IpamDriver.RequestPool", {"AddressSpace": "shoal", "V6": True})
-    assert "IPv4 only" in v6["Err"]
+    assert "IPv4 only" in v6["Error"]
     foreign = await driver.call(
         "IpamDriver.RequestPool", {"AddressSpace": "shoal", "Pool": "10.9.0.0/24"}
     )
-    assert "swarm networks only" in foreign["Err"]
+    assert "swarm networks only" in foreign["Error"]
     wrong = await driver.call(
         "IpamDriver.RequestPool", {"Pool": "10.8.0.0/24", "Options": {"shoal.network": NET}}
     )
-    assert "10.9.0.0/24" in wrong["Err"]
+    assert "10.9.0.0/24" in wrong["Error"]
     outside = await driver.call(
         "IpamDriver.RequestAddress", {"PoolID": POOL, "Address": "10.8.0.7"}
     )
-    assert "not in" in outside["Err"]
-    assert "pool" in (await driver.call("IpamDriver.RequestAddress", {"PoolID": "x"}))["Err"]
+    assert "not in" in outside["Error"]
+    assert "pool" in (await driver.call("IpamDriver.RequestAddress", {"PoolID": "x"}))["Error"]
 
 
 async def test_without_an_allocator_an_address_must_be_given(tmp_path: Path) -> None:
     driver = Driver(Plumbing(), DriverTable())
     answer = await driver.call("IpamDriver.RequestAddress", {"PoolID": POOL, "Address": ""})
-    assert "cannot allocate" in answer["Err"]
+    assert "cannot allocate" in answer["Error"]
 
 
 async def test_a_foreign_network_is_refused(parts: tuple[Driver, Plumbing, Manager]) -> None:

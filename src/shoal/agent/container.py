@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.agent import template
-from shoal.api import labels
+from shoal.api import labels, template
 from shoal.api.defaults import STOP_GRACE_PERIOD
 from shoal.api.models import ContainerSpec, NodeDescription, PortConfig, Task
 from shoal.api.naming import container_name
@@ -46,14 +45,7 @@ def create_body(
 ) -> dict[str, Any]:
     spec = task.spec.container_spec or ContainerSpec()
     container_labels = {**(spec.labels or {}), **swarm_labels(task, service_name)}
-    platform = node.platform if node is not None else None
-    ctx = template.context(
-        task.id, container_name(task, service_name), task.slot, task.service_id,
-        service_name, service_labels, task.node_id,
-        node.hostname if node is not None else None,
-        platform.os if platform is not None else None,
-        platform.architecture if platform is not None else None,
-    )  # fmt: skip
+    ctx = template.for_task(task, service_name, service_labels, node)
     config: dict[str, Any] = {
         "Image": spec.image,
         "Labels": container_labels,

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from shoal.api.errors import EngineError, NotFound
+from shoal.api.errors import Conflict, EngineError, NotFound
 from shoal.api.models import Network, to_resource
 from shoal.dockerapi.http import Routes, json_response, node_of, read_object
 from shoal.engine.networks import swarm_id_of
@@ -46,14 +46,14 @@ async def engine_networks(request: web.Request) -> list[dict[str, Any]]:
     return found or []
 
 
-def _store(request: web.Request) -> Any:
+def manager_store(request: web.Request) -> Any:
     node = node_of(request)
     membership = node.membership
     return node.control() if membership is not None and membership.role == "manager" else None
 
 
 async def list_networks(request: web.Request) -> web.StreamResponse:
-    store = _store(request)
+    store = manager_store(request)
     out: list[dict[str, Any]] = []
     shown: set[str] = set()
     for r in await engine_networks(request):
@@ -76,7 +76,7 @@ def _swarm_id(resource: dict[str, Any]) -> str:
     return swarm_id_of(resource) or ""
 
 
-async def _engine_network(request: web.Request, ref: str) -> dict[str, Any] | None:
+async def engine_network(request: web.Request, ref: str) -> dict[str, Any] | None:
     try:
         found: dict[str, Any] = await node_of(request).engine.request("GET", f"/networks/{ref}")
         return found
@@ -89,8 +89,8 @@ async def _engine_network(request: web.Request, ref: str) -> dict[str, Any] | No
 async def inspect(request: web.Request) -> web.StreamResponse:
     ref = request.match_info["id"]
     scope = request.query.get("scope", "")
-    store = _store(request)
-    local = await _engine_network(request, ref) if scope in ("", "local") else None
+    store = manager_store(request)
+    local = await engine_network(request, ref) if scope in ("", "local") else None
     if local is not None and not is_shoals(local):
         return json_response(local)
     if local is not None:
@@ -111,9 +111,19 @@ def _with_peers(store: Any, resource: dict[str, Any], network: Network) -> dict[
 
 
 async def create(request: web.Request) -> web.StreamResponse:
+    """Docker's order: a name the swarm knows (as a name, an ID or an ID prefix, as the
+    daemon asks it) is taken for any network; the engine's own names for a swarm one."""
     node = node_of(request)
     body = await read_object(request)
+    name = str(body.get("Name") or "")
+    store = manager_store(request)
+    taken = Conflict(f"network with name {name} already exists")
+    if name and store is not None and networks.find(store, name) is not None:
+        raise taken
     if swarm_scoped(body):
+        local = await engine_network(request, name) if name else None
+        if local is not None and local.get("Name") == name:
+            raise taken
         network = await networks.create(node.control(), body)
         return json_response({"Id": network.id, "Warning": ""}, status=201)
     created = await node.engine.request("POST", "/networks/create", body=body)
@@ -122,10 +132,10 @@ async def create(request: web.Request) -> web.StreamResponse:
 
 async def remove(request: web.Request) -> web.StreamResponse:
     ref = request.match_info["id"]
-    store = _store(request)
+    store = manager_store(request)
     network = networks.find(store, ref) if store is not None else None
     if network is None:
-        local = await _engine_network(request, ref)
+        local = await engine_network(request, ref)
         if local is not None and is_shoals(local) and store is None:
             node_of(request).control()  # a worker: Docker's "not a swarm manager"
         if local is None or not is_shoals(local):
@@ -143,7 +153,7 @@ async def prune(request: web.Request) -> web.StreamResponse:
     params = {"filters": request.query["filters"]} if "filters" in request.query else None
     pruned = await node.engine.request("POST", "/networks/prune", params=params) or {}
     deleted = list(pruned.get("NetworksDeleted") or [])
-    store = _store(request)
+    store = manager_store(request)
     if store is not None:
         filters = Filters.parse(request.query.get("filters"))
         filters.values.pop("until", None)

@@ -106,6 +106,13 @@ class LabNode:
     def start_shoald(self, timeout: float = 60.0) -> None:
         if self.shoald_running and ping(self.docker_host):
             return
+        self.spawn_shoald()
+        self._wait_shoald(timeout)
+
+    def spawn_shoald(self) -> None:
+        """Start shoald if it is not running, without waiting for it: it serves the engine's
+        network plugin, which dockerd waits for when it starts with shoal networks (as Docker
+        asks of plugins: started before the engine, stopped after it)."""
         if not self.shoald_running:
             sock = Path(self.dir, "docker.sock")
             if sock.exists():
@@ -124,6 +131,8 @@ class LabNode:
             ]  # fmt: skip
             self.state.shoald_pid = self.host.spawn(argv, self.shoald_log, env)
             self.save()
+
+    def _wait_shoald(self, timeout: float) -> None:
         pid = self.state.shoald_pid
         assert pid is not None
         deadline = time.monotonic() + timeout
@@ -145,6 +154,7 @@ class LabNode:
         """Everything of the node, each part only if it is not running already."""
         try:
             self.ensure_host()
+            self.spawn_shoald()  # first: the engine's network plugin
             self.start_dockerd()
             self.start_shoald()
         except (HostError, DockerdError) as e:
@@ -153,14 +163,9 @@ class LabNode:
     # ---------------------------------------------------------------- stop
 
     def stop(self) -> None:
-        """A clean stop: shoald (SIGTERM), then dockerd (SIGTERM: it stops the containers
-        with their stop signal, SIGKILL after its shutdown timeout); the host stays."""
-        pid = self.state.shoald_pid
-        if self.shoald_running and not signal_and_wait(pid, signal.SIGTERM, SHOALD_STOP_TIMEOUT):
-            procs.kill(pid or 0)
-        for etcd in procs.mentioning(os.path.join(self.shoald_state, "swarm", "etcd")):
-            if not signal_and_wait(etcd, signal.SIGTERM, 5.0):
-                procs.kill(etcd)
+        """A clean stop: dockerd (SIGTERM: it stops the containers with their stop signal,
+        SIGKILL after its shutdown timeout), then shoald (SIGTERM; it served dockerd's network
+        plugin meanwhile); the host stays."""
         if self.dockerd_running:
             self.engine.stop(
                 self.state.dockerd_pid,
@@ -168,6 +173,12 @@ class LabNode:
                 timeout=DOCKERD_SHUTDOWN_TIMEOUT + 20.0,
                 kill_containers=False,
             )
+        pid = self.state.shoald_pid
+        if self.shoald_running and not signal_and_wait(pid, signal.SIGTERM, SHOALD_STOP_TIMEOUT):
+            procs.kill(pid or 0)
+        for etcd in procs.mentioning(os.path.join(self.shoald_state, "swarm", "etcd")):
+            if not signal_and_wait(etcd, signal.SIGTERM, 5.0):
+                procs.kill(etcd)
         self.host.kill_processes(self.state.cgroup_dirs, self.exec_roots())  # stragglers
         self.state.shoald_pid = self.state.dockerd_pid = None
         self.save()

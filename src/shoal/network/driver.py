@@ -50,6 +50,12 @@ Allocate = Callable[[str, Mapping[str, str]], Awaitable[str]]
 Release = Callable[[str, str], Awaitable[None]]
 
 
+def error_field(method: str) -> str:
+    """Where libnetwork reads a plugin's failure: `Err` for the network driver API, `Error`
+    for the IPAM API (an IPAM answer with `Err` reads as success, "No address returned")."""
+    return "Error" if method.startswith("IpamDriver.") else "Err"
+
+
 class DriverError(Exception):
     """Answered to dockerd as {"Err": message}: it shows it to the user."""
 
@@ -153,11 +159,12 @@ class Driver:
         return method in self._methods
 
     async def call(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
-        """The answer to one request; DriverError becomes {"Err": …}. KeyError if unknown."""
+        """The answer to one request; DriverError becomes the error field of the method's API
+        (`error_field`). KeyError if unknown."""
         try:
             return await self._methods[method](body)
         except DriverError as e:
-            return {"Err": str(e)}
+            return {error_field(method): str(e)}
 
     # ---------------------------------------------------------------- handshake
 
@@ -326,8 +333,10 @@ class Driver:
                 wanted = await self.allocate(swarm_id, options)
             except DriverError:
                 raise
-            except Exception as e:
-                raise DriverError(f"no address on network {swarm_id}: {e}") from e
+            except Exception as e:  # Docker's words: "Could not attach to network NAME: …"
+                plan = self.plumbing.plan(swarm_id)
+                name = plan.name if plan is not None else swarm_id
+                raise DriverError(f"Could not attach to network {name}: {e}") from e
             async with self._lock:
                 mine = self.table.allocated.setdefault(swarm_id, [])
                 if wanted not in mine:

@@ -3,7 +3,8 @@
 
 libnetwork's plugin client posts JSON (``application/vnd.docker.plugins.v1+json``) and reads
 the same back; an unknown method is 404 (dockerd then treats it as not implemented); a
-request that is not JSON is 400; a failure the user should see is ``{"Err": "…"}``.
+request that is not JSON is 400; a failure the user should see is ``{"Err": "…"}``
+(``{"Error": "…"}`` for the IPAM methods).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from shoal.network.driver import Driver
+from shoal.network.driver import Driver, error_field
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,16 @@ class PluginServer:
         try:
             body: Any = json.loads(raw) if raw.strip() else {}
         except ValueError:
-            return _json({"Err": f"{method}: the request is not JSON"}, 400)
+            return _json({error_field(method): f"{method}: the request is not JSON"}, 400)
         if not isinstance(body, dict):
             body = {}
         try:
             answer = await self.driver.call(method, body)
         except Exception as e:
             log.exception("engine plugin: %s failed", method)
-            answer = {"Err": f"{method}: {e}"}
-        if "Err" in answer:
-            log.warning("engine plugin: %s → %s", method, answer["Err"])
+            answer = {error_field(method): f"{method}: {e}"}
+        if error_field(method) in answer:
+            log.warning("engine plugin: %s → %s", method, answer[error_field(method)])
         else:
             log.debug("engine plugin: %s", method)
         return _json(answer)

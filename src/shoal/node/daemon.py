@@ -127,10 +127,13 @@ class Daemon:
         """Start the swarm parts; return once a manager's store is loaded (or raise what
         went wrong while starting)."""
         ready = asyncio.Event()
+        networks = self.networks = NodeNetworks(
+            host_of(state.advertise_addr), self.dir.network, EngineNetworks(self._engine)
+        )
         if state.role == "manager":
-            run = self._run_manager(state, ready)
+            run = self._run_manager(state, networks, ready)
         else:
-            run = self._run_worker(state)
+            run = self._run_worker(state, networks)
             ready.set()
         self._group = asyncio.create_task(run)
         waiter = asyncio.create_task(ready.wait())
@@ -139,7 +142,9 @@ class Daemon:
             waiter.cancel()
             self._group.result()
 
-    async def _run_manager(self, state: LocalState, ready: asyncio.Event) -> None:
+    async def _run_manager(
+        self, state: LocalState, networks: NodeNetworks, ready: asyncio.Event
+    ) -> None:
         member = Member(
             MemberConfig(
                 data_dir=self.dir.etcd,
@@ -152,6 +157,7 @@ class Daemon:
         store = self.store = MirroredStore(etcd, Sealer(load_key(self.dir.data_key)))
         dispatcher = self.dispatcher = Dispatcher(store)
         async with asyncio.TaskGroup() as tg:
+            tg.create_task(networks.run())  # first: dockerd waits for the plugin to start
             tg.create_task(member.run())
             await member.started.wait()
             await _wait_etcd(etcd)
@@ -163,35 +169,36 @@ class Daemon:
             tg.create_task(self._serve_cluster_port(state, store, dispatcher))
             addr = host_of(state.advertise_addr)
             tg.create_task(
-                self._run_agent(state, lambda d: dispatcher.register(state.node_id, d, addr))
+                self._run_agent(
+                    state, networks, lambda d: dispatcher.register(state.node_id, d, addr)
+                )
             )
 
-    async def _run_worker(self, state: LocalState) -> None:
+    async def _run_worker(self, state: LocalState, networks: NodeNetworks) -> None:
         async def connect(description: NodeDescription) -> RemoteSession:
             return await RemoteSession.connect(
                 state.node_id, state.managers, self.dir.certs, description,
                 host_of(state.advertise_addr), self._engine,
             )  # fmt: skip
 
-        await self._run_agent(state, connect)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(networks.run())  # the plugin serves dockerd, session or not
+            tg.create_task(self._run_agent(state, networks, connect))
 
     async def _run_agent(
-        self, state: LocalState, connect: Callable[[NodeDescription], Awaitable[Session]]
+        self,
+        state: LocalState,
+        networks: NodeNetworks,
+        connect: Callable[[NodeDescription], Awaitable[Session]],
     ) -> None:
-        """This node's agent and its swarm networks (data plane, engine networks)."""
-        engine_networks = EngineNetworks(self._engine)
-        networks = self.networks = NodeNetworks(
-            host_of(state.advertise_addr), self.dir.network, engine_networks
-        )
+        """This node's agent; its swarm networks' engine side follows the agent's state."""
         agent = Agent(
             self._engine, state.node_id, connect,
-            EngineControllers(self._engine, engine_networks), networks=networks,
+            EngineControllers(self._engine, networks.engine_networks), networks=networks,
             tls_info=self._tls_info(),
         )  # fmt: skip
         networks.agent = agent
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(networks.run())
-            tg.create_task(agent.run())
+        await agent.run()
 
     def _tls_info(self) -> TLSInfo:
         """The trust root of this node's certificate, as its node description reports it."""

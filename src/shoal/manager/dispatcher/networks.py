@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from shoal.api import template
 from shoal.api.models import Network, Node, Service, Task
 from shoal.api.naming import container_name
 from shoal.api.states import TaskState
@@ -46,9 +47,12 @@ def has_endpoint(task: Task) -> bool:
     )
 
 
-def task_names(task: Task, service: Service | None, network_id: str) -> list[str]:
+def task_names(
+    task: Task, service: Service | None, network_id: str, node: Node | None = None
+) -> list[str]:
     """Docker's names for a running task on one network: the service's name, `tasks.<name>`,
-    the task's own name, its aliases on that network, and a literal hostname."""
+    the task's own name, its aliases on that network, and its hostname (`--hostname`,
+    placeholders expanded as on its node)."""
     if task.status.state != TaskState.RUNNING:
         return []
     name = service.spec.name if service is not None else task.service_id
@@ -57,8 +61,12 @@ def task_names(task: Task, service: Service | None, network_id: str) -> list[str
         if attachment.target == network_id:
             names += attachment.aliases or []
     spec = task.spec.container_spec
-    if spec is not None and spec.hostname and "{{" not in spec.hostname:
-        names.append(spec.hostname)
+    if spec is not None and spec.hostname:
+        labels = service.spec.labels if service is not None else None
+        ctx = template.for_task(task, name, labels, node.description if node else None)
+        hostname = template.expand(spec.hostname, ctx)
+        if "{{" not in hostname:
+            names.append(hostname)
     return list(dict.fromkeys(names))
 
 
@@ -89,7 +97,7 @@ def endpoints(store: Store, tasks: Iterable[Task], nodes: dict[str, Node]) -> li
                         network_id=net_id,
                         ip=cidr.split("/")[0],
                         node_addr=node.status.addr,
-                        names=task_names(t, service, net_id),
+                        names=task_names(t, service, net_id, node),
                         task_id=t.id,
                     )
                 )

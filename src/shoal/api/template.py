@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from shoal.api.models import NodeDescription, Task
+from shoal.api.naming import container_name
+
 _FIELD = re.compile(r"\{\{\s*\.([A-Za-z.]+)\s*\}\}")
 _INDEX = re.compile(r'\{\{\s*index\s+\.([A-Za-z.]+)\s+"([^"]*)"\s*\}\}')
 
@@ -36,6 +39,23 @@ def context(
         },
         "Task": {"ID": task_id, "Name": task_name, "Slot": "" if slot is None else str(slot)},
     }
+
+
+def for_task(
+    task: Task,
+    service_name: str,
+    service_labels: dict[str, str] | None = None,
+    node: NodeDescription | None = None,
+) -> dict[str, Any]:
+    """The context of one task, on the node described by `node` (when known)."""
+    platform = node.platform if node is not None else None
+    return context(
+        task.id, container_name(task, service_name), task.slot, task.service_id,
+        service_name, service_labels, task.node_id,
+        node.hostname if node is not None else None,
+        platform.os if platform is not None else None,
+        platform.architecture if platform is not None else None,
+    )  # fmt: skip
 
 
 def _lookup(ctx: dict[str, Any], path: str) -> Any:
