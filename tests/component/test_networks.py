@@ -48,6 +48,25 @@ async def test_networks_get_a_subnet_and_a_vxlan_id() -> None:
         assert resource["Options"] == {"com.docker.network.driver.overlay.vxlanid_list": "4099"}
 
 
+async def test_automatic_subnets_come_from_the_swarms_address_pool() -> None:
+    """`docker swarm init --default-addr-pool 10.20.0.0/16 --default-addr-pool 10.30.0.0/24
+    --default-addr-pool-mask-length 25`; a given subnet may lie outside the pools, as in
+    Docker."""
+    pools = ["10.20.0.0/16", "10.30.0.0/24"]
+    async with SimCluster(workers=1, default_addr_pool=pools, subnet_size=25) as c:
+        first = await networks.create(c.store, overlay("first"))
+        given = await networks.create(
+            c.store, overlay("given", IPAM={"Config": [{"Subnet": "10.20.0.128/25"}]})
+        )
+        second = await networks.create(c.store, overlay("second"))
+        subnets = [n.subnet().subnet for n in (first, given, second)]  # type: ignore[union-attr]
+        assert subnets == ["10.20.0.0/25", "10.20.0.128/25", "10.20.1.0/25"]
+        outside = await networks.create(
+            c.store, overlay("outside", IPAM={"Config": [{"Subnet": "192.168.7.0/24"}]})
+        )
+        assert outside.subnet().subnet == "192.168.7.0/24"  # type: ignore[union-attr]
+
+
 async def test_tasks_get_addresses_that_are_freed_when_they_end() -> None:
     async with SimCluster(workers=2) as c:
         net = await networks.create(c.store, overlay("web-net"))

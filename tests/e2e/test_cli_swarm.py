@@ -350,7 +350,8 @@ def test_overlay_networks_in_the_cli(init: dict[str, Any], cli: Cli) -> None:
     (a,) = json.loads(cli.ok("network", "inspect", auto))
     assert a["IPAM"]["Config"][0]["Subnet"].startswith("10.0.")
     for args, text in (
-        (["network", "create", "-d", "overlay", "appnet"], "network appnet already exists"),
+        (["network", "create", "-d", "overlay", "appnet"],
+         "network with name appnet already exists"),
         (["network", "create", "-d", "overlay", "--subnet", "10.44.0.128/25", "x"],
          "Pool overlaps with other one on this address space"),
         (["network", "create", "-d", "overlay", "--subnet", "10.45.0.0/24", "--gateway",

@@ -118,8 +118,19 @@ class SimNode:
 
 
 class SimCluster:
-    def __init__(self, workers: int = 3, *, manager_availability: str = "drain") -> None:
+    def __init__(
+        self,
+        workers: int = 3,
+        *,
+        manager_availability: str = "drain",
+        default_addr_pool: list[str] | None = None,
+        subnet_size: int | None = None,
+    ) -> None:
+        """`default_addr_pool` and `subnet_size` as `docker swarm init --default-addr-pool
+        … --default-addr-pool-mask-length …` set them."""
         self.clock = MockClock()
+        self._pool = default_addr_pool
+        self._subnet_size = subnet_size
         self.store = MemoryStore(self.clock)
         self.dispatcher = Dispatcher(self.store, self.clock)
         self.manager_id = new_id()
@@ -131,7 +142,10 @@ class SimCluster:
 
     async def __aenter__(self) -> SimCluster:
         await self.store.__aenter__()
-        swarm = Swarm(id=new_id(), spec=SwarmSpec.from_api(swarm_spec(None)))
+        swarm = Swarm(
+            id=new_id(), spec=SwarmSpec.from_api(swarm_spec(None)),
+            default_addr_pool=self._pool, subnet_size=self._subnet_size,
+        )  # fmt: skip
         await self.store.create(swarm)
         self._loops = [
             asyncio.create_task(self.manager.run()),
