@@ -6,8 +6,10 @@ Two exchanges run on the cluster port (2377/tcp, TLS):
   a certificate request) and gets a `JoinAnswer` (its node ID and certificate).
 * **Session** (`GET /session`, a WebSocket over mutual TLS): the agent opens with a `Hello`,
   then both sides send JSON messages tagged by `type`. Manager → agent: `Assignment` (a full
-  set first, then increments), `HeartbeatAck`, `Managers`, `LogRequest`, `LogCancel`.
-  Agent → manager: `Heartbeat`, `StatusReport`, `LogChunk`, `LogEnd`.
+  set first, then increments), `NetworkState`, `Attached`, `HeartbeatAck`, `Managers`,
+  `LogRequest`, `LogCancel`.
+  Agent → manager: `Heartbeat`, `StatusReport`, `Attach`, `Detach`, `Named`, `NetworkApplied`,
+  `LogChunk`, `LogEnd`.
 
 The in-process session of a manager's own agent passes the same `Assignment` objects.
 """
@@ -79,6 +81,7 @@ class NetworkPlan(_Message):
     attachable: bool = False  # plain `docker run --network` may join it
     mtu: int = 1450  # the underlay's MTU minus VXLAN's 50
     labels: dict[str, str] = Field(default_factory=dict)
+    ingress: bool = False  # the routing mesh's network: on every node, the host joined to it
 
 
 class EndpointRecord(_Message):
@@ -92,13 +95,50 @@ class EndpointRecord(_Message):
     task_id: str = ""  # "" for an attached container
 
 
+class Backend(_Message):
+    """A task in a service's rotation: running (healthy, where it has a healthcheck) and not
+    told to stop. Its address on the balancer's network, and the node it is on."""
+
+    task_id: str
+    ip: str  # without prefix length
+    node_addr: str  # the underlay address of its node
+
+
+class IngressPort(_Message):
+    """A port the routing mesh publishes on every node."""
+
+    protocol: Literal["tcp", "udp", "sctp"] = "tcp"
+    published: int  # on every node
+    target: int  # on the tasks
+    local: bool = False  # only to tasks on the receiving node, the client's address kept
+
+
+class Balancer(_Message):
+    """One service on one network, as every node that has the network balances it: its
+    virtual IP there (any port and protocol to the VIP goes to the same port of one backend),
+    and on the ingress network the ports the mesh publishes. Backends are picked at random
+    per connection; a connection stays on its backend."""
+
+    service_id: str
+    network_id: str
+    vip: str = ""  # without prefix length; "" for none (`--endpoint-mode dnsrr`)
+    ports: list[IngressPort] = Field(default_factory=list)  # ingress network only
+    backends: list[Backend] = Field(default_factory=list)
+
+
 class NetworkState(_Message):
     """Everything a node's network data plane needs, in full: the networks it has (those of
-    its tasks, and every attachable one) and every endpoint on them, here and elsewhere."""
+    its tasks, every attachable one, the ingress network), every endpoint on them, here and
+    elsewhere, the services balanced on them, and this node's own address on the ingress
+    network. `version` grows with every state a node is sent; the node reports the one it
+    applied (`NetworkApplied`), so that a task leaves every rotation before it is stopped."""
 
     type: Literal["networks"] = "networks"
+    version: int = 0
     networks: list[NetworkPlan] = Field(default_factory=list)
     endpoints: list[EndpointRecord] = Field(default_factory=list)
+    balancers: list[Balancer] = Field(default_factory=list)
+    ingress_address: str = ""  # CIDR; "" while the node has none
 
 
 class HeartbeatAck(_Message):
@@ -180,6 +220,13 @@ class Named(_Message):
     names: list[str]
 
 
+class NetworkApplied(_Message):
+    """The node's data plane carries out the network state of this version (and those before)."""
+
+    type: Literal["network_applied"] = "network_applied"
+    version: int
+
+
 class LogChunk(_Message):
     type: Literal["log"] = "log"
     id: str
@@ -197,7 +244,7 @@ ToAgent = Annotated[
     Field(discriminator="type"),
 ]
 ToManager = Annotated[
-    Hello | Heartbeat | StatusReport | Attach | Detach | Named | LogChunk | LogEnd,
+    Hello | Heartbeat | StatusReport | Attach | Detach | Named | NetworkApplied | LogChunk | LogEnd,
     Field(discriminator="type"),
 ]
 _TO_AGENT: TypeAdapter[ToAgent] = TypeAdapter(ToAgent)
