@@ -32,6 +32,7 @@ from shoal.rpc.messages import (
     LogRequest,
     Managers,
     Named,
+    NetworkApplied,
     NetworkState,
     StatusReport,
 )
@@ -148,6 +149,9 @@ class RemoteSession:
 
     async def named(self, network_id: str, address: str, names: list[str]) -> None:
         await self._send(Named(network_id=network_id, address=address, names=names))
+
+    async def applied(self, version: int) -> None:
+        await self._send(NetworkApplied(version=version))
 
     async def heartbeat(self) -> float:
         await self._send(Heartbeat())

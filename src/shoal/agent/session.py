@@ -34,6 +34,10 @@ class Session(Protocol):
         """The names an attached container answers to in the network's DNS."""
         ...
 
+    async def applied(self, version: int) -> None:
+        """The node's data plane carries out the network state of this version."""
+        ...
+
     async def heartbeat(self) -> float:
         """Tell the manager we are alive; returns the period until the next heartbeat."""
         ...

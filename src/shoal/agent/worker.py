@@ -53,6 +53,7 @@ class Worker:
             async for message in session.assignments():
                 if isinstance(message, NetworkState):
                     await self._network_state(message)
+                    await session.applied(message.version)
                 else:
                     await self.apply(message)
 

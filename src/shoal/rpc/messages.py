@@ -122,6 +122,7 @@ class Balancer(_Message):
     service_id: str
     network_id: str
     vip: str = ""  # without prefix length; "" for none (`--endpoint-mode dnsrr`)
+    names: list[str] = Field(default_factory=list)  # what resolves to the VIP: service, aliases
     ports: list[IngressPort] = Field(default_factory=list)  # ingress network only
     backends: list[Backend] = Field(default_factory=list)
 

@@ -79,6 +79,10 @@ class Connection:
         await self.heard.wait()
         await self.session.named(network_id, address, names)
 
+    async def applied(self, version: int) -> None:
+        await self.heard.wait()
+        await self.session.applied(version)
+
     async def heartbeat(self) -> float:
         await self.heard.wait()
         if self.session.closed:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 from shoal.api.defaults import HEARTBEAT_PERIOD
 from shoal.api.errors import Conflict, NotFound, PermissionDenied
@@ -27,7 +28,7 @@ from shoal.api.models import (
 )
 from shoal.api.naming import new_id
 from shoal.api.states import TaskState
-from shoal.manager.dispatcher.networks import endpoints, state_for
+from shoal.manager.dispatcher.networks import balancers, endpoints, in_rotation, state_for
 from shoal.rpc.messages import Assignment, LogCancel, LogRequest, NetworkState, ServiceInfo
 from shoal.store.store import Event, Store
 
@@ -40,8 +41,25 @@ GRACE_PERIODS = 3
 STARTUP_GRACE = 10.0  # seconds, beyond the agents' longest reconnect back-off
 
 
+DRAIN_TIMEOUT = 2.0  # seconds a stop waits, at most, for every node to leave the task out
+
+
+@dataclass(frozen=True)
+class Drain:
+    version: int  # the first network state version without the task
+    deadline: float  # on the dispatcher's clock
+
+
 def assigned(task: Task, node_id: str) -> bool:
     return task.node_id == node_id and task.status.state >= TaskState.ASSIGNED
+
+
+def stopping(old: Task, new: Task) -> bool:
+    """The task, running, is told to stop (shutdown, remove)."""
+    return (
+        old.status.state == TaskState.RUNNING
+        and old.desired_state <= TaskState.RUNNING < new.desired_state
+    )
 
 
 def service_info(service: Service | None, service_id: str) -> ServiceInfo:
@@ -66,6 +84,14 @@ class Dispatcher:
         self.log_senders: dict[str, Callable[[LogRequest | LogCancel], Awaitable[None]]] = {}
         self._log_requests: dict[str, asyncio.Queue[tuple[int, bytes] | None]] = {}
         self._sent_networks: dict[str, NetworkState] = {}  # what each node was sent last
+        # Network states are numbered across all nodes; each node says which one it applied.
+        self._version = 0
+        self._sent_version: dict[str, int] = {}
+        self._applied: dict[str, int] = {}
+        # Tasks told to stop while in a rotation: their stop waits until every node applied a
+        # network state without them (the first such state's version), or the deadline.
+        self._draining: dict[str, Drain] = {}
+        self._drained = asyncio.Event()
 
     @property
     def heartbeat_period(self) -> float:
@@ -86,6 +112,7 @@ class Dispatcher:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._flush_loop())
                 tg.create_task(self._expire_loop())
+                tg.create_task(self._drain_loop())
                 while True:
                     self._route(await queue.get())
         finally:
@@ -117,15 +144,68 @@ class Dispatcher:
     def _push_networks(self, node_ids: list[str]) -> None:
         """Send each node its network state, if it changed since the last one it got."""
         nodes = {n.id: n for n in self.store.nodes()}
-        everything = endpoints(self.store, self.store.tasks(), nodes)
+        tasks = list(self.store.tasks())
+        everything = endpoints(self.store, tasks, nodes)
+        balanced = balancers(self.store, tasks, nodes)
         for node_id in node_ids:
             session = self.sessions.get(node_id)
             if session is None:
                 continue
-            state = state_for(self.store, node_id, everything)
+            state = state_for(self.store, node_id, everything, balanced)
             if self._sent_networks.get(node_id) != state:
                 self._sent_networks[node_id] = state
-                session.push(state)
+                self._version += 1
+                self._sent_version[node_id] = self._version
+                session.push(state.model_copy(update={"version": self._version}))
+
+    def applied(self, node_id: str, version: int) -> None:
+        """The node carries out its network state of `version`."""
+        self._applied[node_id] = max(version, self._applied.get(node_id, 0))
+        if self._draining:
+            self._drained.set()
+
+    def _drain(self, task: Task) -> None:
+        """Hold back the stop of a task in a rotation: the network states sent from now on
+        leave it out (version > the current one)."""
+        self._draining[task.id] = Drain(self._version + 1, self.clock() + DRAIN_TIMEOUT)
+        self._drained.set()
+
+    def _out_of_rotation(self, drain: Drain) -> bool:
+        """Every node with a session applied a state without the task, or was sent none since
+        (its state did not have the task), or the deadline passed (a slow or dying node)."""
+        if self.clock() >= drain.deadline:
+            return True
+        return all(
+            self._sent_version.get(n, 0) < drain.version or self._applied.get(n, 0) >= drain.version
+            for n in self.sessions
+        )
+
+    def _release_drained(self) -> None:
+        """Send the stops whose tasks are out of every rotation."""
+        per_node: dict[str, Assignment] = {}
+        for task_id, drain in list(self._draining.items()):
+            if not self._out_of_rotation(drain):
+                continue
+            del self._draining[task_id]
+            task = self.store.get(Task, task_id)
+            if task is not None and task.node_id in self.sessions and assigned(task, task.node_id):
+                per_node.setdefault(task.node_id, Assignment(full=False)).tasks.append(task)
+        for node_id, a in per_node.items():
+            a.services = self._services(a.tasks)
+            self.sessions[node_id].push(a)
+
+    async def _drain_loop(self) -> None:
+        while True:
+            if not self._draining:
+                await self._drained.wait()
+            self._drained.clear()
+            self._release_drained()
+            if self._draining:
+                deadline = min(d.deadline for d in self._draining.values())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._drained.wait(), max(0.0, deadline - self.clock()) + 0.001
+                    )
 
     def _services(self, tasks: list[Task]) -> dict[str, ServiceInfo]:
         """The services of these tasks, and no other: a node learns of a service (and gets its
@@ -145,6 +225,14 @@ class Dispatcher:
             old, new = ev.old, ev.new
             old_node = old.node_id if old is not None and assigned(old, old.node_id) else None
             new_node = new.node_id if new is not None and assigned(new, new.node_id) else None
+            if new is not None and new.id in self._draining and old_node == new_node:
+                continue  # its stop is held back until it is out of every rotation
+            if (
+                old is not None and new is not None and old_node == new_node
+                and stopping(old, new) and in_rotation(self.store, old)
+            ):  # fmt: skip
+                self._drain(new)
+                continue
             if new_node in self.sessions and (
                 old_node != new_node
                 or old.desired_state != new.desired_state
@@ -152,6 +240,7 @@ class Dispatcher:
             ):
                 per_node.setdefault(new_node, Assignment(full=False)).tasks.append(new)
             if old_node in self.sessions and old_node != new_node:
+                self._draining.pop(old.id, None)
                 per_node.setdefault(old_node, Assignment(full=False)).removed.append(old.id)
         for node_id, a in per_node.items():
             a.services = self._services(a.tasks)
@@ -356,6 +445,9 @@ class LocalSession:
 
     async def named(self, network_id: str, address: str, names: list[str]) -> None:
         await self.dispatcher.named(self.node_id, network_id, address, names)
+
+    async def applied(self, version: int) -> None:
+        self.dispatcher.applied(self.node_id, version)
 
     async def close(self) -> None:
         self.closed = True

@@ -40,6 +40,7 @@ from shoal.rpc.messages import (
     LogEnd,
     Managers,
     Named,
+    NetworkApplied,
     StatusReport,
 )
 from shoal.store.store import Store
@@ -191,6 +192,8 @@ async def _handle(
         await session.detach(message.network_id, message.address)
     elif isinstance(message, Named):
         await session.named(message.network_id, message.address, message.names)
+    elif isinstance(message, NetworkApplied):
+        await session.applied(message.version)
     elif isinstance(message, LogChunk):
         await dispatcher.deliver_log(message.id, (message.stream, message.data))
     elif isinstance(message, LogEnd):
