@@ -29,19 +29,27 @@ def addresses(c: SimCluster, service: str) -> list[str]:
 
 
 async def test_networks_get_a_subnet_and_a_vxlan_id() -> None:
+    """The ingress network (made with the swarm) has the pool's first subnet and VXLAN ID 4096,
+    as in Docker; networks created after it get the next ones, or the subnet given."""
     async with SimCluster(workers=1) as c:
+        await c.until(lambda: all(n.allocated() for n in c.store.networks()), what="allocated")
+        (ingress,) = c.store.networks()
+        assert ingress.name == "ingress" and ingress.spec.ingress
         a = await networks.create(c.store, overlay("a"))
         b = await networks.create(c.store, overlay("b"))
         given = await networks.create(
             c.store, overlay("mine", IPAM={"Config": [{"Subnet": "10.9.0.0/24"}]})
         )
-        assert [n.subnet().subnet for n in (a, b, given)] == [  # type: ignore[union-attr]
-            "10.0.0.0/24", "10.0.1.0/24", "10.9.0.0/24",
+        nets = (ingress, a, b, given)
+        assert [n.subnet().subnet for n in nets] == [  # type: ignore[union-attr]
+            "10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24", "10.9.0.0/24",
         ]  # fmt: skip
-        assert [n.subnet().gateway for n in (a, b, given)] == [  # type: ignore[union-attr]
-            "10.0.0.1", "10.0.1.1", "10.9.0.1",
+        assert [n.subnet().gateway for n in nets] == [  # type: ignore[union-attr]
+            "10.0.0.1", "10.0.1.1", "10.0.2.1", "10.9.0.1",
         ]  # fmt: skip
-        assert [n.vni for n in (a, b, given)] == [4097, 4098, 4099]
+        assert [n.vni for n in nets] == [4096, 4097, 4098, 4099]
+        assert to_resource(ingress)["Driver"] == "overlay"
+        assert to_resource(ingress)["Ingress"] is True
         resource = to_resource(given)
         assert resource["Scope"] == "swarm" and resource["Driver"] == "overlay"
         assert resource["IPAM"]["Config"] == [{"Subnet": "10.9.0.0/24", "Gateway": "10.9.0.1"}]
@@ -56,11 +64,13 @@ async def test_automatic_subnets_come_from_the_swarms_address_pool() -> None:
     async with SimCluster(workers=1, default_addr_pool=pools, subnet_size=25) as c:
         first = await networks.create(c.store, overlay("first"))
         given = await networks.create(
-            c.store, overlay("given", IPAM={"Config": [{"Subnet": "10.20.0.128/25"}]})
+            c.store, overlay("given", IPAM={"Config": [{"Subnet": "10.20.1.0/25"}]})
         )
         second = await networks.create(c.store, overlay("second"))
-        subnets = [n.subnet().subnet for n in (first, given, second)]  # type: ignore[union-attr]
-        assert subnets == ["10.20.0.0/25", "10.20.0.128/25", "10.20.1.0/25"]
+        (ingress,) = [n for n in c.store.networks() if n.spec.ingress]
+        nets = (ingress, first, given, second)
+        subnets = [n.subnet().subnet for n in nets]  # type: ignore[union-attr]
+        assert subnets == ["10.20.0.0/25", "10.20.0.128/25", "10.20.1.0/25", "10.20.1.128/25"]
         outside = await networks.create(
             c.store, overlay("outside", IPAM={"Config": [{"Subnet": "192.168.7.0/24"}]})
         )
@@ -77,10 +87,10 @@ async def test_tasks_get_addresses_that_are_freed_when_they_end() -> None:
         assert [n.target for n in service.spec.task_template.networks or []] == [net.id]
         ips = addresses(c, "web")
         assert len(set(ips)) == 4
-        subnet = ipaddress.ip_network("10.0.0.0/24")
+        subnet = ipaddress.ip_network("10.0.1.0/24")  # (10.0.0.0/24 is the ingress network's)
         for cidr in ips:
             ip, _, length = cidr.partition("/")
-            assert ipaddress.ip_address(ip) in subnet and ip != "10.0.0.1" and length == "24"
+            assert ipaddress.ip_address(ip) in subnet and ip != "10.0.1.1" and length == "24"
         await c.update("web", lambda s: s["Mode"]["Replicated"].update(Replicas=1))
         await c.until(lambda: len(c.running("web")) == 1, what="1 running")
         await c.update("web", lambda s: s["Mode"]["Replicated"].update(Replicas=200))
@@ -111,7 +121,7 @@ async def test_refusals() -> None:
             with pytest.raises(error) as refused:
                 await networks.create(c.store, body)
             assert text in str(refused.value), (body, str(refused.value))
-        assert [n.name for n in c.store.networks()] == ["taken"]  # nothing half-made
+        assert sorted(n.name for n in c.store.networks()) == ["ingress", "taken"]  # no half
         with pytest.raises(NotFound):
             await c.create("svc", TaskTemplate_networks=["nowhere"])
         with pytest.raises(InvalidArgument) as bridge:
@@ -125,12 +135,18 @@ async def test_refusals() -> None:
         await services.remove(c.store, "user")
         await c.until(lambda: not list(c.store.tasks_of(user.id)), what="user's tasks gone")
         await networks.remove(c.store, "taken")
-        assert list(c.store.networks()) == []
+        assert [n.name for n in c.store.networks()] == ["ingress"]
 
 
 def seen(c: SimCluster, node: str) -> dict[str, tuple[str, list[str]]]:
-    """The endpoints a node was last told of: IP → (its node's address, its names)."""
-    return {e.ip: (e.node_addr, e.names) for e in c.nodes[node].networks.last.endpoints}
+    """The endpoints a node was last told of, but the ingress network's (every node's own
+    address there): IP → (its node's address, its names)."""
+    ingress = {p.id for p in c.nodes[node].networks.last.networks if p.ingress}
+    return {
+        e.ip: (e.node_addr, e.names)
+        for e in c.nodes[node].networks.last.endpoints
+        if e.network_id not in ingress
+    }
 
 
 async def test_every_node_learns_the_endpoints_of_its_networks() -> None:
@@ -150,12 +166,19 @@ async def test_every_node_learns_the_endpoints_of_its_networks() -> None:
         assert seen(c, "w1") == seen(c, "w2")
         assert seen(c, "w1")[ips[w2.id]][0] == c.node("w2").status.addr
         names = seen(c, "w1")[ips[w1.id]][1]
-        assert names[:2] == ["web", "tasks.web"] and names[2].startswith("web.")
-        # Each node has the networks of its tasks and every attachable one, nothing else.
+        assert names[0] == "tasks.web" and names[1].startswith("web.")  # "web" is the VIP's
+        (balancer,) = w1.networks.last.balancers
+        vip = c.service("web").endpoint.virtual_ips[0]  # type: ignore[union-attr,index]
+        assert (balancer.network_id, balancer.vip) == (net.id, vip["Addr"].split("/")[0])
+        assert balancer.names == ["web"] and balancer.ports == []
+        assert sorted(b.ip for b in balancer.backends) == sorted(ips.values())
+        # Each node has the networks of its tasks, every attachable one and the ingress
+        # network, nothing else.
         plans = {p.name: p for p in w1.networks.last.networks}
-        assert sorted(plans) == ["app", "shared"] and lone.id not in {p.id for p in plans.values()}
-        assert plans["app"].vni == net.vni and plans["app"].subnet == "10.0.0.0/24"
-        assert [p.name for p in c.nodes["w3"].networks.last.networks] == ["shared"]
+        assert sorted(plans) == ["app", "ingress", "shared"]
+        assert lone.id not in {p.id for p in plans.values()}
+        assert plans["app"].vni == net.vni and plans["app"].subnet == "10.0.1.0/24"
+        assert sorted(p.name for p in c.nodes["w3"].networks.last.networks) == ["ingress", "shared"]
         assert shared.spec.attachable
         # A node that dies is dropped from every other node's endpoints.
         await c.kill("w2")
@@ -172,7 +195,7 @@ async def test_plain_containers_attach_to_attachable_networks() -> None:
         w1 = c.nodes["w1"].connection
         assert w1 is not None
         first = await w1.attach(shared.id, "endpoint-1")
-        assert first.startswith("10.0.0.") and first.endswith("/24")
+        assert first.startswith("10.0.1.") and first.endswith("/24")
         assert await w1.attach(shared.id, "endpoint-1") == first  # asked again: the same
         ip = first.split("/")[0]
         await c.until(lambda: ip in seen(c, "w2"), what="w2 told of the container")

@@ -35,7 +35,7 @@ from shoal.api.errors import (
     NoLeader,
     NotAcceptable,
 )
-from shoal.api.models import NodeDescription, Task, TLSInfo
+from shoal.api.models import Network, NodeDescription, Task, TLSInfo, ingress_spec
 from shoal.api.naming import new_id
 from shoal.ca.authority import issue, new_csr, new_key, new_root_ca, tls_info
 from shoal.ca.tls import server_context, write_certs
@@ -277,6 +277,7 @@ class Daemon:
                 await ca.save(self.store, root)
                 await self.store.create(swarm)
                 await self.store.create(node)
+                await self.store.create(Network(id=new_id(), spec=ingress_spec()))
             except BaseException:
                 await self._stop_swarm()
                 self.dir.wipe()

@@ -22,6 +22,7 @@ from shoal.agent.agent import Agent
 from shoal.api.defaults import swarm_spec
 from shoal.api.models import (
     ManagerStatus,
+    Network,
     Node,
     NodeDescription,
     NodeSpec,
@@ -31,6 +32,7 @@ from shoal.api.models import (
     SwarmSpec,
     Task,
     TaskStatus,
+    ingress_spec,
 )
 from shoal.api.naming import new_id
 from shoal.api.states import TaskState
@@ -151,6 +153,7 @@ class SimCluster:
             default_addr_pool=self._pool, subnet_size=self._subnet_size,
         )  # fmt: skip
         await self.store.create(swarm)
+        await self.store.create(Network(id=new_id(), spec=ingress_spec()))
         self._loops = [
             asyncio.create_task(self.manager.run()),
             asyncio.create_task(self.dispatcher.run()),

@@ -31,6 +31,7 @@ from shoal.api.models.networks import (
     Network,
     NetworkAttachment,
     NetworkSpec,
+    ingress_spec,
     spec_from_create,
     to_resource,
 )
@@ -69,6 +70,7 @@ from shoal.api.models.services import (
     UpdateStatus,
     allocated_endpoint_spec,
     canonical,
+    is_ingress,
     same_task_spec,
 )
 from shoal.api.models.swarm import (
@@ -99,6 +101,7 @@ __all__ = [
     "Network",
     "NetworkAttachment",
     "NetworkSpec",
+    "ingress_spec",
     "spec_from_create",
     "to_resource",
     "CAConfig",
@@ -149,6 +152,7 @@ __all__ = [
     "UpdateStatus",
     "Version",
     "allocated_endpoint_spec",
+    "is_ingress",
     "canonical",
     "format_time",
     "now",

@@ -85,6 +85,13 @@ class NetworkAttachment(Model):
         return Network.model_validate(self.network_ or {})
 
 
+def ingress_spec() -> NetworkSpec:
+    """The routing mesh's network, as `swarm init` makes it (SwarmKit's `newIngressNetwork`:
+    no driver or IPAM given, so the allocator's defaults: overlay, the pool's first subnet —
+    10.0.0.0/24 by default — and the first VXLAN ID, 4096)."""
+    return NetworkSpec(name="ingress", labels={}, ingress=True, scope="swarm")
+
+
 def spec_from_create(body: dict[str, Any]) -> NetworkSpec:
     """moby's `BasicNetworkCreateToGRPC`: a `docker network create` request as a spec."""
     ipam = body.get("IPAM") or None

@@ -201,9 +201,17 @@ class PortConfig(Model):
     publish_mode: str | None = None
 
 
+def is_ingress(port: PortConfig) -> bool:
+    """Published through the routing mesh (the default mode)."""
+    return (port.publish_mode or "ingress") == "ingress"
+
+
 class EndpointSpec(Model):
     mode: str | None = None
     ports: list[PortConfig] | None = None
+
+    def publishes_ingress(self) -> bool:
+        return any(is_ingress(p) for p in self.ports or [])
 
 
 class ServiceSpec(Model):
@@ -221,12 +229,12 @@ class ServiceSpec(Model):
     endpoint_spec: EndpointSpec | None = None
 
 
-def allocated_endpoint_spec(spec: EndpointSpec | None) -> EndpointSpec:
+def allocated_endpoint_spec(spec: EndpointSpec | None, networks: bool = False) -> EndpointSpec:
     """The endpoint spec the allocator records for a service (`Endpoint.Spec`) and copies
-    onto its tasks: the service's own once it has something to allocate (published ports;
-    VIPs on networks later), else none, as SwarmKit's allocator leaves such a service alone
+    onto its tasks: the service's own once it has something to allocate (published ports,
+    or networks: VIPs), else none, as SwarmKit's allocator leaves such a service alone
     (Docker shows `"Endpoint": {"Spec": {}}`)."""
-    if spec is None or not spec.ports:
+    if spec is None or not (spec.ports or networks):
         return EndpointSpec()
     return spec
 
@@ -284,5 +292,6 @@ class Service(Meta):
 
     def endpoint_allocated(self) -> bool:
         """The allocator has given the service the endpoint its current spec asks for."""
-        want = allocated_endpoint_spec(self.spec.endpoint_spec)
+        networks = bool(self.spec.task_template.networks)
+        want = allocated_endpoint_spec(self.spec.endpoint_spec, networks)
         return self.endpoint is not None and self.endpoint.spec == want

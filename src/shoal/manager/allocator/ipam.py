@@ -8,7 +8,7 @@ import ipaddress
 from collections.abc import Iterable
 
 IPNet = ipaddress.IPv4Network
-FIRST_VNI = 4097  # Docker's overlay starts at 4096 + 1
+FIRST_VNI = 4096  # Docker's overlay IDs start here (the ingress network, made first, has it)
 DEFAULT_POOL = "10.0.0.0/8"
 DEFAULT_SUBNET_SIZE = 24
 

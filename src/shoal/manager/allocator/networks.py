@@ -33,6 +33,23 @@ log = logging.getLogger(__name__)
 Change = Callable[[Network], bool]
 
 
+def publishes_ingress(service: Service) -> bool:
+    spec = service.spec.endpoint_spec
+    return spec is not None and spec.publishes_ingress()
+
+
+def vip_networks(service: Service, ingress: str | None) -> list[str]:
+    """The networks the service gets a VIP on: in vip mode (the default), each of its
+    networks, and the ingress network when it publishes ingress ports; none in dnsrr mode."""
+    spec = service.spec.endpoint_spec
+    if spec is not None and spec.mode == "dnsrr":
+        return []
+    nets = [t.target for t in service.spec.task_template.networks or []]
+    if ingress is not None and publishes_ingress(service):
+        nets = [ingress, *nets]
+    return list(dict.fromkeys(nets))
+
+
 def holds_addresses(task: Task) -> bool:
     """A task keeps its addresses until it ended (or was told to go before it got a node)."""
     if task.status.state > TaskState.RUNNING:
@@ -47,14 +64,26 @@ class NetworkAllocations:
         self.subnets = Subnets(pools, size)
         self.vnis = VNIs()
         self.addresses: dict[str, Addresses] = {}  # network ID → its addresses
-        self.held: dict[str, list[tuple[str, str]]] = {}  # task ID → (network ID, ip)
+        # task, attachment or service (VIPs) ID → its (network ID, ip)
+        self.held: dict[str, list[tuple[str, str]]] = {}
 
     def load(
-        self, networks: Iterable[Network], tasks: Iterable[Task], attached: Iterable[Attachment]
+        self,
+        networks: Iterable[Network],
+        tasks: Iterable[Task],
+        attached: Iterable[Attachment],
+        services: Iterable[Service] = (),
     ) -> None:
         for n in networks:
             if n.allocated():
                 self._adopt(n)
+        for s in services:
+            for vip in (s.endpoint.virtual_ips if s.endpoint else None) or []:
+                net_id, ip = str(vip.get("NetworkID") or ""), str(vip.get("Addr") or "")
+                space = self.addresses.get(net_id)
+                if space is not None and ip:
+                    space.reserve(ip.split("/")[0])
+                    self.held.setdefault(s.id, []).append((net_id, ip.split("/")[0]))
         for t in tasks:
             if holds_addresses(t):
                 for att in t.networks_attachments or []:
@@ -134,14 +163,17 @@ class NetworkAllocations:
     # ------------------------------------------------------------------ tasks
 
     def attach(
-        self, task: Task, service: Service, networks: dict[str, Network]
+        self, task: Task, service: Service, networks: dict[str, Network], ingress: str | None
     ) -> list[NetworkAttachment] | None:
-        """The task's attachments, an address on each of its service's networks; None while a
-        network is not allocated yet (ask again later). Decided once per task."""
-        targets = service.spec.task_template.networks or service.spec.networks or []
+        """The task's attachments, an address on each of its service's networks (the ingress
+        network first when the service publishes ingress ports); None while a network is not
+        allocated yet (ask again later). Decided once per task."""
+        targets = [t.target for t in service.spec.task_template.networks or []]
+        if ingress is not None and publishes_ingress(service):
+            targets = [ingress, *targets]
         if not targets:
             return []
-        nets = [networks.get(t.target) for t in targets]
+        nets = [networks.get(t) for t in dict.fromkeys(targets)]
         if any(n is None or n.id not in self.addresses for n in nets):
             return None
         held = dict(self.held.get(task.id, []))
@@ -161,6 +193,32 @@ class NetworkAllocations:
                 NetworkAttachment.model_validate({"Network": n.to_api(), "Addresses": [address]})
             )
         return out
+
+    def vips(self, service: Service, network_ids: list[str]) -> list[dict[str, str]] | None:
+        """The service's VIPs (`Endpoint.VirtualIPs`) on these networks: those it has, new
+        ones on networks it has none on; those on other networks are free again. None while
+        a network is not allocated (or full, logged; nothing taken then)."""
+        if any(n not in self.addresses for n in network_ids):
+            return None
+        had = dict(self.held.get(service.id, []))
+        got: dict[str, str] = {}
+        try:
+            for net_id in network_ids:
+                got[net_id] = had.get(net_id) or self.addresses[net_id].allocate()
+        except PoolExhausted as e:
+            log.warning("service %s: %s", service.spec.name, e)
+            for net_id, ip in got.items():
+                if had.get(net_id) != ip:
+                    self.addresses[net_id].release(ip)
+            return None
+        for net_id, ip in had.items():
+            if got.get(net_id) != ip and net_id in self.addresses:
+                self.addresses[net_id].release(ip)
+        self.held[service.id] = list(got.items())
+        return [
+            {"NetworkID": net_id, "Addr": f"{ip}/{self.addresses[net_id].prefixlen}"}
+            for net_id, ip in got.items()
+        ]
 
     def address_for(self, a: Attachment) -> str | None:
         """An attached container's address (CIDR), decided once; None while its network is

@@ -84,9 +84,13 @@ def validate(store: Store, body: Any) -> Network:
             "encrypted overlay networks are not supported here: this kernel has neither IPsec "
             "(ESP with AEAD ciphers) nor WireGuard; create the network without --opt encrypted"
         )
-    if body.get("Ingress"):
-        raise InvalidArgument("the ingress network is not supported by this shoal version yet")
     spec = spec_from_create(body)
+    if spec.ingress:  # `docker network create --ingress`: one of them, never attachable
+        present = next((n for n in store.networks() if n.spec.ingress), None)
+        if present is not None:
+            raise AlreadyExists(f"ingress network ({present.id}) is already present")
+        if spec.attachable:
+            raise InvalidArgument("ingress network cannot be attachable")
     ipam = spec.ipam_options
     if ipam is not None:
         if ipam.driver is not None and ipam.driver.name not in ("", "default"):
@@ -184,7 +188,12 @@ def peers(store: Store, network: Network) -> list[dict[str, str]]:
 
 def in_use(store: Store, network: Network) -> str | None:
     """Why the network cannot be removed (swarmkit's words), or None: a service uses it, or
-    a task that still runs."""
+    a task that still runs; the ingress network, a service that publishes ingress ports."""
+    if network.spec.ingress:
+        for s in store.services():
+            if s.spec.endpoint_spec is not None and s.spec.endpoint_spec.publishes_ingress():
+                return f"ingress network cannot be removed because service {s.id} depends on it"
+        return None
     for s in store.services():
         if network.id in targets(s):
             return f"network {network.name} is in use by service {s.id}"
@@ -215,7 +224,7 @@ async def prune(store: Store, filters: Filters) -> list[str]:
     """Remove the swarm networks no service or task uses; their names."""
     gone = []
     for n in list_networks(store, filters):
-        if in_use(store, n) is None:
+        if not n.spec.ingress and in_use(store, n) is None:
             await store.delete(n)
             gone.append(n.name)
     return gone

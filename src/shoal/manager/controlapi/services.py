@@ -67,8 +67,12 @@ def parse_spec(store: Store, body: Any) -> ServiceSpec:
         spec = ServiceSpec.from_api(body)
     except ValueError as e:
         raise InvalidArgument(f"invalid service spec: {e}") from e
-    _refuse_ingress(spec)
     _resolve_networks(store, spec)
+    if spec.endpoint_spec is not None and spec.endpoint_spec.publishes_ingress():
+        if not any(n.spec.ingress for n in store.networks()):
+            raise FailedPrecondition(
+                "service needs ingress network, but no ingress network is present"
+            )
     mode = spec.mode
     if mode.replicated is None and mode.kind == "replicated":
         mode.replicated = ReplicatedService(replicas=1)
@@ -99,19 +103,6 @@ def _resolve_networks(store: Store, spec: ServiceSpec) -> None:
                 )
             raise NotFound(f"network {attachment.target} not found")
         attachment.target = found.id
-
-
-def _refuse_ingress(spec: ServiceSpec) -> None:
-    """The ingress routing mesh comes with shoal's routing mesh; until then a spec that needs
-    it is refused rather than silently run without it."""
-    ports = spec.endpoint_spec.ports if spec.endpoint_spec else None
-    for p in ports or []:
-        if (p.publish_mode or "ingress") == "ingress":
-            raise InvalidArgument(
-                f"EndpointSpec: port {p.published_port or p.target_port}: the ingress routing "
-                "mesh is not supported by this shoal version yet: publish with mode=host "
-                "(--publish published=P,target=T,mode=host)"
-            )
 
 
 def _name_taken(store: Store, name: str, except_id: str | None = None) -> bool:
