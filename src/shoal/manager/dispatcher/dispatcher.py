@@ -164,10 +164,10 @@ class Dispatcher:
         if self._draining:
             self._drained.set()
 
-    def _drain(self, task: Task) -> None:
-        """Hold back the stop of a task in a rotation: the network states sent from now on
-        leave it out (version > the current one)."""
-        self._draining[task.id] = Drain(self._version + 1, self.clock() + DRAIN_TIMEOUT)
+    def _drain(self, task: Task, version: int) -> None:
+        """Hold back the stop of a task in a rotation: the network states from `version` on
+        leave it out."""
+        self._draining[task.id] = Drain(version, self.clock() + DRAIN_TIMEOUT)
         self._drained.set()
 
     def _out_of_rotation(self, drain: Drain) -> bool:
@@ -215,6 +215,7 @@ class Dispatcher:
 
     def _route(self, events: list[Event]) -> None:
         per_node: dict[str, Assignment] = {}
+        without = self._version + 1  # the states sent from here on follow these events
         if any(_touches_networks(ev) for ev in events):
             self._push_networks(list(self.sessions))
         for ev in events:
@@ -231,7 +232,7 @@ class Dispatcher:
                 old is not None and new is not None and old_node == new_node
                 and stopping(old, new) and in_rotation(self.store, old)
             ):  # fmt: skip
-                self._drain(new)
+                self._drain(new, without)
                 continue
             if new_node in self.sessions and (
                 old_node != new_node
