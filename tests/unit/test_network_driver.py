@@ -27,6 +27,7 @@ class Plumbing:
         self.plans = {NET: PLAN}
         self.plugged: list[str] = []
         self.unplugged: list[str] = []
+        self.sandboxes: list[str] = []
 
     def plan(self, network_id: str) -> NetworkPlan | None:
         return self.plans.get(network_id)
@@ -37,6 +38,9 @@ class Plumbing:
 
     async def unplug(self, network_id: str | None, endpoint_id: str) -> None:
         self.unplugged.append(endpoint_id)
+
+    async def sandbox_changed(self, sandbox: str) -> None:
+        self.sandboxes.append(sandbox)
 
 
 class Manager:

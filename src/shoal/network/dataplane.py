@@ -28,6 +28,7 @@ import logging
 import os
 
 from shoal.network import netns
+from shoal.network.balancing import Balancing
 from shoal.network.dns import LocalEndpoint, Names, failure, respond, visible
 from shoal.network.dnsserver import Forwarder, NetworkDns
 from shoal.network.driver import Allocate, Driver, DriverTable, Release
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 TABLE_FILE = "engine-endpoints.json"
 STATE_FILE = "network-state.json"  # the last state applied
+RETRY_DELAY = 1.0  # seconds before the balancing is tried again (see DataPlane._again)
+RETRIES = 30
 
 
 class DataPlane:
@@ -69,6 +72,8 @@ class DataPlane:
         self._plans: dict[str, NetworkPlan] = {}
         self._dns: dict[str, NetworkDns] = {}
         self._lock = asyncio.Lock()
+        self.balancing = Balancing(self.kernel, underlay)
+        self._retry: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -102,6 +107,9 @@ class DataPlane:
             self.state = state
             self._plans = {p.id: p for p in state.networks}
             self.names = Names.of(state)
+            for where, err in (await self._apply_balancing()).items():
+                log.error("network data plane: %s: %s", where, err)
+                failed[where] = err
             for layout in want.values():
                 if layout.netns not in self._dns and layout.netns not in failed:
                     server = NetworkDns(
@@ -116,7 +124,9 @@ class DataPlane:
             self._save_state(state)
 
     async def close(self) -> None:
-        """Stop serving (shoald stops); the kernel keeps the networks and containers theirs."""
+        """Stop serving (shoald stops); the kernel keeps the networks and containers theirs
+        (and the VIPs and published ports: they keep answering while shoald is away)."""
+        self._cancel_retry()
         await self.plugin.close()
         async with self._lock:
             for ns in list(self._dns):
@@ -126,10 +136,12 @@ class DataPlane:
     async def teardown(self) -> None:
         """Remove everything shoal added on this host: namespaces (with their devices),
         devices left in the host namespace, the plugin socket and the driver's table."""
+        self._cancel_retry()
         await self.plugin.close()
         async with self._lock:
             for ns in list(self._dns):
                 await self._stop_dns(ns)
+            await self.balancing.teardown(sorted(self._sandboxes()))
             for ns in self.kernel.namespaces() + self.kernel.leftovers():
                 self.kernel.forget(ns)
                 netns.delete(ns, self.netns_dir)
@@ -158,6 +170,55 @@ class DataPlane:
     async def unplug(self, network_id: str | None, endpoint_id: str) -> None:
         async with self._lock:
             await self.kernel.unplug(netns_name(network_id) if network_id else None, endpoint_id)
+
+    async def sandbox_changed(self, sandbox: str) -> None:
+        """A container joined or left one of its shoal networks (dockerd's Join / Leave):
+        its VIPs follow before dockerd goes on (on Join: before the container's process)."""
+        async with self._lock:
+            networks = self._sandboxes().get(sandbox, set())
+            await self.balancing.sandbox(self.state, sandbox, networks)
+
+    # ---------------------------------------------------------------- VIPs and the mesh
+
+    def _sandboxes(self) -> dict[str, set[str]]:
+        """Joined sandboxes → their swarm networks on this node (the state's)."""
+        out: dict[str, set[str]] = {}
+        for e in self.table.endpoints.values():
+            if e.sandbox and e.network_id in self._plans:
+                out.setdefault(e.sandbox, set()).add(e.network_id)
+        return out
+
+    async def _apply_balancing(self) -> dict[str, KernelError]:
+        failed = await self.balancing.apply(self.state, self._sandboxes(), self._local_on_ingress())
+        self._cancel_retry()
+        if self.balancing.missing or failed:
+            self._retry = asyncio.get_running_loop().create_task(self._again())
+        return failed
+
+    async def _again(self, tries: int = RETRIES) -> None:
+        """Local tasks whose gateway-bridge address was not there yet (dockerd adds that
+        interface just after the Join), or a failure: the balancing is tried again."""
+        for _ in range(tries):
+            await asyncio.sleep(RETRY_DELAY)
+            async with self._lock:
+                failed = await self.balancing.apply(
+                    self.state, self._sandboxes(), self._local_on_ingress()
+                )
+            if not failed and not self.balancing.missing:
+                return
+
+    def _local_on_ingress(self) -> dict[str, str]:
+        ingress = next((p.id for p in self.state.networks if p.ingress), None)
+        return {
+            e.ip: e.sandbox
+            for e in self.table.endpoints.values()
+            if e.sandbox and e.network_id == ingress
+        }
+
+    def _cancel_retry(self) -> None:
+        task, self._retry = self._retry, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
 
     # ---------------------------------------------------------------- DNS
 

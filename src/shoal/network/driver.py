@@ -67,6 +67,8 @@ class Plumbing(Protocol):
 
     async def unplug(self, network_id: str | None, endpoint_id: str) -> None: ...
 
+    async def sandbox_changed(self, sandbox: str) -> None: ...
+
 
 @dataclass
 class EndpointEntry:
@@ -248,6 +250,8 @@ class Driver:
             await self.plumbing.unplug(entry.network_id if entry else None, endpoint_id)
             if self.table.endpoints.pop(endpoint_id, None) is not None:
                 self.table.save()
+                if entry is not None and entry.sandbox:
+                    await self.plumbing.sandbox_changed(entry.sandbox)
         return {}
 
     async def endpoint_info(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -274,6 +278,7 @@ class Driver:
                 )
                 entry.sandbox = sandbox
             self.table.save()
+            await self.plumbing.sandbox_changed(sandbox)  # its VIPs, before its process starts
         log.info(
             "engine plugin: endpoint %s (%s) plugged into network %s for %s%s",
             endpoint_id[:12], entry.ip, entry.network_id, sandbox,
@@ -290,8 +295,10 @@ class Driver:
             entry = self.table.endpoints.get(endpoint_id)
             await self.plumbing.unplug(entry.network_id if entry else None, endpoint_id)
             if entry is not None and entry.sandbox:
+                sandbox = entry.sandbox
                 entry.sandbox, entry.dns_route = "", False
                 self.table.save()
+                await self.plumbing.sandbox_changed(sandbox)
         log.info("engine plugin: endpoint %s unplugged", endpoint_id[:12])
         return {}
 
