@@ -384,11 +384,13 @@ def test_removal_leaves_nothing_on_any_host(lab: Lab) -> None:
     for net in ("app", "other", "closed", "my-net"):
         wait_for(lambda net=net: m1.run("network", "rm", net)[0] == 0, timeout=30,
                  what=f"network {net} removed", log=m1.log)  # fmt: skip
+    ingress = "shoal-" + m1.ok("network", "inspect", "-f", "{{.ID}}", "ingress").strip()[:12]
     for s in NODES:
-        wait_for(lambda s=s: not shoal_netns(lab, s), timeout=20,
-                 what=f"no shoal namespace on {s}", log=lab.cli[s].log)  # fmt: skip
-        links = lab.host(s, "ip", "-o", "link")
-        assert "shoal" not in links, links
-        names = lab.cli[s].ok("network", "ls", "--format", "{{.Driver}}").split()
-        assert "overlay" not in names and "shoal" not in names
+        # the ingress network stays (the routing mesh), and nothing else of shoal's
+        wait_for(lambda s=s: shoal_netns(lab, s) == [ingress], timeout=20,
+                 what=f"only the ingress namespace on {s}", log=lab.cli[s].log)  # fmt: skip
+        links = [x for x in lab.host(s, "ip", "-o", "link").splitlines() if "shoal" in x]
+        assert len(links) == 1 and ": shoal-ingress@" in links[0], links
+        names = lab.cli[s].ok("network", "ls", "--format", "{{.Name}} {{.Driver}}").splitlines()
+        assert [n for n in names if n.split()[1] in ("overlay", "shoal")] == ["ingress overlay"]
     time.sleep(0.1)

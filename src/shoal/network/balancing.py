@@ -11,10 +11,13 @@ the number of services (the reading would be O(all of them)).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 
-from shoal.network import nat, nft
+from pyroute2.netlink.exceptions import NetlinkError
+
+from shoal.network import nat, netns, nft, vipneigh
 from shoal.network.ingress import Ingress, LinkSpec
 from shoal.network.kernel import Kernel, KernelError
 from shoal.network.names import netns_name
@@ -32,6 +35,7 @@ class Balancing:
         self._tables: dict[str | None, nat.Ruleset | None] = {}
         self._gateways: dict[str, str] = {}  # sandbox → its gateway-bridge address
         self.missing: set[str] = set()  # local backends whose gateway address is not known yet
+        self.waiting: set[str] = set()  # joined sandboxes whose namespace is not mounted yet
 
     async def apply(
         self, state: NetworkState, sandboxes: dict[str, set[str]], local: dict[str, str]
@@ -82,6 +86,7 @@ class Balancing:
 
     def forget(self, sandbox: str) -> None:
         self._tables.pop(sandbox, None)
+        self.waiting.discard(sandbox)
         self._gateways.pop(sandbox, None)
 
     async def teardown(self, sandboxes: list[str]) -> None:
@@ -101,6 +106,14 @@ class Balancing:
     # ---------------------------------------------------------------- helpers
 
     async def _sync(self, where: str | None, want: nat.Ruleset | None) -> None:
+        if where is not HOST and not netns.mounted(where):
+            # dockerd joins a container before its namespace exists (runc makes it, then
+            # dockerd mounts it at the sandbox key): the table waits for it (``waiting``)
+            self._tables.pop(where, None)
+            if want is not None:
+                self.waiting.add(where)
+            return
+        self.waiting.discard(where)
         found = self._tables[where] if where in self._tables else await self._read(where)
         commands = nat.transaction(want, found)
         if not commands:
@@ -115,6 +128,15 @@ class Balancing:
             raise KernelError(str(e)) from e
         self._tables[where] = want
         log.debug("nftables: %d command(s) in %s", len(commands), where or "the host")
+        if where is not HOST:
+            added, removed = nat.vips_changed(want, found)
+            if added or removed:
+                try:
+                    await asyncio.to_thread(
+                        netns.run_in, where, lambda: vipneigh.settle(added, removed)
+                    )
+                except (NetlinkError, OSError) as e:
+                    log.warning("service VIPs in %s: neighbour entries: %s", where, e)
 
     async def _read(self, where: str | None) -> nat.Ruleset | None:
         try:

@@ -44,6 +44,8 @@ TABLE_FILE = "engine-endpoints.json"
 STATE_FILE = "network-state.json"  # the last state applied
 RETRY_DELAY = 1.0  # seconds before the balancing is tried again (see DataPlane._again)
 RETRIES = 30
+SANDBOX_POLL = 0.005  # seconds between looks for a joined container's namespace
+SANDBOX_WAIT = 30.0  # seconds a joined container's namespace is waited for
 
 
 class DataPlane:
@@ -74,6 +76,7 @@ class DataPlane:
         self._lock = asyncio.Lock()
         self.balancing = Balancing(self.kernel, underlay)
         self._retry: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -127,6 +130,7 @@ class DataPlane:
         """Stop serving (shoald stops); the kernel keeps the networks and containers theirs
         (and the VIPs and published ports: they keep answering while shoald is away)."""
         self._cancel_retry()
+        self._cancel_watch()
         await self.plugin.close()
         async with self._lock:
             for ns in list(self._dns):
@@ -137,6 +141,7 @@ class DataPlane:
         """Remove everything shoal added on this host: namespaces (with their devices),
         devices left in the host namespace, the plugin socket and the driver's table."""
         self._cancel_retry()
+        self._cancel_watch()
         await self.plugin.close()
         async with self._lock:
             for ns in list(self._dns):
@@ -177,6 +182,32 @@ class DataPlane:
         async with self._lock:
             networks = self._sandboxes().get(sandbox, set())
             await self.balancing.sandbox(self.state, sandbox, networks)
+        self._watch_sandboxes()
+
+    def _watch_sandboxes(self) -> None:
+        if self.balancing.waiting and (self._watch is None or self._watch.done()):
+            self._watch = asyncio.get_running_loop().create_task(self._await_sandboxes())
+
+    async def _await_sandboxes(self) -> None:
+        """Joined containers' namespaces, looked for until mounted: dockerd mounts one after
+        the Join, just before the container's process starts, so the VIPs are there within
+        milliseconds of it (a container never started is given up after SANDBOX_WAIT)."""
+        loop = asyncio.get_running_loop()
+        since: dict[str, float] = {}
+        while self.balancing.waiting:
+            await asyncio.sleep(SANDBOX_POLL)
+            now = loop.time()
+            ready = []
+            for sandbox in list(self.balancing.waiting):
+                if netns.mounted(sandbox):
+                    ready.append(sandbox)
+                elif now - since.setdefault(sandbox, now) > SANDBOX_WAIT:
+                    self.balancing.waiting.discard(sandbox)
+            if ready:
+                async with self._lock:
+                    joined = self._sandboxes()
+                    for sandbox in ready:
+                        await self.balancing.sandbox(self.state, sandbox, joined.get(sandbox, set()))
 
     # ---------------------------------------------------------------- VIPs and the mesh
 
@@ -190,6 +221,7 @@ class DataPlane:
 
     async def _apply_balancing(self) -> dict[str, KernelError]:
         failed = await self.balancing.apply(self.state, self._sandboxes(), self._local_on_ingress())
+        self._watch_sandboxes()
         self._cancel_retry()
         if self.balancing.missing or failed:
             self._retry = asyncio.get_running_loop().create_task(self._again())
@@ -218,6 +250,11 @@ class DataPlane:
     def _cancel_retry(self) -> None:
         task, self._retry = self._retry, None
         if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def _cancel_watch(self) -> None:
+        task, self._watch = self._watch, None
+        if task is not None:
             task.cancel()
 
     # ---------------------------------------------------------------- DNS

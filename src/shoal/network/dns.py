@@ -64,6 +64,15 @@ class Names:
                 if ep.ip not in ips:
                     ips.append(ep.ip)
                 names.everywhere.add(key)
+        for b in state.balancers:  # in vip mode the service's name and aliases are its VIP's
+            table = names.by_network.get(b.network_id)
+            if table is None or not b.vip:
+                continue
+            for n in b.names:
+                key = normal(n)
+                if key:
+                    table[key] = [b.vip]
+                    names.everywhere.add(key)
         return names
 
     def lookup(self, networks: Iterable[str], name: str) -> list[str]:

@@ -31,6 +31,7 @@ import shutil
 import socket
 import subprocess
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -107,7 +108,7 @@ class Ingress:
         if not idx:
             return found
         found.host = True
-        link = [x async for x in await host.link("get", index=idx[0])][0]
+        link = await _one(await host.link("get", index=idx[0]))
         found.mac = str(link.get("address") or "")
         found.mtu = int(link.get("mtu") or 0)
         found.up = bool(link["flags"] & IFF_UP)
@@ -118,7 +119,7 @@ class Ingress:
             peer = await ipr.link_lookup(ifname=HOST_PEER)
             br = await ipr.link_lookup(ifname=BRIDGE)
             if peer and br:
-                p = [x async for x in await ipr.link("get", index=peer[0])][0]
+                p = await _one(await ipr.link("get", index=peer[0]))
                 found.peer = p.get_attr("IFLA_MASTER") == br[0] and bool(p["flags"] & IFF_UP)
         return found
 
@@ -233,6 +234,13 @@ class Ingress:
                 ipr.close()
             with contextlib.suppress(Exception):
                 sock.close()
+
+
+async def _one(result: Any) -> Any:
+    """The one message of a netlink "get" (a list, or an async iterator of one)."""
+    if isinstance(result, list | tuple):
+        return result[0]
+    return [x async for x in result][0]
 
 
 def _sysctls(values: dict[str, str]) -> None:

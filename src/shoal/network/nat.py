@@ -468,6 +468,17 @@ def _table() -> Json:
     return {"table": {"family": FAMILY, "name": TABLE}}
 
 
+def vips_changed(want: Ruleset | None, found: Ruleset | None) -> tuple[list[str], list[str]]:
+    """The VIPs a sandbox's table gained and lost (``vipneigh.py`` settles them)."""
+
+    def vips(r: Ruleset | None) -> set[str]:
+        m = r.maps.get("vips") if r is not None else None
+        return {str(k) for k in m.elements} if m is not None else set()
+
+    now, before = vips(want), vips(found)
+    return sorted(now - before), sorted(before - now)
+
+
 def transaction(want: Ruleset | None, found: Ruleset | None) -> list[Json]:
     """The nftables commands (one transaction) that make ``found`` into ``want``; [] when they
     match. ``None``: no table."""

@@ -54,6 +54,11 @@ def exists(name: str, directory: str = NETNS_DIR) -> bool:
     return _is_nsfs(path(name, directory))
 
 
+def mounted(ns_path: str) -> bool:
+    """A namespace is mounted at ns_path (a container's sandbox key, say)."""
+    return _is_nsfs(ns_path)
+
+
 def run_in(ns_path: str, fn: Callable[[], T]) -> T:
     """fn() on a thread inside the network namespace at ns_path (blocking; short work)."""
     result: dict[str, object] = {}
