@@ -46,21 +46,22 @@ def test_bad_service_specs(swarm, docker_cli):  # type: ignore[no-untyped-def]
     )
     assert rc != 0 and "InvalidArgument" in err
 
-    # Ingress publishing needs the routing mesh: refused, not silently accepted.
+    # A published port another service holds: refused in Docker's words, nothing made.
     rc, _, err = docker_cli(
-        swarm.host,
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "mesh",
-        "--publish",
-        "8080:80",
+        swarm.host, "service", "create", "-d", "--name", "mesh", "--publish", "8080:80",
         "shoal-test/whoami:1",
-    )
-    assert rc != 0 and "mode=host" in err
-    rc, out, _ = docker_cli(swarm.host, "service", "ls", "-q")
-    assert out.strip() == ""
+    )  # fmt: skip
+    assert rc == 0, err
+    rc, _, err = docker_cli(
+        swarm.host, "service", "create", "-d", "--name", "mesh2", "--publish", "8080:80",
+        "shoal-test/whoami:1",
+    )  # fmt: skip
+    assert rc != 0 and "InvalidArgument" in err, err
+    assert "port '8080' is already in use by service 'mesh'" in err and "ingress port" in err
+    rc, out, _ = docker_cli(swarm.host, "service", "ls", "--format", "{{.Name}}")
+    assert out.split() == ["mesh"]
+    rc, _, err = docker_cli(swarm.host, "service", "rm", "mesh")
+    assert rc == 0, err
 
 
 def test_unknown_objects_are_404(swarm, docker_cli):  # type: ignore[no-untyped-def]

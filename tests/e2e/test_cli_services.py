@@ -127,15 +127,30 @@ def test_publish_host_mode(cli: Cli, engine: Any, cleanup: list[str]) -> None:
     ], ports
 
 
-def test_ingress_publish_is_refused(cli: Cli) -> None:
-    rc, out, err = cli.run(
-        "service", "create", "-d", "--name", "ingress-pub", "--publish", "18081:80", WHOAMI
+def test_publish_ingress_mode(cli: Cli, engine: Any, cleanup: list[str]) -> None:
+    """`--publish 18081:80`: the routing mesh answers on the host's addresses, loopback
+    included; `service ls` and `service inspect` show the port as Docker does."""
+    cleanup.append("ingress-pub")
+    cli.converge("ingress-pub", "--publish", "18081:80", WHOAMI)
+
+    def answer() -> str | None:
+        try:
+            status, body = engine.http_get(18081, "/")
+        except OSError:
+            return None
+        return body if status == 200 else None
+
+    body = wait_for(answer, timeout=10, what="http://127.0.0.1:18081/ to answer", log=cli.log)
+    assert body.startswith("Hostname: "), body
+    assert cli.service_row("ingress-pub")["Ports"] == "*:18081->80/tcp"
+    endpoint = json.loads(
+        cli.ok("service", "inspect", "--format", "{{json .Endpoint}}", "ingress-pub")
     )
-    if rc == 0:
-        cli.rm("ingress-pub")
-    assert rc != 0, "ingress-mode publishing must be refused until the routing mesh exists"
-    assert "ingress" in err and "mode=host" in err, err
-    assert "ingress-pub" not in cli.ok("service", "ls")
+    assert endpoint["Ports"] == [
+        {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 18081, "PublishMode": "ingress"}
+    ], endpoint
+    ingress_id = cli.ok("network", "inspect", "--format", "{{.Id}}", "ingress").strip()
+    assert [v["NetworkID"] for v in endpoint["VirtualIPs"]] == [ingress_id], endpoint
 
 
 def test_global_mode(cli: Cli, engine: Any, node_id: str, cleanup: list[str]) -> None:

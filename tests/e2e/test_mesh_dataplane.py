@@ -188,7 +188,9 @@ class World:
 
     def out(self, box: str, cmd: str) -> str:
         proc = self.exec(box, cmd)
-        assert proc.returncode == 0, f"{box}: {cmd}: rc={proc.returncode}\n{proc.stdout}{proc.stderr}"
+        assert proc.returncode == 0, (
+            f"{box}: {cmd}: rc={proc.returncode}\n{proc.stdout}{proc.stderr}"
+        )
         return proc.stdout
 
     def get(self, host: str, to: str, port: int, path: str = "/hostname") -> str:
