@@ -68,7 +68,7 @@ def test_a_connection_begun_before_the_nat_gets_through(ns: str) -> None:
     sh("nft", "add table ip shoal; "
        "add chain ip shoal out { type nat hook output priority -100; }; "
        f"add rule ip shoal out ip daddr {VIP} dnat to {BACKEND}")  # fmt: skip
-    netns.run_in(ns, lambda: vipneigh.settle([VIP], []))
+    netns.run_in(ns, lambda: vipneigh.settle([VIP], [], flows=True))
     thread.join(10)
     server.close()
     print(f"\nconnected {result.get('after', 0):.2f} s after it began")
@@ -77,7 +77,7 @@ def test_a_connection_begun_before_the_nat_gets_through(ns: str) -> None:
         ["ip", "netns", "exec", NS, "ip", "neigh"], capture_output=True, text=True
     )
     assert f"{VIP} dev eth0 lladdr 02:42:0a:09:09:4d PERMANENT" in neigh.stdout
-    netns.run_in(ns, lambda: vipneigh.settle([], [VIP]))
+    netns.run_in(ns, lambda: vipneigh.settle([], [VIP], flows=False))
     neigh = subprocess.run(
         ["ip", "netns", "exec", NS, "ip", "neigh"], capture_output=True, text=True
     )

@@ -65,9 +65,13 @@ class Balancing:
                 await self.ingress.sync_docker_user(False)
         except KernelError as e:
             failed["host table"] = e
+        rulesets: dict[frozenset[str], nat.Ruleset | None] = {}  # by the sandbox's networks
         for sandbox in sorted(sandboxes):
+            networks = frozenset(sandboxes[sandbox])
+            if networks not in rulesets:
+                rulesets[networks] = nat.sandbox_ruleset(state, set(networks))
             try:
-                await self._sync(sandbox, nat.sandbox_ruleset(state, sandboxes[sandbox]))
+                await self._sync(sandbox, rulesets[networks])
             except KernelError as e:
                 failed[sandbox] = e
         for sandbox in [s for s in self._tables if s is not HOST and s not in sandboxes]:
@@ -113,6 +117,7 @@ class Balancing:
             if want is not None:
                 self.waiting.add(where)
             return
+        fresh = where in self.waiting  # mounted since its Join: its container just started
         self.waiting.discard(where)
         found = self._tables[where] if where in self._tables else await self._read(where)
         commands = nat.transaction(want, found)
@@ -130,10 +135,11 @@ class Balancing:
         log.debug("nftables: %d command(s) in %s", len(commands), where or "the host")
         if where is not HOST:
             added, removed = nat.vips_changed(want, found)
+            flows = fresh and found is None  # a flow may have begun before the table
             if added or removed:
                 try:
                     await asyncio.to_thread(
-                        netns.run_in, where, lambda: vipneigh.settle(added, removed)
+                        netns.run_in, where, lambda: vipneigh.settle(added, removed, flows=flows)
                     )
                 except (NetlinkError, OSError) as e:
                     log.warning("service VIPs in %s: neighbour entries: %s", where, e)
@@ -171,7 +177,7 @@ class Balancing:
                 self._gateways[sandbox] = gw
             out[ip] = gw
         if self.missing:
-            log.info("routing mesh: no gateway-bridge address yet for %s", sorted(self.missing))
+            log.debug("routing mesh: no gateway-bridge address yet for %s", sorted(self.missing))
         return out
 
 

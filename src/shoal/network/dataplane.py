@@ -109,10 +109,10 @@ class DataPlane:
                     failed[ns] = e
             self.state = state
             self._plans = {p.id: p for p in state.networks}
-            self.names = Names.of(state)
             for where, err in (await self._apply_balancing()).items():
                 log.error("network data plane: %s: %s", where, err)
                 failed[where] = err
+            self.names = Names.of(state)  # after the VIPs: a name never leads to a VIP not NATed
             for layout in want.values():
                 if layout.netns not in self._dns and layout.netns not in failed:
                     server = NetworkDns(
@@ -207,7 +207,9 @@ class DataPlane:
                 async with self._lock:
                     joined = self._sandboxes()
                     for sandbox in ready:
-                        await self.balancing.sandbox(self.state, sandbox, joined.get(sandbox, set()))
+                        await self.balancing.sandbox(
+                            self.state, sandbox, joined.get(sandbox, set())
+                        )
 
     # ---------------------------------------------------------------- VIPs and the mesh
 

@@ -7,8 +7,9 @@ neighbour lookup of the VIP that nobody answers (the kernel does not retransmit 
 still queued, so the connection would fail after 3 s with "No route to host"). When a VIP
 comes into a sandbox's table, then, in the sandbox:
 
-1. the conntrack entries towards it that were not NATed go, so the next packet of those
-   flows is NATed anew (a TCP SYN is retransmitted after 1 s: the connection succeeds);
+1. (in a table just made) the conntrack entries towards it that were not NATed go, so the
+   next packet of those flows is NATed anew (a TCP SYN is retransmitted after 1 s: the
+   connection succeeds);
 2. the VIP gets a permanent neighbour entry (``mac_for(vip)``, a MAC nobody has), which
    sends the queued packet on its way to nowhere and spares every later lookup.
 
@@ -33,9 +34,13 @@ log = logging.getLogger(__name__)
 NUD_PERMANENT = 0x80
 
 
-def settle(added: list[str], removed: list[str]) -> None:
-    """Run inside the sandbox's namespace (``netns.run_in``)."""
-    if added:
+def settle(added: list[str], removed: list[str], *, flows: bool) -> None:
+    """Run inside the sandbox's namespace (``netns.run_in``). ``flows``: look for un-NATed
+    flows too — only when the sandbox's table is new (its container just started): reading
+    a namespace's conntrack table costs about 1 ms per entry, and a container running for a
+    while holds thousands. (A VIP new to a running container is in its table before DNS
+    names it.)"""
+    if added and flows:
         _forget_unnated(set(added))
     with IPRoute() as ipr:
         links = _links_by_subnet(ipr)
