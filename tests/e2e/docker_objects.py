@@ -13,7 +13,11 @@ them); standard library only (and docker-py for the steps that use it).
 * ``tasks`` — ``GET /tasks?filters={"service":[id]}``, ordered by slot then creation time;
   ``task_by_id`` — ``GET /tasks/{id}`` of each, in the same order (``docker inspect TASK``);
 * ``node`` — ``GET /nodes/{id}`` of the node itself (``docker node inspect self``);
-* ``swarm`` — ``GET /swarm``; ``info_swarm`` — the ``Swarm`` section of ``GET /info``.
+* ``swarm`` — ``GET /swarm``; ``info_swarm`` — the ``Swarm`` section of ``GET /info``;
+* for each step with an ``outcome`` (a command Docker may refuse), under that name: its
+  ``exit_status``, ``stdout``, ``stderr`` and ``api``, the last request it made (method and
+  path) and the answer's ``status`` (and, an error's, its ``answer``), seen by an
+  ``ApiRecorder`` in front of the engine.
 
 **Masking** (deterministic; keeps which keys exist, every value's JSON type, and every
 constant such as ``"Runtime": "container"`` or ``"ExitCode": 3``):
@@ -46,11 +50,16 @@ constant such as ``"Runtime": "container"`` or ``"ExitCode": 3``):
 from __future__ import annotations
 
 import calendar
+import http.server
 import json
 import os
 import re
 import shlex
+import shutil
+import socketserver
 import subprocess
+import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -58,9 +67,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from docker_scenarios import API_VERSION, Scenario, Step
+from docker_scenarios import API_VERSION, BY_NAME, Scenario, Step
 
-from shoal.lab.api import api_request
+from shoal.lab.api import UnixHTTPConnection, api_request, socket_path_of
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "docker"
 OBJECTS = {  # name in a recording → the request that gave it
@@ -73,6 +82,7 @@ OBJECTS = {  # name in a recording → the request that gave it
     "swarm": "GET /swarm",
     "info_swarm": "GET /info → Swarm",
 }
+OUTCOME = "how a command of the scenario ended"
 
 
 class ScenarioError(Exception):
@@ -87,14 +97,18 @@ def docker_binary() -> str:
 
 
 def run_cli(
-    host: str, args: list[str] | tuple[str, ...], binary: str | None = None, timeout: float = 120
+    host: str,
+    args: list[str] | tuple[str, ...],
+    binary: str | None = None,
+    timeout: float = 120,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``docker ARGS`` against host, at the API version of the fixtures."""
+    """``docker ARGS`` against host, at the API version of the fixtures (stdin: `input`)."""
     env = dict(os.environ, DOCKER_HOST=host, DOCKER_API_VERSION=API_VERSION)
     for var in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
         env.pop(var, None)
     return subprocess.run(
-        [binary or docker_binary(), *args], env=env, stdin=subprocess.DEVNULL,
+        [binary or docker_binary(), *args], env=env, input=input or "",
         capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 
@@ -112,6 +126,61 @@ def get(host: str, path: str) -> Any:
     if status != 200:
         raise ScenarioError(f"GET {path}: {status} {body.decode(errors='replace')}")
     return json.loads(body)
+
+
+class ApiRecorder(socketserver.ThreadingUnixStreamServer):
+    """An HTTP relay on a unix socket of its own in front of an engine's API socket, for
+    one command run with ``DOCKER_HOST=recorder.host`` (a context manager): ``exchanges``
+    are the (method, path, status, answer body) of its requests. Whole answers only: no
+    streams, no hijacked connections."""
+
+    daemon_threads = True
+
+    def __init__(self, host: str) -> None:
+        self.upstream = socket_path_of(host)
+        self._dir = tempfile.mkdtemp(prefix="shoal-api-")
+        self.host = "unix://" + os.path.join(self._dir, "api.sock")
+        self.exchanges: list[tuple[str, str, int, bytes]] = []
+        super().__init__(socket_path_of(self.host), _Relay)
+
+    def __enter__(self) -> ApiRecorder:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class _Relay(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ApiRecorder
+    HOP = ("connection", "content-length", "transfer-encoding", "keep-alive")
+
+    def relay(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        conn = UnixHTTPConnection(self.server.upstream)
+        try:
+            conn.request(self.command, self.path, body or None, dict(self.headers.items()))
+            resp = conn.getresponse()
+            answer = resp.read()
+        finally:
+            conn.close()
+        self.server.exchanges.append((self.command, self.path, resp.status, answer))
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in self.HOP:
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(answer)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = relay
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def _filters(**kw: list[str]) -> str:
@@ -193,9 +262,26 @@ def wait_settled(
 
 @dataclass
 class Recording:
-    service_id: str
+    service_id: str  # "" when the scenario makes no service of its name
     objects: dict[str, Any]
     unsettled: list[str]  # steps whose states were not reached in time
+
+
+def outcome(host: str, step: Step, binary: str | None = None) -> dict[str, Any]:
+    """Run a command that may fail; how it ended (see the module docstring)."""
+    with ApiRecorder(host) as api:
+        proc = run_cli(api.host, step.args, binary, input=step.input)
+    last = None
+    if api.exchanges:
+        method, path, status, body = api.exchanges[-1]
+        last = {"request": f"{method} {path.split('?')[0]}", "status": status}
+        if status >= 400:
+            try:
+                last["answer"] = json.loads(body)
+            except ValueError:
+                last["answer"] = body.decode(errors="replace")
+    return {"exit_status": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr,
+            "api": last}  # fmt: skip
 
 
 def run_step(host: str, step: Step, binary: str | None = None) -> str:
@@ -212,7 +298,7 @@ def run_step(host: str, step: Step, binary: str | None = None) -> str:
             raise ScenarioError(f"docker-py {shlex.join(step.args)}: {e}") from e
         finally:
             client.close()
-    proc = run_cli(host, step.args, binary)
+    proc = run_cli(host, step.args, binary, input=step.input)
     if proc.returncode != 0:
         raise ScenarioError(
             f"`docker {shlex.join(step.args)}` exited {proc.returncode}\n"
@@ -228,23 +314,31 @@ def run_scenario(
     timeout: float = 60.0,
     log: Callable[[], str] | None = None,
 ) -> Recording:
-    """Run the scenario's commands against host, each until its tasks settle; record."""
-    service_id, unsettled = "", []
+    """Run the scenario's commands against host, each until its tasks settle; record the
+    objects of the scenario's service (if it makes one) and the outcomes."""
+    service_id, outcomes, unsettled = "", {}, []
     for step in scenario.steps:
+        if step.outcome:
+            outcomes[step.outcome] = outcome(host, step, binary)
+            continue
         try:
             out = run_step(host, step, binary)
         except ScenarioError as e:
             raise ScenarioError(f"{e}\n{log()}" if log else str(e)) from None
-        if not service_id:
+        if step.creates == scenario.name:
             service_id = out.strip().splitlines()[-1]
-        problem = wait_settled(host, service_id, step, timeout)
-        if problem:
-            unsettled.append(f"after `{shlex.join(step.command)}`: {problem}")
-    return Recording(service_id, record(host, service_id), unsettled)
+        if step.states is not None:
+            problem = wait_settled(host, service_id, step, timeout)
+            if problem:
+                unsettled.append(f"after `{shlex.join(step.command)}`: {problem}")
+    objects = record(host, service_id) if service_id else {}
+    return Recording(service_id, {**objects, **outcomes}, unsettled)
 
 
 def remove_service(host: str, name: str, binary: str | None = None) -> None:
-    run_cli(host, ["service", "rm", name], binary)
+    """Remove the services the scenario of that name made (or tried to)."""
+    scenario = BY_NAME.get(name)
+    run_cli(host, ["service", "rm", *(scenario.services if scenario else [name])], binary)
 
 
 # --------------------------------------------------------------------------- masking
@@ -418,7 +512,7 @@ def diff_objects(docker: dict[str, Any], shoal: dict[str, Any]) -> dict[str, lis
 def report(differences: dict[str, list[Difference]]) -> str:
     lines = []
     for name, found in differences.items():
-        lines.append(f"{name} ({OBJECTS.get(name, '?')}): {len(found)}")
+        lines.append(f"{name} ({OBJECTS.get(name, OUTCOME)}): {len(found)}")
         lines += [f"    {d}" for d in found]
     return "\n".join(lines)
 

@@ -13,6 +13,12 @@ sends the same request bodies to both, and the objects are read at that API vers
 scenario creates its service with docker-py instead (``services.create(image, command,
 name=…)``, at the same API version), which sends far less than the CLI does: what Docker
 fills in by itself shows there.
+
+The objects are those of the service named as the scenario, if it makes one. A step may
+instead be a command Docker may refuse (``attempt``): how it ended is recorded under the
+step's ``outcome`` name (exit status, what the CLI printed, the API's answer to its last
+request), a failure is no error. A scenario of such steps only names its services otherwise:
+what it is about is the refusals, not the objects.
 """
 
 from __future__ import annotations
@@ -33,16 +39,29 @@ class Step:
     the service's tasks, and for an update the service's ``UpdateStatus.State``.
 
     ``via`` ``docker``: ``args`` follow ``docker`` on the command line; ``docker-py``:
-    ``args`` are ``("services.create", name, image, *command)``."""
+    ``args`` are ``("services.create", name, image, *command)``. ``states`` None: nothing
+    to wait for. ``outcome``: the command may fail, how it ended is recorded under this name
+    (``input``: what it reads on stdin, a prompt's answer)."""
 
     args: tuple[str, ...]
-    states: tuple[str, ...]
+    states: tuple[str, ...] | None = None
     update_state: str | None = None
     via: str = "docker"
+    outcome: str | None = None
+    input: str | None = None
 
     @property
     def command(self) -> list[str]:
         return [self.via, *self.args]
+
+    @property
+    def creates(self) -> str | None:
+        """The name of the service this step creates, if it creates one."""
+        if self.via == "docker-py":
+            return self.args[1]
+        if self.args[:2] == ("service", "create"):
+            return self.args[self.args.index("--name") + 1]
+        return None
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,11 @@ class Scenario:
     def commands(self) -> list[list[str]]:
         return [s.command for s in self.steps]
 
+    @property
+    def services(self) -> list[str]:
+        """Every service the scenario creates (or tries to)."""
+        return [n for s in self.steps if (n := s.creates)]
+
 
 def create(name: str, options: str, *command: str) -> tuple[str, ...]:
     """``docker service create -d --name NAME OPTIONS… COMMAND…`` (options split as a shell
@@ -64,6 +88,11 @@ def create(name: str, options: str, *command: str) -> tuple[str, ...]:
 
 def update(name: str, options: str) -> tuple[str, ...]:
     return ("service", "update", "-d", *shlex.split(options), name)
+
+
+def attempt(outcome: str, args: tuple[str, ...], input: str | None = None) -> Step:
+    """A command Docker may refuse, how it ended recorded as `outcome`."""
+    return Step(args, outcome=outcome, input=input)
 
 
 FULL = f"""
@@ -197,6 +226,29 @@ SCENARIOS: tuple[Scenario, ...] = (
             ),
         ),
         "a task whose container exited with 3 and is not restarted",
+    ),
+    Scenario(
+        "port-conflict",
+        (
+            Step(create("port-holder", f"-p 8080:80 {WHOAMI}")),
+            attempt("create_same_port", create("port-taker", f"-p 8080:80 {WHOAMI}")),
+            attempt("update_publish_add_same", update("port-holder", "--publish-add 8080:80")),
+            attempt("create_port_twice", create("port-twice", f"-p 8081:80 -p 8081:81 {WHOAMI}")),
+            attempt(
+                "create_dnsrr_ingress_port",
+                create("port-dnsrr", f"--endpoint-mode dnsrr -p 8082:80 {WHOAMI}"),
+            ),
+        ),
+        "refused ingress ports: one another service has, one published twice in a spec, one "
+        "with dnsrr; and one added again to the service that has it (Docker takes that)",
+    ),
+    Scenario(
+        "network-rm-ingress",
+        (
+            Step(create("ingress-user", f"-p 8080:80 {WHOAMI}")),
+            attempt("network_rm_ingress", ("network", "rm", "ingress"), input="y\n"),
+        ),
+        "docker network rm ingress (its prompt answered y) while a service publishes a port",
     ),
 )
 
