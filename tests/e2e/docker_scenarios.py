@@ -250,6 +250,21 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         "docker network rm ingress (its prompt answered y) while a service publishes a port",
     ),
+    Scenario(
+        "ingress-port",
+        (Step(create("ingress-port", f"-p 8080:80 {WHOAMI}"), ("running",)),),
+        "a port published on the ingress network: the service's VIP there, its task's address",
+    ),
+    Scenario(
+        "dynamic-port",
+        (
+            Step(
+                create("dynamic-port", f"-p 80 --publish target=53,protocol=udp {WHOAMI}"),
+                ("running",),
+            ),
+        ),
+        "ingress ports without a published port: the ports Docker picks (tcp and udp)",
+    ),
 )
 
 BY_NAME = {s.name: s for s in SCENARIOS}

@@ -8,12 +8,14 @@ from typing import Any
 
 from pydantic import AliasChoices, Field
 
-from shoal.api.models.base import Meta, Model
+from shoal.api.models.base import GoJSON, Meta, Model
 
 VXLAN_ID_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
 
 
 class Driver(Model):
+    GO_JSON = GoJSON(omitempty=frozenset({"Name", "Options"}))
+
     name: str = ""
     options: dict[str, str] | None = None
 
@@ -89,7 +91,10 @@ def ingress_spec() -> NetworkSpec:
     """The routing mesh's network, as `swarm init` makes it (SwarmKit's `newIngressNetwork`:
     no driver or IPAM given, so the allocator's defaults: overlay, the pool's first subnet —
     10.0.0.0/24 by default — and the first VXLAN ID, 4096)."""
-    return NetworkSpec(name="ingress", labels={}, ingress=True, scope="swarm")
+    return NetworkSpec(
+        name="ingress", labels={}, ingress=True, scope="swarm",
+        driver_configuration=Driver(), ipam_options=IPAMOptions(driver=Driver()),
+    )  # fmt: skip
 
 
 def spec_from_create(body: dict[str, Any]) -> NetworkSpec:
@@ -136,7 +141,7 @@ def to_resource(network: Network) -> dict[str, Any]:
         "Scope": "swarm",
         "Driver": network.driver_state.name
         if network.driver_state
-        else (spec.driver_configuration.name if spec.driver_configuration else "overlay"),
+        else ((spec.driver_configuration.name if spec.driver_configuration else "") or "overlay"),
         "EnableIPv6": bool(spec.ipv6_enabled),
         "IPAM": {
             "Driver": driver.name or "default",

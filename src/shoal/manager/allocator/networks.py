@@ -135,7 +135,9 @@ class NetworkAllocations:
             log.warning("network %s: %s", n.name, e)
             return None
         self.addresses[n.id] = Addresses(subnet, gateway, ip_range)
-        driver = n.spec.driver_configuration.name if n.spec.driver_configuration else "overlay"
+        driver = (
+            n.spec.driver_configuration.name if n.spec.driver_configuration else ""
+        ) or "overlay"
         options = {VXLAN_ID_OPTION: str(vni)}
         ipam = IPAMOptions(
             driver=Driver(name="default"),

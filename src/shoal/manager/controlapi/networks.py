@@ -52,7 +52,9 @@ def list_networks(store: Store, filters: Filters) -> list[Network]:
             continue
         if not filters.match_labels(n.spec.labels):
             continue
-        driver = n.spec.driver_configuration.name if n.spec.driver_configuration else "overlay"
+        driver = (
+            n.spec.driver_configuration.name if n.spec.driver_configuration else ""
+        ) or "overlay"
         if not filters.match_exact("driver", driver):
             continue
         if "scope" in filters and "swarm" not in filters["scope"]:
