@@ -5,8 +5,8 @@
 #     busybox-static (test images), docker-registry (the `shoal lab` registry), apache2-utils
 #     (htpasswd: the password of the lab registry behind a login), iproute2, iptables,
 #     nftables, curl, util-linux (unshare/nsenter), tini, python3-venv, criu (for
-#     `docker checkpoint` on engines started with --experimental), iperf3 and wrk
-#     (bench/overlay.py).
+#     `docker checkpoint` on engines started with --experimental), iperf3, wrk and haproxy
+#     (bench/overlay.py, bench/mesh.py).
 #     `apt-get update` only when something is missing.
 #     Services are NOT started by the install (a policy-rc.d is in place meanwhile): tests
 #     start their own dockerd/etcd in their own namespaces.
@@ -30,7 +30,7 @@ fi
 
 # ---------------------------------------------------------------- Debian packages
 packages=(docker.io etcd-server busybox-static docker-registry apache2-utils iproute2 iptables
-          nftables curl util-linux tini ca-certificates python3 python3-venv criu iperf3 wrk)
+          nftables curl util-linux tini ca-certificates python3 python3-venv criu iperf3 wrk haproxy)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 
