@@ -340,6 +340,8 @@ class Daemon:
             started = asyncio.get_running_loop().time()
             networks = self.networks
             await self._stop_swarm()
+            if networks is not None:  # dockerd asks the plugin as containers and networks go
+                await networks.serve()
             await self._remove_task_containers(node_id)
             if networks is not None:
                 await networks.remove_engine_networks()

@@ -61,6 +61,14 @@ class NodeNetworks:
             with contextlib.suppress(Exception):
                 await self.plane.close()
 
+    async def serve(self) -> None:
+        """Serve dockerd again (the plugin, DNS) after `run` ended: while the node leaves,
+        dockerd calls the plugin for every container and network that goes."""
+        try:
+            await self.plane.start()
+        except (KernelError, OSError) as e:
+            log.warning("network data plane: not served while leaving: %s", e)
+
     async def remove_engine_networks(self) -> None:
         """The engine's networks of shoal's driver go (their containers went first)."""
         with contextlib.suppress(Exception):
