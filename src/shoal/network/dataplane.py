@@ -2,7 +2,9 @@
 
 ``DataPlane`` holds it together — the kernel's namespaces, bridges, VXLAN devices and their
 forwarding entries (``apply``: diffed against what the host has), the engine plugin that
-dockerd calls to plug each container in (``start``), and a DNS server per network. shoald
+dockerd calls to plug each container in (``start``), a DNS server per network, and the
+services' VIPs and published ports in nftables (``balancing.py``: the host's table, and each
+joined container's as it starts). shoald
 makes one per node::
 
     plane = DataPlane(underlay="10.0.0.5", state_dir="/var/lib/shoal/network",
