@@ -29,3 +29,19 @@ async def test_restarted_worker_adopts_its_tasks() -> None:
         assert len(engine.starts) == started  # nothing started again
         assert len(c.running("web")) == 4
         assert c.ready("w1")
+
+
+async def test_a_restart_that_said_so_keeps_the_node_up() -> None:
+    """SIGTERM tells the manager (`Stopping`): 2 s away is within the grace, the node stays
+    up and no task moves. A SIGKILLed shoald says nothing: its node is down after 1 s."""
+    async with SimCluster(workers=2) as c:
+        await c.create("web", Mode={"Replicated": {"Replicas": 4}})
+        await c.until(lambda: len(c.running("web")) == 4, what="4 running")
+        before = {t.id for t in c.running("web")}
+        await c.restart("w1", away=2.0)
+        assert c.ready("w1")
+        await c.until(lambda: c.nodes["w1"].connections == 2, what="w1 reconnected")
+        await c.sleep(5)
+        assert {t.id for t in c.running("web")} == before and c.ready("w1")
+        await c.restart("w1", away=2.0, kill=True)
+        assert c.down("w1")

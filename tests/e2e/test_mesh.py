@@ -217,11 +217,12 @@ def test_a_shoald_restart_keeps_the_ports_answering(lab: Lab) -> None:
         return lab.host("w1", "nft", "-a", "list", "chain", "ip", "shoal", "prerouting")
 
     before = dispatch()
+    tasks = {r["ID"] for r in lab.running("web")}
     w1 = lab.addr("w1")
     with Loop(lambda: get(f"http://{w1}:{PORT}/")) as mesh:
         time.sleep(0.5)
         pid = lab.shoald_pid("w1")
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGTERM)  # a restart: shoald tells the manager it comes back
         wait_for(lambda: not procs.alive(pid), timeout=10, what="shoald gone")
         time.sleep(1.0)  # no shoald on w1 meanwhile
         lab.lab("start", lab.node("w1"))
@@ -230,6 +231,7 @@ def test_a_shoald_restart_keeps_the_ports_answering(lab: Lab) -> None:
     print(f"\nshoald restart on w1 under load: {mesh.ok} requests, {len(mesh.failed)} failed")
     assert mesh.failed == [], mesh.failed[:5]
     assert dispatch() == before  # adopted as it was, not rebuilt
+    assert {r["ID"] for r in lab.running("web")} == tasks  # the node stayed up: no task moved
 
 
 def test_a_dead_node_leaves_the_rotation(lab: Lab) -> None:

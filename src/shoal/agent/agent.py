@@ -4,6 +4,7 @@ assignments to the worker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -91,6 +92,14 @@ class Agent:
                 backoff = min(backoff * 2, MAX_BACKOFF)
         finally:
             await self.worker.stop()
+
+    async def stopping(self) -> None:
+        """shoald stops to come back (a restart): the manager is told, so that the session
+        ending is not taken for the host dying (best effort, 1 s at most)."""
+        session = self.session
+        if session is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(session.stopping(), 1)
 
     async def _heartbeat(self, session: Session) -> None:
         while True:

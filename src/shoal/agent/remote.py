@@ -35,6 +35,7 @@ from shoal.rpc.messages import (
     NetworkApplied,
     NetworkState,
     StatusReport,
+    Stopping,
 )
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,9 @@ class RemoteSession:
 
     async def applied(self, version: int) -> None:
         await self._send(NetworkApplied(version=version))
+
+    async def stopping(self) -> None:
+        await self._send(Stopping())
 
     async def heartbeat(self) -> float:
         await self._send(Heartbeat())

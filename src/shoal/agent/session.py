@@ -38,6 +38,10 @@ class Session(Protocol):
         """The node's data plane carries out the network state of this version."""
         ...
 
+    async def stopping(self) -> None:
+        """shoald stops to come back: the manager waits out the full grace before down."""
+        ...
+
     async def heartbeat(self) -> float:
         """Tell the manager we are alive; returns the period until the next heartbeat."""
         ...

@@ -120,6 +120,9 @@ class Daemon:
             await self._start_swarm(self.state)
 
     async def stop(self) -> None:
+        """shoald stops (SIGTERM), to be started again: the manager is told first."""
+        if self.networks is not None and self.networks.agent is not None:
+            await self.networks.agent.stopping()
         await self._stop_swarm()
         await self._engine.close()
 

@@ -9,7 +9,7 @@ Two exchanges run on the cluster port (2377/tcp, TLS):
   set first, then increments), `NetworkState`, `Attached`, `HeartbeatAck`, `Managers`,
   `LogRequest`, `LogCancel`.
   Agent → manager: `Heartbeat`, `StatusReport`, `Attach`, `Detach`, `Named`, `NetworkApplied`,
-  `LogChunk`, `LogEnd`.
+  `Stopping`, `LogChunk`, `LogEnd`.
 
 The in-process session of a manager's own agent passes the same `Assignment` objects.
 """
@@ -221,6 +221,13 @@ class Named(_Message):
     names: list[str]
 
 
+class Stopping(_Message):
+    """shoald stops and means to come back (a restart): its connection dropping is not its
+    host dying, so the node keeps its full heartbeat grace before it is marked down."""
+
+    type: Literal["stopping"] = "stopping"
+
+
 class NetworkApplied(_Message):
     """The node's data plane carries out the network state of this version (and those before)."""
 
@@ -245,7 +252,16 @@ ToAgent = Annotated[
     Field(discriminator="type"),
 ]
 ToManager = Annotated[
-    Hello | Heartbeat | StatusReport | Attach | Detach | Named | NetworkApplied | LogChunk | LogEnd,
+    Hello
+    | Heartbeat
+    | StatusReport
+    | Attach
+    | Detach
+    | Named
+    | NetworkApplied
+    | Stopping
+    | LogChunk
+    | LogEnd,
     Field(discriminator="type"),
 ]
 _TO_AGENT: TypeAdapter[ToAgent] = TypeAdapter(ToAgent)

@@ -85,6 +85,10 @@ class Connection:
         await self.heard.wait()
         await self.session.applied(version)
 
+    async def stopping(self) -> None:
+        await self.heard.wait()
+        await self.session.stopping()
+
     async def heartbeat(self) -> float:
         await self.heard.wait()
         if self.session.closed:
@@ -222,10 +226,15 @@ class SimCluster:
         for c in list(sim.engine.containers.values()):
             sim.engine.remove(c)
 
-    async def restart(self, name: str) -> None:
-        """shoald restarts on the host; the engine and its containers stay."""
+    async def restart(self, name: str, away: float = 0.0, *, kill: bool = False) -> None:
+        """shoald restarts on the host (SIGTERM, or SIGKILL with `kill`), away for `away`
+        seconds; the engine and its containers stay."""
         sim = self.nodes[name]
+        if sim.connection is not None and not kill:
+            await sim.connection.stopping()
         await self._stop_agent(sim)
+        if away:
+            await self.sleep(away)
         self._start_agent(sim)
 
     def partition(self, name: str) -> None:

@@ -77,6 +77,7 @@ class Dispatcher:
         self.store = store
         self.clock = clock
         self.last_seen: dict[str, float] = {}
+        self._stopping: set[str] = set()  # nodes whose shoald said it restarts
         self.sessions: dict[str, LocalSession] = {}
         self._statuses: dict[str, TaskStatus] = {}
         self._flush = asyncio.Event()
@@ -342,7 +343,13 @@ class Dispatcher:
 
     def heartbeat(self, node_id: str) -> float:
         self.last_seen[node_id] = self.clock()
+        self._stopping.discard(node_id)
         return self.heartbeat_period
+
+    def stopping(self, node_id: str) -> None:
+        """The node's shoald stops to come back (`Stopping`): its session ending next is not
+        its host dying."""
+        self._stopping.add(node_id)
 
     def expired(self, now: float) -> list[str]:
         """Nodes whose heartbeats stopped (pure, on the injected clock)."""
@@ -351,7 +358,11 @@ class Dispatcher:
 
     def session_lost(self, node_id: str) -> None:
         """The node's connection closed (a killed host's does at once): unless it comes back
-        within one heartbeat period, it is down — no need to wait out the whole grace."""
+        within one heartbeat period, it is down — no need to wait out the whole grace. Unless
+        its shoald said it is restarting: then the whole grace."""
+        if node_id in self._stopping:
+            self._stopping.discard(node_id)
+            return
         if node_id in self.last_seen:
             limit = self.heartbeat_period * GRACE_PERIODS + 0.5
             soon = self.clock() + self.heartbeat_period - limit
@@ -359,6 +370,7 @@ class Dispatcher:
 
     def _forget_node(self, node_id: str) -> None:
         self.last_seen.pop(node_id, None)
+        self._stopping.discard(node_id)
         session = self.sessions.pop(node_id, None)
         if session is not None:
             session.closed = True
@@ -449,6 +461,9 @@ class LocalSession:
 
     async def applied(self, version: int) -> None:
         self.dispatcher.applied(self.node_id, version)
+
+    async def stopping(self) -> None:
+        self.dispatcher.stopping(self.node_id)
 
     async def close(self) -> None:
         self.closed = True

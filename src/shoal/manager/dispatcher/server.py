@@ -42,6 +42,7 @@ from shoal.rpc.messages import (
     Named,
     NetworkApplied,
     StatusReport,
+    Stopping,
 )
 from shoal.store.store import Store
 
@@ -194,6 +195,8 @@ async def _handle(
         await session.named(message.network_id, message.address, message.names)
     elif isinstance(message, NetworkApplied):
         await session.applied(message.version)
+    elif isinstance(message, Stopping):
+        await session.stopping()
     elif isinstance(message, LogChunk):
         await dispatcher.deliver_log(message.id, (message.stream, message.data))
     elif isinstance(message, LogEnd):
