@@ -265,6 +265,21 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         "ingress ports without a published port: the ports Docker picks (tcp and udp)",
     ),
+    Scenario(
+        "publish-update",
+        (
+            Step(
+                create("publish-update", f"--update-monitor 500ms -p 8080:80 {WHOAMI}"),
+                ("running",),
+            ),
+            Step(
+                update("publish-update", "--publish-rm 80"),
+                ("running", "shutdown"),
+                update_state="completed",
+            ),
+        ),
+        "every ingress port removed by service update: the endpoint keeps its mode",
+    ),
 )
 
 BY_NAME = {s.name: s for s in SCENARIOS}

@@ -70,6 +70,7 @@ from shoal.api.models.services import (
     UpdateStatus,
     allocated_endpoint_spec,
     canonical,
+    endpoint_kept,
     is_ingress,
     same_task_spec,
 )
@@ -152,6 +153,7 @@ __all__ = [
     "UpdateStatus",
     "Version",
     "allocated_endpoint_spec",
+    "endpoint_kept",
     "is_ingress",
     "canonical",
     "format_time",

@@ -229,14 +229,24 @@ class ServiceSpec(Model):
     endpoint_spec: EndpointSpec | None = None
 
 
-def allocated_endpoint_spec(spec: EndpointSpec | None, networks: bool = False) -> EndpointSpec:
+def allocated_endpoint_spec(
+    spec: EndpointSpec | None, networks: bool = False, *, kept: bool = False
+) -> EndpointSpec:
     """The endpoint spec the allocator records for a service (`Endpoint.Spec`) and copies
     onto its tasks: the service's own once it has something to allocate (published ports,
-    or networks: VIPs), else none, as SwarmKit's allocator leaves such a service alone
-    (Docker shows `"Endpoint": {"Spec": {}}`)."""
-    if spec is None or not (spec.ports or networks):
+    or networks in vip mode: VIPs) and from then on (`kept`: it has an allocated endpoint —
+    SwarmKit copies the spec at every allocation, so a service whose ports all went shows
+    `{"Mode": "vip"}`); else none, as SwarmKit's allocator leaves such a service alone
+    (Docker shows `"Endpoint": {"Spec": {}}`, for `--endpoint-mode dnsrr` on networks too)."""
+    if spec is None:
         return EndpointSpec()
-    return spec
+    vips = networks and (spec.mode or "vip") == "vip"
+    return spec if spec.ports or vips or kept else EndpointSpec()
+
+
+def endpoint_kept(endpoint: Endpoint | None) -> bool:
+    """The service was allocated an endpoint (not the empty one of a service left alone)."""
+    return endpoint is not None and endpoint.spec is not None and endpoint.spec != EndpointSpec()
 
 
 class Endpoint(Model):
@@ -293,5 +303,6 @@ class Service(Meta):
     def endpoint_allocated(self) -> bool:
         """The allocator has given the service the endpoint its current spec asks for."""
         networks = bool(self.spec.task_template.networks)
-        want = allocated_endpoint_spec(self.spec.endpoint_spec, networks)
+        kept = endpoint_kept(self.endpoint)
+        want = allocated_endpoint_spec(self.spec.endpoint_spec, networks, kept=kept)
         return self.endpoint is not None and self.endpoint.spec == want

@@ -2,8 +2,9 @@
 published ports), every node an address on the ingress network, and new tasks an address on
 each of their networks, then moves them to `pending`.
 
-A service's `Endpoint` is: `Spec`, the endpoint spec it was allocated for (a service with
-neither ports nor networks keeps an empty one, as Docker shows it: `allocated_endpoint_spec`);
+A service's `Endpoint` is: `Spec`, the endpoint spec it was allocated for (a service that
+never had ports, nor networks in vip mode, keeps an empty one, as Docker shows it:
+`allocated_endpoint_spec`);
 `Ports`, the spec's with the ingress ports given as 0 allocated (`ports.PublishedPorts`);
 `VirtualIPs`, one per network in vip mode, the ingress network's first when it publishes
 ingress ports. Addresses of tasks that ended are free again at once (the task keeps showing
@@ -24,6 +25,7 @@ from shoal.api.models import (
     Service,
     Task,
     allocated_endpoint_spec,
+    endpoint_kept,
     is_ingress,
 )
 from shoal.api.naming import new_id
@@ -46,7 +48,7 @@ def needs_endpoint(service: Service, ingress: str | None) -> bool:
     e = service.endpoint
     spec = service.spec.endpoint_spec
     networks = bool(service.spec.task_template.networks)
-    if e is None or e.spec != allocated_endpoint_spec(spec, networks):
+    if e is None or e.spec != allocated_endpoint_spec(spec, networks, kept=endpoint_kept(e)):
         return True
     vips = [str(v.get("NetworkID")) for v in e.virtual_ips or []]
     if vips != vip_networks(service, ingress):
@@ -159,7 +161,8 @@ class Allocator:
             log.warning("service %s: %s", service.spec.name, e)
             return None
         return Endpoint(
-            spec=allocated_endpoint_spec(spec, networks), ports=ports or None,
+            spec=allocated_endpoint_spec(spec, networks, kept=endpoint_kept(service.endpoint)),
+            ports=ports or None,
             virtual_ips=vips or None,
         )  # fmt: skip
 
