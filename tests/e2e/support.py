@@ -6,12 +6,14 @@ the test files here, the way ``tests/unit`` files import ``test_orchestrator_hel
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -173,3 +175,37 @@ def lab_cli(*args: str, timeout: float = 240.0) -> subprocess.CompletedProcess[s
         env=env,
         stdin=subprocess.DEVNULL,
     )
+
+
+class RequestLoop:
+    """`fn()` in a loop on a thread until stopped (each call a new connection, `pause`
+    seconds apart, 20,000 at most): what the answers were, counted (`seen`), and how each
+    failure ended (`failed`). A context manager."""
+
+    def __init__(self, fn: Callable[[], str], pause: float = 0.0) -> None:
+        self.fn = fn
+        self.pause = pause
+        self.seen: collections.Counter[str] = collections.Counter()
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and self.ok + len(self.failed) < 20000:
+            try:
+                self.seen[self.fn()] += 1
+            except Exception as e:  # counted: the test fails on any
+                self.failed.append(repr(e))
+            time.sleep(self.pause)
+
+    def __enter__(self) -> RequestLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    @property
+    def ok(self) -> int:
+        return sum(self.seen.values())

@@ -14,13 +14,12 @@ import os
 import re
 import secrets
 import signal
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
-from support import lab_cli, wait_for
+from support import RequestLoop, lab_cli, wait_for
 from swarmlab import Lab
 
 from shoal.lab import procs
@@ -82,37 +81,6 @@ def host_table(lab: Lab, short: str) -> str:
     return lab.host(short, "nft", "list", "table", "ip", "shoal")
 
 
-class Loop:
-    """Requests in a loop on a thread, each a new connection, until stopped."""
-
-    def __init__(self, fn: Callable[[], str]) -> None:
-        self.fn = fn
-        self.seen: collections.Counter[str] = collections.Counter()
-        self.failed: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.seen[hostname(self.fn())] += 1
-            except Exception as e:  # counted: the test fails on any
-                self.failed.append(repr(e))
-            time.sleep(0.01)
-
-    def __enter__(self) -> Loop:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    @property
-    def ok(self) -> int:
-        return sum(self.seen.values())
-
-
 def test_the_service_name_is_its_vip_and_balances(lab: Lab) -> None:
     m1 = lab.cli["m1"]
     vips = m1.ok("service", "inspect", "--format",
@@ -171,7 +139,7 @@ def test_publish_add_and_rm(lab: Lab) -> None:
 def test_no_request_fails_while_the_service_is_updated_and_scaled(lab: Lab) -> None:
     m1 = lab.cli["m1"]
     m1_addr = lab.addr("m1")
-    with Loop(lambda: get(f"http://{m1_addr}:{PORT}/")) as mesh:
+    with RequestLoop(lambda: hostname(get(f"http://{m1_addr}:{PORT}/")), 0.01) as mesh:
         m1.ok("service", "update", "--force", "--update-parallelism", "1",
               "--update-delay", "0s", "--update-monitor", "1s", "web")  # fmt: skip
         m1.ok("service", "scale", "web=6")
@@ -219,7 +187,7 @@ def test_a_shoald_restart_keeps_the_ports_answering(lab: Lab) -> None:
     before = dispatch()
     tasks = {r["ID"] for r in lab.running("web")}
     w1 = lab.addr("w1")
-    with Loop(lambda: get(f"http://{w1}:{PORT}/")) as mesh:
+    with RequestLoop(lambda: hostname(get(f"http://{w1}:{PORT}/")), 0.01) as mesh:
         time.sleep(0.5)
         pid = lab.shoald_pid("w1")
         os.kill(pid, signal.SIGTERM)  # a restart: shoald tells the manager it comes back

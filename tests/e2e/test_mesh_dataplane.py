@@ -23,13 +23,12 @@ import secrets
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from support import lab_cli
+from support import RequestLoop, lab_cli
 
 from shoal.lab.lab import Lab
 from shoal.lab.state import load
@@ -415,40 +414,10 @@ def dst_key(world: World, dst: str, src: str) -> str:
 # ---------------------------------------------------------------------- changes
 
 
-class Loop:
-    """Requests in a loop on a thread until stopped: each a new connection."""
-
-    def __init__(self, fn: object) -> None:
-        self.fn = fn
-        self.ok = 0
-        self.failed: list[str] = []
-        self.seen: collections.Counter[str] = collections.Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.seen[self.fn().strip()] += 1  # type: ignore[operator]
-                self.ok += 1
-            except Exception as e:  # counted: the test fails on any
-                self.failed.append(repr(e))
-            if self.ok + len(self.failed) >= 20000:
-                break
-
-    def __enter__(self) -> Loop:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-
 def test_no_request_fails_while_backends_come_and_go(world: World) -> None:
     c = world.addr("c")
-    mesh = Loop(lambda: world.get("b", c, MESH))
-    vip = Loop(lambda: world.get_vip())
+    mesh = RequestLoop(lambda: world.get("b", c, MESH).strip())
+    vip = RequestLoop(lambda: world.get_vip().strip())
     try:
         with mesh, vip:
             for i in range(10):
@@ -491,7 +460,9 @@ def test_a_backend_added_gets_connections_at_once(world: World) -> None:
 def test_a_restart_keeps_published_ports_and_vips_answering(world: World) -> None:
     before = {k: world.nft(k) for k in "abc"}
     c = world.addr("c")
-    with Loop(lambda: world.get("b", c, MESH)) as mesh, Loop(world.get_vip) as vip:
+    mesh = RequestLoop(lambda: world.get("b", c, MESH).strip())
+    vip = RequestLoop(lambda: world.get_vip().strip())
+    with mesh, vip:
         time.sleep(1.0)
         for node in world.nodes.values():
             node.kill()

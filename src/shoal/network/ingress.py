@@ -37,7 +37,7 @@ from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from shoal.network import netns
-from shoal.network.kernel import IFF_UP, NETLINK_ROUTE, Kernel, KernelError
+from shoal.network.kernel import IFF_UP, NETLINK_ROUTE, Kernel, KernelError, link_index
 from shoal.network.names import BRIDGE, mac_for
 from shoal.network.nat import INGRESS_LINK, MESH_MARK
 
@@ -147,7 +147,7 @@ class Ingress:
         if step == "create":
             await self._create(want)
         elif step == "address":
-            idx = await self._index(host, INGRESS_LINK)
+            idx = await link_index(host, INGRESS_LINK)
             async for a in await host.addr("dump", index=idx, family=socket.AF_INET):
                 with contextlib.suppress(NetlinkError):
                     await host.addr(
@@ -156,7 +156,7 @@ class Ingress:
             ip, _, plen = want.cidr.partition("/")
             await host.addr("add", index=idx, address=ip, prefixlen=int(plen))
         elif step == "set":
-            idx = await self._index(host, INGRESS_LINK)
+            idx = await link_index(host, INGRESS_LINK)
             await host.link("set", index=idx, mtu=want.mtu, state="up")
 
     async def _create(self, want: LinkSpec) -> None:
@@ -174,25 +174,18 @@ class Ingress:
         )
         fd = os.open(netns.path(want.netns, self.kernel.netns_dir), os.O_RDONLY | os.O_CLOEXEC)
         try:
-            await host.link("set", index=await self._index(host, HOST_PEER), net_ns_fd=fd)
+            await host.link("set", index=await link_index(host, HOST_PEER), net_ns_fd=fd)
         finally:
             os.close(fd)
-        br = await self._index(ipr, BRIDGE)
-        peer = await self._index(ipr, HOST_PEER)
+        br = await link_index(ipr, BRIDGE)
+        peer = await link_index(ipr, HOST_PEER)
         await ipr.link("set", index=peer, master=br, ifalias=LINK_ALIAS, state="up")
-        idx = await self._index(host, INGRESS_LINK)
-        _sysctls(LINK_SYSCTLS)
+        idx = await link_index(host, INGRESS_LINK)
+        netns.sysctl(LINK_SYSCTLS)
         ip, _, plen = want.cidr.partition("/")
         await host.addr("add", index=idx, address=ip, prefixlen=int(plen))
         await host.link("set", index=idx, ifalias=LINK_ALIAS, state="up")
         _forwarding()
-
-    @staticmethod
-    async def _index(ipr: AsyncIPRoute, name: str) -> int:
-        found = await ipr.link_lookup(ifname=name)
-        if not found:
-            raise KernelError(f"no device {name}")
-        return int(found[0])
 
     # ---------------------------------------------------------------- DOCKER-USER
 
@@ -241,12 +234,6 @@ async def _one(result: Any) -> Any:
     if isinstance(result, list | tuple):
         return result[0]
     return [x async for x in result][0]
-
-
-def _sysctls(values: dict[str, str]) -> None:
-    for key, value in values.items():
-        with contextlib.suppress(FileNotFoundError), open(f"/proc/sys/{key}", "w") as f:
-            f.write(value)
 
 
 def _forwarding() -> None:

@@ -192,47 +192,47 @@ class Kernel:
             path = netns.create(ns, self.netns_dir)
             netns.sysctl_in(path, NETNS_SYSCTLS)
             ipr = self.ns(ns)
-            await ipr.link("set", index=await self._index(ipr, "lo"), state="up")
+            await ipr.link("set", index=await link_index(ipr, "lo"), state="up")
         elif isinstance(c, CreateBridge):
             ipr = self.ns(ns)
             await ipr.link("add", ifname=BRIDGE, kind="bridge", mtu=c.mtu)
-            idx = await self._index(ipr, BRIDGE)
+            idx = await link_index(ipr, BRIDGE)
             await ipr.link("set", index=idx, ifalias=c.alias, state="up")
         elif isinstance(c, SetBridge):
             ipr = self.ns(ns)
-            await ipr.link("set", index=await self._index(ipr, BRIDGE), mtu=c.mtu, state="up")
+            await ipr.link("set", index=await link_index(ipr, BRIDGE), mtu=c.mtu, state="up")
         elif isinstance(c, AddAddress | DeleteAddress):
             ipr = self.ns(ns)
             addr, _, plen = c.cidr.partition("/")
             op = "add" if isinstance(c, AddAddress) else "del"
             await ipr.addr(
-                op, index=await self._index(ipr, BRIDGE), address=addr, prefixlen=int(plen)
+                op, index=await link_index(ipr, BRIDGE), address=addr, prefixlen=int(plen)
             )
         elif isinstance(c, DeleteVxlan):
             ipr = self.ns(ns)
-            await ipr.link("del", index=await self._index(ipr, VXLAN))
+            await ipr.link("del", index=await link_index(ipr, VXLAN))
         elif isinstance(c, CreateVxlan):
             await self._create_vxlan(c)
         elif isinstance(c, SetVxlan):
             ipr = self.ns(ns)
-            br = await self._index(ipr, BRIDGE)
+            br = await link_index(ipr, BRIDGE)
             await ipr.link(
-                "set", index=await self._index(ipr, VXLAN), master=br, mtu=c.mtu, state="up"
+                "set", index=await link_index(ipr, VXLAN), master=br, mtu=c.mtu, state="up"
             )
         elif isinstance(c, AddFdb):
             ipr = self.ns(ns)
-            vx = await self._index(ipr, VXLAN)
+            vx = await link_index(ipr, VXLAN)
             await ipr.fdb(
                 "append", ifindex=vx, lladdr=c.mac, dst=c.dst, state=PERMANENT, flags=NTF_SELF
             )
         elif isinstance(c, DeleteFdb):
             ipr = self.ns(ns)
-            vx = await self._index(ipr, VXLAN)
+            vx = await link_index(ipr, VXLAN)
             with _gone_ok():
                 await ipr.fdb("del", ifindex=vx, lladdr=c.mac, dst=c.dst, flags=NTF_SELF)
         elif isinstance(c, SetNeighbour):
             ipr = self.ns(ns)
-            vx = await self._index(ipr, VXLAN)
+            vx = await link_index(ipr, VXLAN)
             await ipr.neigh(
                 "replace",
                 dst=c.ip,
@@ -243,7 +243,7 @@ class Kernel:
             )
         elif isinstance(c, DeleteNeighbour):
             ipr = self.ns(ns)
-            vx = await self._index(ipr, VXLAN)
+            vx = await link_index(ipr, VXLAN)
             with _gone_ok():
                 await ipr.neigh("del", dst=c.ip, ifindex=vx, family=socket.AF_INET)
         else:  # pragma: no cover - every change is handled above
@@ -277,15 +277,15 @@ class Kernel:
                 if e.code != errno.EEXIST or asyncio.get_running_loop().time() > deadline:
                     raise
                 await asyncio.sleep(0.05)  # the VNI of a namespace being deleted
-        idx = await self._index(host, temp)
+        idx = await link_index(host, temp)
         fd = os.open(netns.path(c.netns, self.netns_dir), os.O_RDONLY | os.O_CLOEXEC)
         try:
             await host.link("set", index=idx, net_ns_fd=fd, ifname=VXLAN)
         finally:
             os.close(fd)
         ipr = self.ns(c.netns)
-        vx = await self._index(ipr, VXLAN)
-        br = await self._index(ipr, BRIDGE)
+        vx = await link_index(ipr, VXLAN)
+        br = await link_index(ipr, BRIDGE)
         await ipr.link("set", index=vx, master=br, ifalias=c.alias, state="up")
 
     # ---------------------------------------------------------------- endpoints
@@ -307,13 +307,13 @@ class Kernel:
         try:
             fd = os.open(netns.path(ns, self.netns_dir), os.O_RDONLY | os.O_CLOEXEC)
             try:
-                await host.link("set", index=await self._index(host, mine), net_ns_fd=fd)
+                await host.link("set", index=await link_index(host, mine), net_ns_fd=fd)
             finally:
                 os.close(fd)
-            br = await self._index(ipr, BRIDGE)
+            br = await link_index(ipr, BRIDGE)
             await ipr.link(
                 "set",
-                index=await self._index(ipr, mine),
+                index=await link_index(ipr, mine),
                 master=br,
                 ifalias=endpoint_alias(endpoint_id),
                 state="up",
@@ -361,12 +361,13 @@ class Kernel:
             with _gone_ok():
                 await host.link("del", index=idx)
 
-    @staticmethod
-    async def _index(ipr: AsyncIPRoute, name: str) -> int:
-        found = await ipr.link_lookup(ifname=name)
-        if not found:
-            raise KernelError(f"no device {name}")
-        return int(found[0])
+
+async def link_index(ipr: AsyncIPRoute, name: str) -> int:
+    """The index of the device of that name (KernelError: none)."""
+    found = await ipr.link_lookup(ifname=name)
+    if not found:
+        raise KernelError(f"no device {name}")
+    return int(found[0])
 
 
 def _kind(link: Any) -> str | None:

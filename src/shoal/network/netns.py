@@ -87,16 +87,17 @@ def socket_in(ns_path: str, family: int, kind: int, proto: int = 0) -> socket.so
     return run_in(ns_path, lambda: socket.socket(family, kind, proto))
 
 
+def sysctl(values: dict[str, str]) -> None:
+    """Write net sysctls in the caller's namespace (keys like
+    ``net/ipv6/conf/all/disable_ipv6``); those the kernel does not have are skipped."""
+    for key, value in values.items():
+        with contextlib.suppress(FileNotFoundError), open(f"/proc/sys/{key}", "w") as f:
+            f.write(value)
+
+
 def sysctl_in(ns_path: str, values: dict[str, str]) -> None:
-    """Write net sysctls inside the namespace (keys like ``net/ipv6/conf/all/disable_ipv6``);
-    those the kernel does not have are skipped."""
-
-    def write() -> None:
-        for key, value in values.items():
-            with contextlib.suppress(FileNotFoundError), open(f"/proc/sys/{key}", "w") as f:
-                f.write(value)
-
-    run_in(ns_path, write)
+    """`sysctl` inside the namespace at ns_path."""
+    run_in(ns_path, lambda: sysctl(values))
 
 
 def create(name: str, directory: str = NETNS_DIR) -> str:
