@@ -309,21 +309,8 @@ def test_join_tokens(init: dict[str, Any], cli: Cli) -> None:
 # --------------------------------------------------------------------------- leave (last)
 
 
-def test_what_is_not_built_yet_says_so(init: dict[str, Any], cli: Cli, tmp_path: Any) -> None:
-    """Swarm endpoints shoal does not serve yet answer with what is missing; none falls
-    through to the engine (whose "not a swarm manager" would be about itself)."""
-    secret = tmp_path / "s.txt"
-    secret.write_text("hush")
-    for args, what in (
-        (["secret", "create", "s1", str(secret)], "secrets"),
-        (["secret", "ls"], "secrets"),
-        (["config", "create", "c1", str(secret)], "configs"),
-        (["config", "inspect", "c1"], "configs"),
-    ):
-        rc, _, err = cli.run(*args)
-        assert rc != 0 and f"{what} are not supported by this shoal version yet" in err, (args, err)
-        assert "not a swarm manager" not in err, err
-    # The engine's own networks still work through shoald.
+def test_engine_networks_pass_through(init: dict[str, Any], cli: Cli) -> None:
+    """On a manager, the engine's own (local) networks still work through shoald."""
     cli.ok("network", "create", "-d", "bridge", "local-br")
     assert "local-br" in cli.ok("network", "ls", "--format", "{{.Name}}").split()
     cli.ok("network", "rm", "local-br")

@@ -697,6 +697,16 @@ PLACES: dict[str, list[tuple[str, ...]]] = {
     "NodeStatus": [("NodeStatus",)],
     "ManagerStatus": [("ManagerStatus",)],
     "Node": [("Node",)],
+    "SecretSpec": [("SecretSpec",)],
+    "Secret": [("Secret",)],
+    "ConfigSpec": [("ConfigSpec",)],
+    "Config": [("Config",)],
+    "FileTarget": [
+        ("TaskSpec", "ContainerSpec", "Secrets", "File"),
+        ("TaskSpec", "ContainerSpec", "Configs", "File"),
+    ],
+    "SecretReference": [("TaskSpec", "ContainerSpec", "Secrets")],
+    "ConfigReference": [("TaskSpec", "ContainerSpec", "Configs")],
     "OrchestrationConfig": [("SwarmSpec", "Orchestration")],
     "RaftConfig": [("SwarmSpec", "Raft")],
     "DispatcherConfig": [("SwarmSpec", "Dispatcher")],
@@ -720,7 +730,7 @@ GO_TYPES: dict[str, set[str]] = {
     "Driver": {"Name", "Options"},
     "IPAMOptions": {"Driver", "Configs"},
     "IPAMConfig": {"Subnet", "Range", "Gateway"},
-    "ConfigReference": {"Network"},
+    "ConfigFrom": {"Network"},
     # shoal's own, stored only: a container on an attachable network.
     "Attachment": {"ID", "Version", "CreatedAt", "UpdatedAt", "NodeID", "NetworkID", "Endpoint",
                    "Address", "Names"},
@@ -743,7 +753,7 @@ STORE_ONLY = {
 
 # How many models `shoal.api.models` defines: counted by hand, so that a discovery that finds
 # nothing (or misses a module) fails here instead of checking nothing. Change it with the models.
-MODEL_COUNT = 53
+MODEL_COUNT = 60
 
 
 def all_models() -> list[type[M.Model]]:

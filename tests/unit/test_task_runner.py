@@ -35,6 +35,9 @@ class FakeController:
     async def stop(self) -> None:
         self.seen = Observed(exists=True, started=True, exit_code=0, container_id="c1")
 
+    async def release(self) -> None:
+        self.released = True
+
     async def remove(self) -> None:
         self.seen = Observed()
 

@@ -42,7 +42,9 @@ def create_body(
     ports: list[PortConfig] | None,
     node: NodeDescription | None = None,
     service_labels: dict[str, str] | None = None,
+    file_mounts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """`file_mounts`: the bind mounts of the task's secret and config files (`agent.files`)."""
     spec = task.spec.container_spec or ContainerSpec()
     container_labels = {**(spec.labels or {}), **swarm_labels(task, service_name)}
     ctx = template.for_task(task, service_name, service_labels, node)
@@ -72,8 +74,9 @@ def create_body(
     host: dict[str, Any] = {"RestartPolicy": {"Name": "no"}}
     if spec.init is not None:
         host["Init"] = spec.init
-    if spec.mounts:
-        host["Mounts"] = [_expand_mount(m.to_api(), ctx) for m in spec.mounts]
+    mounts = [_expand_mount(m.to_api(), ctx) for m in spec.mounts or []] + (file_mounts or [])
+    if mounts:
+        host["Mounts"] = mounts
     if spec.read_only:
         host["ReadonlyRootfs"] = True
     if spec.groups:

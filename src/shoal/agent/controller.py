@@ -6,6 +6,7 @@ Docker Engine API, `shoal.testing.fakes.FakeController` in memory.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ from shoal.agent.container import (
     stop_timeout,
     task_addresses,
 )
+from shoal.agent.files import Payloads, TaskFiles, task_files
 from shoal.agent.images import Puller
 from shoal.agent.networks import EngineNetworks
 from shoal.api import labels
@@ -46,6 +48,11 @@ class Controller(Protocol):
     async def prepare(self) -> None: ...
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+    async def release(self) -> None:
+        """The task is over: free what its container had besides (its secret and config
+        files)."""
+        ...
+
     async def remove(self) -> None: ...
 
 
@@ -61,8 +68,12 @@ class EngineController:
         service_labels: dict[str, str] | None = None,
         registry_auth: str | None = None,
         networks: EngineNetworks | None = None,
+        payloads: Payloads | None = None,
+        files: TaskFiles | None = None,
     ) -> None:
         self.networks = networks
+        self.payloads = payloads or Payloads()
+        self.files = files
         self.node = node
         self.service_labels = service_labels
         self.engine = engine
@@ -109,7 +120,10 @@ class EngineController:
             # container create would only say "No such image" (moby's executor does the same).
             raise TaskRejected(e.message) from e
         await self._networks()
-        body = create_body(self.task, self.service_name, self.ports, self.node, self.service_labels)
+        body = create_body(
+            self.task, self.service_name, self.ports, self.node, self.service_labels,
+            await self._files(),
+        )  # fmt: skip
         try:
             await self.engine.request(
                 "POST", "/containers/create", params={"name": self.name}, body=body
@@ -125,6 +139,24 @@ class EngineController:
                 "POST", f"/networks/{name}/connect",
                 body={"Container": self.name, "EndpointConfig": endpoint_config(ip)},
             )  # fmt: skip
+
+    async def _files(self) -> list[dict[str, Any]]:
+        """Write the task's secret and config files; the container's mounts of them."""
+        files = task_files(
+            self.task, self.service_name, self.payloads, self.service_labels, self.node
+        )
+        if not files:
+            return []
+        if self.files is None:
+            raise TaskRejected("this node cannot give tasks secrets or configs")
+        try:
+            return await asyncio.to_thread(self.files.write, self.task.id, files)
+        except OSError as e:
+            raise TaskRejected(f"writing the secret and config files: {e}") from e
+
+    async def release(self) -> None:
+        if self.files is not None:
+            await asyncio.to_thread(self.files.remove, self.task.id)
 
     async def _networks(self) -> None:
         """The engine networks of the task's swarm networks exist before its container."""
@@ -166,31 +198,47 @@ class EngineController:
         except EngineError as e:
             if e.status != 404:
                 raise
+        await self.release()
 
 
 class Controllers(Protocol):
     """Makes the controller of a task (the worker asks once per task), from what the
-    assignment said of its service: name, labels, registry credentials."""
+    assignment said of its service (name, labels, registry credentials) and the secrets and
+    configs it refers to."""
 
     def __call__(
-        self, task: Task, service: ServiceInfo, node: NodeDescription | None
+        self, task: Task, service: ServiceInfo, node: NodeDescription | None, payloads: Payloads
     ) -> Controller: ...
+
+    def keep(self, task_ids: set[str]) -> None:
+        """Free what is left of the tasks not in `task_ids` (after a restart)."""
+        ...
 
 
 class EngineControllers:
-    """`Controllers` on the node's engine, sharing one image puller and the engine's swarm
-    networks."""
+    """`Controllers` on the node's engine, sharing one image puller, the engine's swarm
+    networks and the tasks' files."""
 
-    def __init__(self, engine: Engine, networks: EngineNetworks | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        networks: EngineNetworks | None = None,
+        files: TaskFiles | None = None,
+    ) -> None:
         self.engine = engine
         self.puller = Puller(engine)
         self.networks = networks
+        self.files = files
 
     def __call__(
-        self, task: Task, service: ServiceInfo, node: NodeDescription | None
+        self, task: Task, service: ServiceInfo, node: NodeDescription | None, payloads: Payloads
     ) -> Controller:
         ports = task.endpoint.ports if task.endpoint else None
         return EngineController(
             self.engine, task, service.name, ports, self.puller, node, service.labels,
-            service.registry_auth, networks=self.networks,
+            service.registry_auth, networks=self.networks, payloads=payloads, files=self.files,
         )  # fmt: skip
+
+    def keep(self, task_ids: set[str]) -> None:
+        if self.files is not None:
+            self.files.keep(task_ids)

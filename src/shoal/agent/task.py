@@ -159,6 +159,7 @@ class TaskRunner:
                 await self._set(step.state, step.message, err=step.err, seen=seen)
                 continue
             if step.op == "none" and self.state > S.RUNNING:
+                await self._release()
                 return
             # Nothing to do until the task or its container changes (engine events wake us);
             # a running container is looked at again now and then in case one was missed.
@@ -167,6 +168,12 @@ class TaskRunner:
                 await asyncio.wait_for(self._changed.wait(), timeout)
             except TimeoutError:
                 self._stale = True
+
+    async def _release(self) -> None:
+        try:
+            await self.controller.release()
+        except Exception as e:  # noqa: BLE001 - what is left goes with the next full set
+            log.warning("task %s: releasing: %s", self.task.id, e)
 
     async def _set(
         self, state: TaskState, message: str, err: str | None = None, seen: Observed | None = None

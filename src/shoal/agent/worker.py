@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from shoal.agent.controller import Controllers
+from shoal.agent.files import Payloads
 from shoal.agent.networks import NetworkHandler, report_names
 from shoal.agent.session import Session
 from shoal.agent.task import TaskRunner
@@ -40,6 +41,7 @@ class Worker:
         self.runners: dict[str, TaskRunner] = {}
         self.runner_tasks: dict[str, asyncio.Task[None]] = {}
         self.services: dict[str, ServiceInfo] = {}
+        self.payloads = Payloads()  # the secrets and configs of this node's tasks
         self._pending: dict[str, TaskStatus] = {}
         self._pending_event = asyncio.Event()
         self.description: NodeDescription | None = None  # set by the agent
@@ -59,12 +61,14 @@ class Worker:
 
     async def apply(self, a: Assignment) -> None:
         self.services.update(a.services)
+        self.payloads.update(a.secrets, a.configs)
         if a.full:
             keep = {t.id for t in a.tasks}
             for tid in list(self.runners):
                 if tid not in keep:
                     await self._forget(tid)
             await self._remove_strays(keep)
+            self.controllers.keep(keep)
         for tid in a.removed:
             await self._forget(tid)
         for task in a.tasks:
@@ -73,15 +77,24 @@ class Worker:
                 runner.update(task)
                 continue
             info = self.services.get(task.service_id) or ServiceInfo(name=task.service_id)
-            controller = self.controllers(task, info, self.description)
+            controller = self.controllers(task, info, self.description, self.payloads.of(task))
             runner = TaskRunner(task, controller, self._report, self.clock)
             self.runners[task.id] = runner
-            self.runner_tasks[task.id] = asyncio.create_task(runner.run())
-        # What the node knows of a service (its registry credentials among that) lasts only
-        # as long as the node has tasks of it.
+            job = self.runner_tasks[task.id] = asyncio.create_task(runner.run())
+            job.add_done_callback(lambda _: self._keep_payloads())
+        # What the node knows of a service (its registry credentials among that), and the
+        # secrets and configs of its tasks, last only as long as the node has tasks needing them.
         live = {r.task.service_id for r in self.runners.values()}
         for sid in [sid for sid in self.services if sid not in live]:
             del self.services[sid]
+        self._keep_payloads()
+
+    def _keep_payloads(self) -> None:
+        """Forget the secrets and configs no task still to run here refers to."""
+        self.payloads.keep(
+            r.task for tid, r in self.runners.items()
+            if tid in self.runner_tasks and not self.runner_tasks[tid].done()
+        )  # fmt: skip
 
     async def _network_state(self, state: NetworkState) -> None:
         if self.networks is None:

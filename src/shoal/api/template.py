@@ -3,7 +3,10 @@
 
 A small subset of Go templates: `{{.Path.To.Field}}` and `{{index .Service.Labels "key"}}`
 over Service (ID, Name, Labels), Node (ID, Hostname, Platform.OS, Platform.Architecture)
-and Task (ID, Name, Slot). Anything else is left as written.
+and Task (ID, Name, Slot). Anything else is left as written (`expand`).
+
+Secret and config payloads with `--template-driver golang` are expanded by `render`: the same
+fields plus the functions `env`, `secret` and `config`; what it cannot do is an error there.
 """
 
 from __future__ import annotations
@@ -82,3 +85,75 @@ def expand(text: str, ctx: dict[str, Any]) -> str:
         return str(mapping.get(m.group(2), ""))
 
     return _FIELD.sub(field, _INDEX.sub(index, text))
+
+
+class TemplateError(ValueError):
+    """A payload template that does not parse or does not execute (Go's words, in short)."""
+
+
+_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
+_STRING = r'"((?:[^"\\]|\\.)*)"'
+_CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s+" + _STRING + r"$")
+_INDEX_CALL = re.compile(r"^index\s+\.([A-Za-z.]+)\s+" + _STRING + r"$")
+_PATH = re.compile(r"^\.([A-Za-z][A-Za-z0-9.]*)$")
+
+
+def render(text: str, ctx: dict[str, Any], funcs: dict[str, Any]) -> str:
+    """A secret's or config's payload with `--template-driver golang`, as SwarmKit expands
+    it for one task: Go template actions over `ctx` (`{{.Service.Name}}`, `{{index
+    .Service.Labels "k"}}`) and the functions in `funcs` called with one string
+    (`{{env "HOME"}}`, `{{secret "target"}}`, `{{config "target"}}`), with `{{-`/`-}}` trimming
+    the whitespace beside them. Other Go template constructs raise `TemplateError`."""
+    out: list[str] = []
+    pos = 0
+    for m in _ACTION.finditer(text):
+        before = text[pos : m.start()]
+        out.append(before.rstrip() if m.group(1) else before)
+        out.append(_execute(m.group(2).strip(), ctx, funcs))
+        pos = m.end()
+        if m.group(3):
+            rest = text[pos:]
+            pos += len(rest) - len(rest.lstrip())
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _execute(action: str, ctx: dict[str, Any], funcs: dict[str, Any]) -> str:
+    if action.startswith("/*") and action.endswith("*/"):
+        return ""
+    if m := _PATH.match(action):
+        value = _lookup(ctx, m.group(1))
+        if value is None:
+            raise TemplateError(f"can't evaluate field {m.group(1).rsplit('.', 1)[-1]}")
+        return _text(value)
+    if m := _INDEX_CALL.match(action):
+        mapping = _lookup(ctx, m.group(1))
+        if not isinstance(mapping, dict):
+            raise TemplateError(f"error calling index: can't index .{m.group(1)}")
+        return _text(mapping.get(_unquote(m.group(2)), ""))
+    if m := _CALL.match(action):
+        name, arg = m.group(1), _unquote(m.group(2))
+        if name not in funcs:
+            raise TemplateError(f'function "{name}" not defined')
+        try:
+            return str(funcs[name](arg))
+        except TemplateError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the getter's own error, as Go wraps it
+            raise TemplateError(f"error calling {name}: {e}") from None
+    if m := re.fullmatch(_STRING, action):
+        return _unquote(m.group(1))
+    word = action.split()[0] if action.split() else action
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", word) and word not in funcs:
+        raise TemplateError(f'function "{word}" not defined')
+    raise TemplateError(f"unsupported template action {{{{{action}}}}}")
+
+
+def _unquote(s: str) -> str:
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), s)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{v}" for k, v in sorted(value.items())) + "]"
+    return str(value)

@@ -21,6 +21,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="shoald", description="shoal: Docker Swarm mode in Python")
     p.add_argument("--state-dir", default="/var/lib/shoal", type=Path)
     p.add_argument(
+        "--exec-root", default="/run/shoal", type=Path,
+        help="what lives only while the host is up: the tasks' secrets and configs, on a tmpfs",
+    )  # fmt: skip
+    p.add_argument(
         "-H", "--host", action="append", default=None,
         help=f"Docker API socket to serve (unix:// or tcp://; default {DEFAULT_HOST})",
     )  # fmt: skip
@@ -41,6 +45,7 @@ async def serve(args: argparse.Namespace) -> None:
     daemon = Daemon(
         DaemonConfig(
             state_dir=args.state_dir,
+            exec_root=args.exec_root,
             engine_host=args.engine,
             etcd_client_port=args.etcd_client_port,
             etcd_peer_port=args.etcd_peer_port,

@@ -12,11 +12,11 @@ from shoal.dockerapi import (
     containers,
     networks,
     nodes,
+    secrets,
     services,
     swarm,
     system,
     tasks,
-    unsupported,
 )
 from shoal.dockerapi.http import EXPERIMENTAL, NODE, PROXY, Handler, Routes, error_response
 from shoal.dockerapi.node import LocalNode
@@ -25,7 +25,7 @@ from shoal.dockerapi.system import API_VERSION, SHOAL_VERSION
 
 log = logging.getLogger(__name__)
 
-RESOURCES = (system, swarm, nodes, services, tasks, networks, containers, unsupported)
+RESOURCES = (system, swarm, nodes, services, tasks, networks, secrets, containers)
 
 
 @web.middleware

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from shoal.agent.agent import Agent, describe
 from shoal.agent.controller import EngineControllers
+from shoal.agent.files import TaskFiles
 from shoal.agent.networks import EngineNetworks
 from shoal.agent.remote import RemoteSession
 from shoal.agent.session import Session
@@ -64,6 +65,7 @@ REMOVE_TIMEOUT = 15.0  # seconds for each engine call removing task containers o
 @dataclass
 class DaemonConfig:
     state_dir: Path
+    exec_root: Path = Path("/run/shoal")  # what lives only while the host is up (tmpfs)
     engine_host: str = "unix:///var/run/docker.sock"
     etcd_client_port: int = 2379
     etcd_peer_port: int = 2380
@@ -76,6 +78,7 @@ class Daemon:
         self.config = config
         self._engine = Engine(config.engine_host)
         self.dir = SwarmDir(config.state_dir)
+        self.files = TaskFiles(config.exec_root / "files")  # the tasks' secrets and configs
         self.state: LocalState | None = None
         self.store: MirroredStore | None = None
         self.dispatcher: Dispatcher | None = None
@@ -197,7 +200,8 @@ class Daemon:
         """This node's agent; its swarm networks' engine side follows the agent's state."""
         agent = Agent(
             self._engine, state.node_id, connect,
-            EngineControllers(self._engine, networks.engine_networks), networks=networks,
+            EngineControllers(self._engine, networks.engine_networks, self.files),
+            networks=networks,
             tls_info=self._tls_info(),
         )  # fmt: skip
         networks.agent = agent
@@ -346,6 +350,7 @@ class Daemon:
             if networks is not None:  # dockerd asks the plugin as containers and networks go
                 await networks.serve()
             await self._remove_task_containers(node_id)
+            await asyncio.to_thread(self.files.clear)
             if networks is not None:
                 await networks.remove_engine_networks()
                 with contextlib.suppress(Exception):

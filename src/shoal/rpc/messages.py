@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from shoal.api.models import NodeDescription, Task, TaskStatus
+from shoal.api.models import Config, NodeDescription, Secret, Task, TaskStatus
 
 
 class _Message(BaseModel):
@@ -60,13 +60,17 @@ class ServiceInfo(_Message):
 
 
 class Assignment(_Message):
-    """The tasks a node runs: all of them (`full`), or what changed since the last set."""
+    """The tasks a node runs: all of them (`full`), or what changed since the last set; with
+    them, their services, and the secrets and configs (payloads included) that those of its
+    tasks that are to run refer to — a node gets a secret only with a task that needs it."""
 
     type: Literal["assignment"] = "assignment"
     full: bool
     tasks: list[Task] = Field(default_factory=list)  # new or changed (all of them when full)
     removed: list[str] = Field(default_factory=list)  # IDs of tasks no longer assigned
     services: dict[str, ServiceInfo] = Field(default_factory=dict)
+    secrets: list[Secret] = Field(default_factory=list)
+    configs: list[Config] = Field(default_factory=list)
 
 
 class NetworkPlan(_Message):

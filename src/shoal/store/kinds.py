@@ -1,8 +1,9 @@
 """The kinds of stored objects, their keys, and their encoding (with sealed fields).
 
 Keys are `/shoal/<kind>/<id>` → the object's Docker JSON without `Version` (the version is
-the key's etcd `mod_revision`). Fields listed in `SEALED` are replaced by a sealed copy
-before the object is written (`{"Sealed": "<AES-GCM>"}`) and opened again when it is read.
+the key's etcd `mod_revision`). Fields listed in `SEALED` (dotted JSON paths) are replaced by
+a sealed copy before the object is written (`{"Sealed": "<AES-GCM>"}`) and opened again when
+it is read.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
-from shoal.api.models import Attachment, Meta, Network, Node, Service, Swarm, Task
+from shoal.api.models import Attachment, Config, Meta, Network, Node, Secret, Service, Swarm, Task
 from shoal.store.seal import Sealer
 
 PREFIX = "/shoal/"
@@ -21,11 +22,15 @@ KINDS: dict[str, type[Meta]] = {
     "tasks": Task,
     "networks": Network,
     "attachments": Attachment,
+    "secrets": Secret,
+    "configs": Config,
 }
 _KIND_OF: dict[type[Meta], str] = {cls: kind for kind, cls in KINDS.items()}
-SEALED: dict[str, tuple[str, ...]] = {
+SEALED: dict[str, tuple[str, ...]] = {  # JSON paths, dotted
     "swarm": ("JoinTokens",),
     "services": ("RegistryAuth", "PreviousRegistryAuth"),  # the clients' registry credentials
+    "secrets": ("Spec.Data",),
+    "configs": ("Spec.Data",),  # no payload is plaintext in etcd
 }
 SENSITIVE = "sensitive/"  # `/shoal/sensitive/<name>`: sealed values that are not objects
 
@@ -47,10 +52,11 @@ def encode(obj: Meta, sealer: Sealer) -> bytes:
     kind = kind_of(type(obj))
     data = obj.model_dump(by_alias=True, exclude_none=True, mode="json")
     data.pop("Version", None)
-    for name in SEALED.get(kind, ()):
-        if name in data:
-            plain = json.dumps(data[name], separators=(",", ":")).encode()
-            data[name] = {"Sealed": sealer.seal(plain, key_of(kind, obj.id)).decode()}
+    for path in SEALED.get(kind, ()):
+        parent, name = _parent(data, path)
+        if parent is not None and name in parent:
+            plain = json.dumps(parent[name], separators=(",", ":")).encode()
+            parent[name] = {"Sealed": sealer.seal(plain, key_of(kind, obj.id)).decode()}
     return json.dumps(data, separators=(",", ":")).encode()
 
 
@@ -59,12 +65,23 @@ def decode(kind: str, id: str, value: bytes, revision: int, sealer: Sealer) -> M
     sealed = SEALED.get(kind)
     if sealed:
         data: dict[str, Any] = json.loads(value)
-        for name in sealed:
-            box = data.get(name)
-            if isinstance(box, dict) and "Sealed" in box:
-                data[name] = json.loads(sealer.open(box["Sealed"].encode(), key_of(kind, id)))
+        for path in sealed:
+            parent, name = _parent(data, path)
+            box = parent.get(name) if parent is not None else None
+            if parent is not None and isinstance(box, dict) and "Sealed" in box:
+                parent[name] = json.loads(sealer.open(box["Sealed"].encode(), key_of(kind, id)))
         obj = cls.model_validate(data)
     else:
         obj = cls.model_validate_json(value)
     obj.version.index = revision
     return obj
+
+
+def _parent(data: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str]:
+    """The object holding the field a dotted path names (None if there is none), and the
+    field's name."""
+    *steps, name = path.split(".")
+    parent: Any = data
+    for step in steps:
+        parent = parent.get(step) if isinstance(parent, dict) else None
+    return (parent if isinstance(parent, dict) else None), name

@@ -18,9 +18,11 @@ from typing import Any, TypeVar
 from shoal.api.errors import Conflict, Deposed, NoLeader
 from shoal.api.models import (
     Attachment,
+    Config,
     Meta,
     Network,
     Node,
+    Secret,
     Service,
     Swarm,
     Task,
@@ -75,6 +77,12 @@ class MirroredStore:
 
     def attachments(self) -> Iterable[Attachment]:
         return self._mirror.objects["attachments"].values()
+
+    def secrets(self) -> Iterable[Secret]:
+        return self._mirror.objects["secrets"].values()
+
+    def configs(self) -> Iterable[Config]:
+        return self._mirror.objects["configs"].values()
 
     def tasks_of(self, service_id: str) -> Iterable[Task]:
         return self._mirror.tasks_by_service.get(service_id, {}).values()

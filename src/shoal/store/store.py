@@ -17,7 +17,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from shoal.api.models import Attachment, Meta, Network, Node, Service, Swarm, Task
+from shoal.api.models import (
+    Attachment,
+    Config,
+    Meta,
+    Network,
+    Node,
+    Secret,
+    Service,
+    Swarm,
+    Task,
+)
 from shoal.store.kv import Guard
 
 T = TypeVar("T", bound=Meta)
@@ -25,7 +35,7 @@ T = TypeVar("T", bound=Meta)
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    kind: str  # "swarm" | "nodes" | "services" | "tasks"
+    kind: str  # a key of `shoal.store.kinds.KINDS`: "swarm", "nodes", "services", "tasks", …
     id: str
     old: Any  # the object before, None on create
     new: Any  # the object after, None on delete
@@ -56,6 +66,10 @@ class Store(Protocol):
     def networks(self) -> Iterable[Network]: ...
 
     def attachments(self) -> Iterable[Attachment]: ...
+
+    def secrets(self) -> Iterable[Secret]: ...
+
+    def configs(self) -> Iterable[Config]: ...
 
     def tasks(self) -> Iterable[Task]: ...
 

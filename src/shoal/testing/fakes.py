@@ -7,7 +7,8 @@ image: `exits(image, after, code)` makes them exit by themselves `after` seconds
 start (on the engine's clock, so on virtual time under looptime), `rejects(image)` makes
 `prepare` fail as a missing image does, `requires_login(image, auth)` makes it fail as a
 registry that wants a login does, unless the task's controller has those credentials.
-Every prepare is recorded in `pulls` with the credentials it had.
+Every prepare is recorded in `pulls` with the credentials it had, and the secret and config
+files it would write in `files` (by task ID, until the task is over).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from shoal.agent.container import swarm_labels
 from shoal.agent.controller import Controller, Observed
+from shoal.agent.files import Payloads, TaskFile, task_files
 from shoal.api import labels
 from shoal.api.errors import EngineError, TaskRejected
 from shoal.api.models import NodeDescription, Task
@@ -68,6 +70,9 @@ class FakeEngine:
         self._logins: dict[str, str] = {}  # image → the registry credentials it needs
         self.pulls: list[tuple[str, str | None]] = []  # (image, credentials) of each prepare
         self._watchers: list[asyncio.Queue[dict[str, Any]]] = []
+        # The secret and config files of each task that has them, as a real node writes them.
+        self.files: dict[str, list[TaskFile]] = {}
+        self.controllers = FakeControllers(self)  # the `Controllers` to give the worker
 
     # ------------------------------------------------------------------ behaviour
 
@@ -150,12 +155,6 @@ class FakeEngine:
 
     # ------------------------------------------------------------------ containers
 
-    def controllers(
-        self, task: Task, service: ServiceInfo, node: NodeDescription | None
-    ) -> Controller:
-        """The `Controllers` of this engine (give it to the worker)."""
-        return FakeController(self, task, service.name, service.registry_auth)
-
     def create(self, task: Task, service_name: str) -> FakeContainer:
         name = container_name(task, service_name)
         image = (task.spec.container_spec.image if task.spec.container_spec else None) or ""
@@ -210,17 +209,39 @@ class FakeEngine:
             q.put_nowait(ev)
 
 
+class FakeControllers:
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine = engine
+
+    def __call__(
+        self, task: Task, service: ServiceInfo, node: NodeDescription | None, payloads: Payloads
+    ) -> Controller:
+        return FakeController(self.engine, task, service, payloads, node)
+
+    def keep(self, task_ids: set[str]) -> None:
+        for tid in [t for t in self.engine.files if t not in task_ids]:
+            del self.engine.files[tid]
+
+
 class FakeController:
     """One task's container on a `FakeEngine`."""
 
     def __init__(
-        self, engine: FakeEngine, task: Task, service_name: str, registry_auth: str | None = None
+        self,
+        engine: FakeEngine,
+        task: Task,
+        service: ServiceInfo,
+        payloads: Payloads | None = None,
+        node: NodeDescription | None = None,
     ) -> None:
         self.engine = engine
         self.task = task
-        self.service_name = service_name
-        self.registry_auth = registry_auth
-        self.name = container_name(task, service_name)
+        self.service = service
+        self.service_name = service.name
+        self.registry_auth = service.registry_auth
+        self.payloads = payloads or Payloads()
+        self.node = node
+        self.name = container_name(task, service.name)
 
     def _container(self) -> FakeContainer | None:
         c = self.engine.containers.get(self.name)
@@ -247,6 +268,10 @@ class FakeController:
         refusal = self.engine.refusal(image, self.registry_auth)
         if refusal is not None:
             raise TaskRejected(refusal)
+        files = task_files(self.task, self.service_name, self.payloads, self.service.labels,
+                           self.node)  # fmt: skip
+        if files:
+            self.engine.files[self.task.id] = files
         if self._container() is None:
             self.engine.create(self.task, self.service_name)
 
@@ -262,10 +287,14 @@ class FakeController:
         if c is not None:
             self.engine.stop(c)
 
+    async def release(self) -> None:
+        self.engine.files.pop(self.task.id, None)
+
     async def remove(self) -> None:
         c = self._container()
         if c is not None:
             self.engine.remove(c)
+        await self.release()
 
 
 def _has_label(attrs: dict[str, str], f: str) -> bool:

@@ -42,6 +42,7 @@ class Shoald:
         self.new_session = new_session
         self.dir = Path(tempfile.mkdtemp(prefix="shoald-", dir=os.environ.get("SHOAL_TEST_TMPDIR")))
         self.state_dir = state_dir or self.dir / "state"
+        self.exec_root = self.dir / "exec"
         self.socket = self.dir / "docker.sock"
         self.log = self.dir / "shoald.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -58,6 +59,7 @@ class Shoald:
         argv = [
             sys.executable, "-m", "shoal",
             "--state-dir", str(self.state_dir),
+            "--exec-root", str(self.exec_root),
             "--host", self.host,
             "--engine", self.engine.host,
         ]  # fmt: skip

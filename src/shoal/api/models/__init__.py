@@ -6,8 +6,8 @@ declare (`extra="allow"`), so a spec round-trips byte for byte even where shoal 
 on a field yet. Durations are integer nanoseconds, times RFC 3339 strings, bytes base64.
 
 One module per object, as moby's `api/types/swarm` has them: `base` (the base class, `Meta`,
-the time helpers), `services` (with the task spec), `tasks`, `nodes`, `swarm`. Everything is
-exported here: import from `shoal.api.models`.
+the time helpers), `services` (with the task spec), `tasks`, `nodes`, `swarm`, `networks`,
+`secrets` (secrets and configs). Everything is exported here: import from `shoal.api.models`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from shoal.api.models.base import (
 )
 from shoal.api.models.networks import (
     Attachment,
-    ConfigReference,
+    ConfigFrom,
     Driver,
     IPAMConfig,
     IPAMOptions,
@@ -42,6 +42,20 @@ from shoal.api.models.nodes import (
     NodeDescription,
     NodeSpec,
     NodeStatus,
+)
+from shoal.api.models.secrets import (
+    SECRETS_DIR,
+    Config,
+    ConfigReference,
+    ConfigSpec,
+    FileTarget,
+    Payload,
+    Secret,
+    SecretReference,
+    SecretSpec,
+    config_path,
+    secret_path,
+    templated,
 )
 from shoal.api.models.services import (
     ContainerSpec,
@@ -94,8 +108,20 @@ from shoal.api.models.tasks import (
 )
 
 __all__ = [
-    "Attachment",
+    "SECRETS_DIR",
+    "Config",
     "ConfigReference",
+    "ConfigSpec",
+    "FileTarget",
+    "Payload",
+    "Secret",
+    "SecretReference",
+    "SecretSpec",
+    "config_path",
+    "secret_path",
+    "templated",
+    "Attachment",
+    "ConfigFrom",
     "Driver",
     "IPAMConfig",
     "IPAMOptions",

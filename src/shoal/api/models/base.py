@@ -4,14 +4,15 @@ metadata of stored objects, and Docker's time format."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as _dt
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Self, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 from pydantic.alias_generators import to_pascal
 
 _SPECIAL = {
@@ -206,6 +207,18 @@ class Model(BaseModel):
     @classmethod
     def from_api(cls, data: Any) -> Self:
         return cls.model_validate(data)
+
+
+def _from_base64(value: Any) -> Any:
+    return base64.b64decode(value, validate=True) if isinstance(value, str) else value
+
+
+# Bytes, which Docker's JSON writes in standard base64 (Go's `[]byte`).
+Base64Bytes = Annotated[
+    bytes,
+    BeforeValidator(_from_base64),
+    PlainSerializer(lambda b: base64.b64encode(b).decode(), return_type=str, when_used="json"),
+]
 
 
 def now() -> str:

@@ -31,7 +31,7 @@ class IPAMOptions(Model):
     configs: list[IPAMConfig] | None = None
 
 
-class ConfigReference(Model):
+class ConfigFrom(Model):
     network: str = ""
 
 
@@ -44,7 +44,7 @@ class NetworkSpec(Model):
     attachable: bool | None = None
     ingress: bool | None = None
     ipam_options: IPAMOptions | None = None
-    config_from: ConfigReference | None = None
+    config_from: ConfigFrom | None = None
     scope: str | None = None
 
 
@@ -122,7 +122,7 @@ def spec_from_create(body: dict[str, Any]) -> NetworkSpec:
         attachable=bool(body.get("Attachable")) or None,
         ingress=bool(body.get("Ingress")) or None,
         ipam_options=options,
-        config_from=ConfigReference(network=config_from.get("Network") or "")
+        config_from=ConfigFrom(network=config_from.get("Network") or "")
         if isinstance(config_from, dict) and config_from.get("Network")
         else None,
         scope="swarm",

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, PrivateAttr
 
 from shoal.api.defaults import TASK_DEFAULTS, merge_defaults
 from shoal.api.models.base import GoJSON, Meta, Model
+from shoal.api.models.secrets import ConfigReference, SecretReference
 
 
 class Resources(Model):
@@ -94,8 +95,8 @@ class ContainerSpec(Model):
     healthcheck: Healthcheck | None = None
     hosts: list[str] | None = None
     dns_config: dict[str, Any] | None = None
-    secrets: list[dict[str, Any]] | None = None
-    configs: list[dict[str, Any]] | None = None
+    secrets: list[SecretReference] | None = None
+    configs: list[ConfigReference] | None = None
     sysctls: dict[str, str] | None = None
     capability_add: list[str] | None = None
     capability_drop: list[str] | None = None

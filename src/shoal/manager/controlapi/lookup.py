@@ -1,12 +1,13 @@
 """Docker's way of naming an object in a request: full ID, then exact name, then a unique ID
-prefix; 404 when nothing matches, 409 when a name or prefix is ambiguous."""
+prefix; 404 when nothing matches, 400 when a name or prefix is ambiguous (moby's
+`daemon/cluster/helpers.go`: `errdefs.InvalidParameter`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from shoal.api.errors import Conflict, NotFound
+from shoal.api.errors import InvalidParameter, NotFound
 from shoal.api.models import Meta
 
 T = TypeVar("T", bound=Meta)
@@ -27,10 +28,10 @@ def resolve(
     if len(named) == 1:
         return named[0]
     if len(named) > 1:
-        raise Conflict(f"{what} {ref} is ambiguous ({len(named)} matches found)")
+        raise InvalidParameter(f"{what} {ref} is ambiguous ({len(named)} matches found)")
     prefixed = [o for o in candidates if o.id.startswith(ref)]
     if len(prefixed) == 1:
         return prefixed[0]
     if len(prefixed) > 1:
-        raise Conflict(f"{what} {ref} is ambiguous ({len(prefixed)} matches found)")
+        raise InvalidParameter(f"{what} {ref} is ambiguous ({len(prefixed)} matches found)")
     raise NotFound(f"{what} {ref} not found")

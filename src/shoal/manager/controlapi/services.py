@@ -42,7 +42,7 @@ from shoal.api.validation import (
     check_service_update,
     validate_service_spec,
 )
-from shoal.manager.controlapi import networks
+from shoal.manager.controlapi import networks, secrets
 from shoal.manager.controlapi.filters import Filters
 from shoal.manager.controlapi.lookup import resolve
 from shoal.store.store import Events, Store
@@ -120,6 +120,7 @@ async def create(store: Store, body: Any, registry_auth: str | None = None) -> S
         body = {**body, "Name": random_name()}
     spec = parse_spec(store, body)
     _check_ports(store, spec)
+    secrets.check_references(store, spec.task_template.container_spec)
     if _name_taken(store, spec.name):
         raise AlreadyExists(
             f"name conflicts with an existing object: service {spec.name} already exists"
@@ -174,6 +175,7 @@ async def update(
         )
     else:
         spec = parse_spec(store, body)
+        secrets.check_references(store, spec.task_template.container_spec)
         check_service_update(service.spec.to_api(), spec.to_api())
         _check_ports(store, spec, service.id)
         service.previous_spec = service.spec

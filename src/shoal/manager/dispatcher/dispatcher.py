@@ -18,10 +18,12 @@ from shoal.api.defaults import HEARTBEAT_PERIOD
 from shoal.api.errors import Conflict, NotFound, PermissionDenied
 from shoal.api.models import (
     Attachment,
+    Config,
     Network,
     Node,
     NodeDescription,
     NodeStatus,
+    Secret,
     Service,
     Task,
     TaskStatus,
@@ -139,7 +141,7 @@ class Dispatcher:
         self._sent_networks.pop(node_id, None)
         self._push_networks([node_id])
         tasks = [t for t in self.store.tasks_on(node_id) if assigned(t, node_id)]
-        session.push(Assignment(full=True, tasks=tasks, services=self._services(tasks)))
+        session.push(self._with_dependencies(Assignment(full=True, tasks=tasks)))
         return session
 
     def _push_networks(self, node_ids: list[str]) -> None:
@@ -192,8 +194,7 @@ class Dispatcher:
             if task is not None and task.node_id in self.sessions and assigned(task, task.node_id):
                 per_node.setdefault(task.node_id, Assignment(full=False)).tasks.append(task)
         for node_id, a in per_node.items():
-            a.services = self._services(a.tasks)
-            self.sessions[node_id].push(a)
+            self.sessions[node_id].push(self._with_dependencies(a))
 
     async def _drain_loop(self) -> None:
         while True:
@@ -208,11 +209,26 @@ class Dispatcher:
                         self._drained.wait(), max(0.0, deadline - self.clock()) + 0.001
                     )
 
-    def _services(self, tasks: list[Task]) -> dict[str, ServiceInfo]:
-        """The services of these tasks, and no other: a node learns of a service (and gets its
-        registry credentials) only with a task of it."""
-        ids = {t.service_id for t in tasks}
-        return {sid: service_info(self.store.get(Service, sid), sid) for sid in ids}
+    def _with_dependencies(self, a: Assignment) -> Assignment:
+        """The assignment with the services of its tasks, and no other: a node learns of a
+        service (and gets its registry credentials) only with a task of it; and with the
+        secrets and configs its tasks that are to run refer to, and no other."""
+        ids = {t.service_id for t in a.tasks}
+        a.services = {sid: service_info(self.store.get(Service, sid), sid) for sid in ids}
+        secrets: dict[str, Secret] = {}
+        configs: dict[str, Config] = {}
+        for t in a.tasks:
+            cs = t.spec.container_spec
+            if cs is None or t.desired_state > TaskState.COMPLETE:
+                continue
+            for sref in cs.secrets or []:
+                if (secret := self.store.get(Secret, sref.secret_id)) is not None:
+                    secrets[secret.id] = secret
+            for cref in cs.configs or []:
+                if (config := self.store.get(Config, cref.config_id)) is not None:
+                    configs[config.id] = config
+        a.secrets, a.configs = list(secrets.values()), list(configs.values())
+        return a
 
     def _route(self, events: list[Event]) -> None:
         per_node: dict[str, Assignment] = {}
@@ -245,8 +261,7 @@ class Dispatcher:
                 self._draining.pop(old.id, None)
                 per_node.setdefault(old_node, Assignment(full=False)).removed.append(old.id)
         for node_id, a in per_node.items():
-            a.services = self._services(a.tasks)
-            self.sessions[node_id].push(a)
+            self.sessions[node_id].push(self._with_dependencies(a))
 
     async def report(self, node_id: str, statuses: dict[str, TaskStatus]) -> None:
         self.last_seen[node_id] = self.clock()
