@@ -264,9 +264,12 @@ class SimCluster:
         self, name: str, image: str = "busybox:1", registry_auth: str | None = None, **spec: Any
     ) -> Service:
         """`docker service create --name NAME IMAGE`, with more of the spec as Docker JSON
-        (`Mode=…`, `UpdateConfig=…`, `TaskTemplate` parts as `RestartPolicy=…`);
-        `registry_auth` is what `--with-registry-auth` sends."""
-        template: dict[str, Any] = {"ContainerSpec": {"Image": image}}
+        (`Mode=…`, `UpdateConfig=…`, `TaskTemplate` parts as `RestartPolicy=…`, container
+        spec parts as `ContainerSpec={"Secrets": …}`); `registry_auth` is what
+        `--with-registry-auth` sends."""
+        template: dict[str, Any] = {
+            "ContainerSpec": {"Image": image, **spec.pop("ContainerSpec", {})}
+        }
         for key in ("RestartPolicy", "Placement", "Resources"):
             if key in spec:
                 template[key] = spec.pop(key)
