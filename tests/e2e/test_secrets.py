@@ -249,7 +249,9 @@ def test_no_plaintext_in_the_state_directory(swarm: Any, cli: Cli) -> None:
 def test_docker_py_secrets_and_configs(swarm: Any, cli: Cli) -> None:
     client = docker.DockerClient(base_url=swarm.host)
     secret = client.secrets.create(name="py-secret", data=b"py-data", labels={"k": "v"})
-    config = client.configs.create(name="py-config", data=b"py-conf")
+    config = client.configs.create(
+        name="py-config", data=b"{{.Service.Name}}", templating={"name": "golang"}
+    )
     try:
         assert client.secrets.get("py-secret").id == secret.id
         assert [s.name for s in client.secrets.list(filters={"label": "k=v"})] == ["py-secret"]
@@ -260,7 +262,7 @@ def test_docker_py_secrets_and_configs(swarm: Any, cli: Cli) -> None:
             configs=[docker.types.ConfigReference(config.id, "py-config", filename="/py.conf")],
         )  # fmt: skip
         ctr = container_of(cli, "py-files")
-        assert in_container(cli, ctr, "cat", "/run/secrets/custom", "/py.conf") == "py-datapy-conf"
+        assert in_container(cli, ctr, "cat", "/run/secrets/custom", "/py.conf") == "py-datapy-files"
         service.remove()
     finally:
         cli.rm("py-files")

@@ -137,11 +137,13 @@ def test_task_files_from_references() -> None:
          Payloads(), "secret db not found on this node"),
         ({"Configs": [{"ConfigID": "cid", "ConfigName": "conf", "File": file_ref("c")}]},
          Payloads(configs={"cid": TMPL}),
-         "failed to expand config conf: error calling secret: secret target pw not found"),
+         "unable to get config from config store: failed to expand templated config cid: "
+         "error calling secret: secret target pw not found"),
         ({"Configs": [{"ConfigID": "x", "ConfigName": "odd", "File": file_ref("c")}]},
          Payloads(configs={"x": Config(id="x", spec=ConfigSpec(
              name="odd", data=b"x", templating=Driver(name="jinja")))}),
-         "unrecognized template type jinja"),
+         "unable to get config from config store: failed to expand templated config x: "
+         "unrecognized template type"),
     ],
 )  # fmt: skip
 def test_task_files_refused(container: dict[str, object], payloads: Payloads, error: str) -> None:

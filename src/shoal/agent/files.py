@@ -131,13 +131,15 @@ def task_files(
         raw = obj.spec.data or b""
         if not templated(obj):
             return raw
-        driver = obj.spec.templating.name if obj.spec.templating else ""
-        if driver != "golang":
-            raise TaskRejected(f"unrecognized template type {driver}")
+        failed = (
+            f"unable to get {what} from {what} store: failed to expand templated {what} {obj.id}"
+        )
+        if obj.spec.templating is None or obj.spec.templating.name != "golang":
+            raise TaskRejected(f"{failed}: unrecognized template type")
         try:
             return template.render(raw.decode(), ctx, funcs).encode()
         except (template.TemplateError, UnicodeDecodeError) as e:
-            raise TaskRejected(f"failed to expand {what} {obj.name}: {e}") from None
+            raise TaskRejected(f"{failed}: {e}") from None
 
     out = []
     for sref in cs.secrets or []:

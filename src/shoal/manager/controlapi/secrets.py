@@ -98,8 +98,9 @@ def _spec(kind: Kind, body: Any) -> SecretSpec | ConfigSpec:
         raw = base64.b64decode(data or "", validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest("illegal base64 data at input byte 0") from None
+    dropped = ("Data",) if kind is SECRETS else ("Data", "Driver")  # a config has no driver
     try:
-        spec = kind.spec.from_api({k: v for k, v in body.items() if k != "Data"})
+        spec = kind.spec.from_api({k: v for k, v in body.items() if k not in dropped})
     except ValueError as e:
         raise BadRequest(f"invalid {kind.what} spec: {e}") from e
     spec.data = raw
@@ -170,7 +171,7 @@ async def remove(store: Store, kind: Kind, ref: str) -> None:
     obj = get(store, kind, ref)
     using = users(store, kind, obj)
     if using:
-        names = ", ".join(sorted(s.spec.name for s in using))
+        names = ", ".join(s.spec.name for s in sorted(using, key=lambda s: s.id))
         plural = "s" if len(using) > 1 else ""
         raise InvalidArgument(
             f"{kind.what} '{obj.name}' is in use by the following service{plural}: {names}"
