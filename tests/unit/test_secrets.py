@@ -150,3 +150,14 @@ def test_task_files_refused(container: dict[str, object], payloads: Payloads, er
     with pytest.raises(TaskRejected) as e:
         task_files(task(**container), "web", payloads)
     assert str(e.value) == error
+
+
+def test_an_invalid_message_is_logged_without_its_values() -> None:
+    import pydantic
+
+    from shoal.rpc import messages
+
+    bad = '{"type": "assignment", "full": "maybe", "secrets": [{"Spec": {"Data": "aHVzaA=="}}]}'
+    with pytest.raises(pydantic.ValidationError) as e:
+        messages.to_agent(bad)
+    assert "aHVzaA" not in messages.invalid(e.value) and "full" in messages.invalid(e.value)

@@ -96,7 +96,7 @@ class RemoteSession:
             try:
                 message = rpc.to_agent(msg.data)
             except pydantic.ValidationError as e:
-                log.warning("invalid message from the manager dropped: %s", e)
+                log.warning("invalid message from the manager dropped: %s", rpc.invalid(e))
                 continue
             if isinstance(message, Assignment | NetworkState):
                 yield message

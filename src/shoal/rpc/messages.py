@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from shoal.api.models import Config, NodeDescription, Secret, Task, TaskStatus
 
@@ -285,3 +285,12 @@ def to_agent(text: str | bytes) -> ToAgent:
 def to_manager(text: str | bytes) -> ToManager:
     """Parse and validate an agent's message (raises pydantic.ValidationError)."""
     return _TO_MANAGER.validate_json(text)
+
+
+def invalid(e: ValidationError) -> str:
+    """What was wrong with a message, for a log line: where and why, never the values (an
+    assignment carries secrets)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+        for err in e.errors(include_url=False, include_input=False)
+    )

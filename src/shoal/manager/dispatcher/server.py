@@ -135,7 +135,7 @@ async def _serve_session(
     try:
         hello = rpc_messages.to_manager(first.data)
     except pydantic.ValidationError as e:
-        log.warning("node %s: invalid session opening: %s", node_id, e)
+        log.warning("node %s: invalid session opening: %s", node_id, rpc_messages.invalid(e))
         return
     if not isinstance(hello, Hello):
         log.warning("node %s: the session must open with hello, not %s", node_id, hello.type)
@@ -161,7 +161,7 @@ async def _serve_session(
             try:
                 message = rpc_messages.to_manager(msg.data)
             except pydantic.ValidationError as e:
-                log.warning("node %s: invalid message dropped: %s", node_id, e)
+                log.warning("node %s: invalid message dropped: %s", node_id, rpc_messages.invalid(e))
                 continue
             await _handle(message, session, dispatcher, send)
     finally:
