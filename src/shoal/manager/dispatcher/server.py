@@ -161,7 +161,8 @@ async def _serve_session(
             try:
                 message = rpc_messages.to_manager(msg.data)
             except pydantic.ValidationError as e:
-                log.warning("node %s: invalid message dropped: %s", node_id, rpc_messages.invalid(e))
+                why = rpc_messages.invalid(e)
+                log.warning("node %s: invalid message dropped: %s", node_id, why)
                 continue
             await _handle(message, session, dispatcher, send)
     finally:
