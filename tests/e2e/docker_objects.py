@@ -14,6 +14,10 @@ them); standard library only (and docker-py for the steps that use it).
   ``task_by_id`` — ``GET /tasks/{id}`` of each, in the same order (``docker inspect TASK``);
 * ``node`` — ``GET /nodes/{id}`` of the node itself (``docker node inspect self``);
 * ``swarm`` — ``GET /swarm``; ``info_swarm`` — the ``Swarm`` section of ``GET /info``;
+* ``secrets`` and ``configs`` — ``GET /secrets/{id}`` and ``GET /configs/{id}`` (what ``docker
+  secret inspect`` and ``docker config inspect`` ask for) of each secret and config the
+  scenario created that still exists, in the order the scenario created them (only in the
+  recordings of scenarios that create some);
 * for each step with an ``outcome`` (a command Docker may refuse), under that name: its
   ``exit_status``, ``stdout``, ``stderr`` and ``api``, the last request it made (method and
   path) and the answer's ``status`` (and, an error's, its ``answer``), seen by an
@@ -24,7 +28,8 @@ constant such as ``"Runtime": "container"`` or ``"ExitCode": 3``):
 
 * identities are renamed wherever they occur in a string: the service's ID ``<service-id>``,
   the node's ``<node-id>``, the swarm's ``<swarm-id>``, the N-th task's (in the order above)
-  ``<task-id-N>`` and its container's ``<container-id-N>``; any other swarm ID (25 of
+  ``<task-id-N>`` and its container's ``<container-id-N>``, a recorded secret's
+  ``<secret-id-NAME>`` and config's ``<config-id-NAME>``; any other swarm ID (25 of
   ``[0-9a-z]``) becomes ``<id>`` and any other 64-hex string ``<hex64>``;
 * every RFC 3339 time except Go's zero time ``0001-01-01T00:00:00Z`` becomes ``<time>``
   if it is written as Go writes a ``time.Time`` (UTC ``Z``, the fraction without trailing
@@ -44,7 +49,9 @@ constant such as ``"Runtime": "container"`` or ``"ExitCode": 3``):
   in the order the types first appear (Docker sorts the list by type, then name);
 * a task's ``Status.PortStatus.Ports`` is sorted and each port listed once: Docker lists a
   port once per host binding of the container (``0.0.0.0`` and ``::`` where the engine has
-  IPv6, so twice here) in Go map order (tcp and udp in either order).
+  IPv6, so twice here) in Go map order (tcp and udp in either order);
+* a container spec's ``Secrets`` and ``Configs`` are sorted (by their masked JSON): the docker
+  CLI sends the references of ``--secret``/``--config`` in Go map order, a new one each run.
 """
 
 from __future__ import annotations
@@ -81,6 +88,8 @@ OBJECTS = {  # name in a recording → the request that gave it
     "node": "GET /nodes/{self}",
     "swarm": "GET /swarm",
     "info_swarm": "GET /info → Swarm",
+    "secrets": "GET /secrets/{id} (each secret the scenario made)",
+    "configs": "GET /configs/{id} (each config the scenario made)",
 }
 OUTCOME = "how a command of the scenario ended"
 
@@ -217,6 +226,17 @@ def record(host: str, service_id: str) -> dict[str, Any]:
     }
 
 
+def record_secrets_configs(host: str, scenario: Scenario) -> dict[str, Any]:
+    """The secrets and configs the scenario made that still exist (see the docstring)."""
+    found: dict[str, Any] = {}
+    for kind, names in (("secrets", scenario.secrets), ("configs", scenario.configs)):
+        if not names:
+            continue
+        existing = {o["Spec"]["Name"]: o["ID"] for o in get(host, f"/{kind}")}
+        found[kind] = [get(host, f"/{kind}/{existing[n]}") for n in names if n in existing]
+    return found
+
+
 # --------------------------------------------------------------------------- running a scenario
 
 
@@ -332,13 +352,19 @@ def run_scenario(
             if problem:
                 unsettled.append(f"after `{shlex.join(step.command)}`: {problem}")
     objects = record(host, service_id) if service_id else {}
+    objects.update(record_secrets_configs(host, scenario))
     return Recording(service_id, {**objects, **outcomes}, unsettled)
 
 
 def remove_service(host: str, name: str, binary: str | None = None) -> None:
-    """Remove the services the scenario of that name made (or tried to)."""
+    """Remove the services the scenario of that name made (or tried to), then its secrets
+    and configs."""
     scenario = BY_NAME.get(name)
     run_cli(host, ["service", "rm", *(scenario.services if scenario else [name])], binary)
+    if scenario:
+        for kind, names in (("secret", scenario.secrets), ("config", scenario.configs)):
+            if any(names):
+                run_cli(host, [kind, "rm", *(n for n in names if n)], binary)
 
 
 # --------------------------------------------------------------------------- masking
@@ -398,6 +424,9 @@ def identities(objects: dict[str, Any]) -> dict[str, str]:
         add(task.get("ID"), f"<task-id-{i}>")
         status = task.get("Status") or {}
         add((status.get("ContainerStatus") or {}).get("ContainerID"), f"<container-id-{i}>")
+    for kind in ("secret", "config"):
+        for obj in objects.get(kind + "s") or []:
+            add(obj.get("ID"), f"<{kind}-id-{(obj.get('Spec') or {}).get('Name')}>")
     return names
 
 
@@ -427,6 +456,11 @@ def _mask(value: Any, keys: tuple[str, ...], names: dict[str, str]) -> Any:
     if keys[-2:] == ("PortStatus", "Ports") and isinstance(value, list):
         unique = {json.dumps(p, sort_keys=True) for p in value}
         return [_mask(json.loads(p), keys, names) for p in sorted(unique)]
+    if keys[-2:] in (("ContainerSpec", "Secrets"), ("ContainerSpec", "Configs")) and isinstance(
+        value, list
+    ):
+        masked = [_mask(r, keys, names) for r in value]
+        return sorted(masked, key=lambda r: json.dumps(r, sort_keys=True))
     if label is not None and value is not None and not isinstance(value, list):
         return f"<{label}:{jtype(value)}>"
     if isinstance(value, dict):

@@ -18,7 +18,13 @@ The objects are those of the service named as the scenario, if it makes one. A s
 instead be a command Docker may refuse (``attempt``): how it ended is recorded under the
 step's ``outcome`` name (exit status, what the CLI printed, the API's answer to its last
 request), a failure is no error. A scenario of such steps only names its services otherwise:
-what it is about is the refusals, not the objects.
+what it is about is the refusals, not the objects. An ``attempt`` that succeeds is recorded
+the same way: ``docker service logs --raw NAME`` after its tasks settled records what the
+service's containers printed (the files its secrets and configs became, say).
+
+A scenario may create secrets and configs first (``docker secret create NAME -``, ``docker
+config create NAME -``, their data on stdin, nothing to wait for): the objects of those that
+still exist at the end are recorded too, and they are removed with the scenario's services.
 """
 
 from __future__ import annotations
@@ -79,6 +85,21 @@ class Scenario:
         """Every service the scenario creates (or tries to)."""
         return [n for s in self.steps if (n := s.creates)]
 
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret the scenario creates (or tries to), in order."""
+        return self._created("secret")
+
+    @property
+    def configs(self) -> list[str]:
+        """Every config the scenario creates (or tries to), in order."""
+        return self._created("config")
+
+    def _created(self, kind: str) -> list[str]:
+        # `docker secret|config create [OPTIONS] NAME FILE|-`
+        names = [s.args[-2] for s in self.steps if s.args[:2] == (kind, "create")]
+        return list(dict.fromkeys(names))
+
 
 def create(name: str, options: str, *command: str) -> tuple[str, ...]:
     """``docker service create -d --name NAME OPTIONS… COMMAND…`` (options split as a shell
@@ -88,6 +109,16 @@ def create(name: str, options: str, *command: str) -> tuple[str, ...]:
 
 def update(name: str, options: str) -> tuple[str, ...]:
     return ("service", "update", "-d", *shlex.split(options), name)
+
+
+def secret(name: str, data: str, options: str = "") -> Step:
+    """``docker secret create OPTIONS… NAME -``, the data on stdin."""
+    return Step(("secret", "create", *shlex.split(options), name, "-"), input=data)
+
+
+def config(name: str, data: str, options: str = "") -> Step:
+    """``docker config create OPTIONS… NAME -``, the data on stdin."""
+    return Step(("config", "create", *shlex.split(options), name, "-"), input=data)
 
 
 def attempt(outcome: str, args: tuple[str, ...], input: str | None = None) -> Step:
@@ -127,6 +158,28 @@ FULL = f"""
     --replicas-max-per-node 2
     {BUSYBOX}
 """  # noqa: E501
+
+SECRETS_CONFIGS = f"""
+    --env GREETING=hello
+    --secret fx-s1
+    --secret source=fx-s2,target=fx-t2,uid=1000,gid=1000,mode=0400
+    --secret source=fx-s1,target=/etc/fx-abs
+    --config source=fx-c1,target=/etc/fx-c1,uid=1000,gid=2000,mode=0440
+    --config fx-c2
+    --config source=fx-tpl,target=/fx-tpl
+    {BUSYBOX}
+"""
+# Docker 20.10 renders .Node.Hostname empty in a payload template; env reads the spec's env only.
+TEMPLATE = (
+    "service={{ .Service.Name }} slot={{ .Task.Slot }} task={{ .Task.Name }} "
+    'node=[{{ .Node.Hostname }}] greeting={{ env "GREETING" }} home=[{{ env "HOME" }}]\n'
+    'secret=[{{ secret "fx-t2" }}] config=[{{ config "/etc/fx-c1" }}]\n'
+)
+# What the container sees: each file's owner, mode and size, the mounts, the template's output.
+SHOW_FILES = (
+    'stat -c "%n %u:%g %a %s" /run/secrets/* /etc/fx-abs /etc/fx-c1 /fx-c2 /fx-tpl; '
+    'grep -E " /(run/secrets|etc/fx-|fx-)" /proc/mounts; cat /fx-tpl; ' + IDLE[2]
+)
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
@@ -279,6 +332,120 @@ SCENARIOS: tuple[Scenario, ...] = (
             ),
         ),
         "every ingress port removed by service update: the endpoint keeps its mode",
+    ),
+    Scenario(
+        "secrets-configs",
+        (
+            secret("fx-s1", "secret one\n"),
+            secret("fx-s2", "two", "--label com.example.fixture=yes"),
+            config("fx-c1", "config one\n"),
+            config("fx-c2", "config two", "--label com.example.fixture=yes"),
+            config("fx-tpl", TEMPLATE, "--template-driver golang"),
+            Step(create("secrets-configs", SECRETS_CONFIGS, "sh", "-c", SHOW_FILES), ("running",)),
+            attempt("container_files", ("service", "logs", "--raw", "secrets-configs")),
+        ),
+        "secrets and configs given to a service: default, relative and absolute targets, uid, "
+        "gid and mode, a golang template (service, slot, node, env, a secret and a config by "
+        "target); what the container sees (owner, mode, size, tmpfs mounts, the template's "
+        "output)",
+    ),
+    Scenario(
+        "secret-rotation",
+        (
+            secret("fx-rot-v1", "key one"),
+            secret("fx-rot-v2", "key two"),
+            Step(
+                create(
+                    "secret-rotation",
+                    f"--update-monitor 500ms --secret source=fx-rot-v1,target=app-key {BUSYBOX}",
+                    *IDLE,
+                ),
+                ("running",),
+            ),
+            Step(
+                update(
+                    "secret-rotation",
+                    "--secret-rm fx-rot-v1 --secret-add source=fx-rot-v2,target=app-key",
+                ),
+                ("running", "shutdown"),
+                update_state="completed",
+            ),
+        ),
+        "a secret rotated under the same target by --secret-rm/--secret-add: a rolling update "
+        "that replaces the task (PreviousSpec keeps the old reference)",
+    ),
+    Scenario(
+        "secret-refusals",
+        (
+            secret("fx-used", "used"),
+            secret("fx-other", "other"),
+            secret("fx-gone", "gone"),
+            config("fx-cused", "used"),
+            Step(
+                create(
+                    "secret-user",
+                    f"--secret fx-used --secret source=fx-other,target=other "
+                    f"--config fx-cused {BUSYBOX}",
+                    *IDLE,
+                )
+            ),
+            attempt("secret_rm_in_use", ("secret", "rm", "fx-used")),
+            attempt("config_rm_in_use", ("config", "rm", "fx-cused")),
+            attempt("secret_rm_several_one_missing", ("secret", "rm", "fx-gone", "fx-nope")),
+            attempt("secret_inspect_missing", ("secret", "inspect", "fx-nope")),
+            attempt("secret_create_duplicate", secret("fx-used", "again").args, input="again"),
+            attempt("config_create_duplicate", config("fx-cused", "again").args, input="again"),
+            attempt("secret_create_bad_name", ("secret", "create", "fx bad", "-"), input="x"),
+            attempt("secret_create_name_65", ("secret", "create", "f" * 65, "-"), input="x"),
+            attempt("secret_create_name_64", ("secret", "create", "g" * 64, "-"), input="x"),
+            attempt("secret_create_empty_name", ("secret", "create", "", "-"), input="x"),
+            attempt("config_create_bad_name", ("config", "create", "fx-bad-", "-"), input="x"),
+            attempt("secret_create_empty_data", ("secret", "create", "fx-empty", "-"), input=""),
+            attempt(
+                "secret_create_500k",
+                ("secret", "create", "fx-big", "-"),
+                input="x" * (500 * 1024),
+            ),
+            attempt(
+                "config_create_1000k",
+                ("config", "create", "fx-cbig", "-"),
+                input="x" * (1000 * 1024),
+            ),
+            attempt(
+                "create_duplicate_target",
+                create(
+                    "fx-dup-target",
+                    f"--secret source=fx-used,target=same --secret source=fx-other,target=same "
+                    f"{BUSYBOX}",
+                    *IDLE,
+                ),
+            ),
+            attempt(
+                "create_duplicate_config_target",
+                create("fx-dup-ctarget", f"--config fx-cused --config fx-cused {BUSYBOX}", *IDLE),
+            ),
+            attempt(
+                "create_missing_secret",
+                create("fx-missing", f"--secret fx-nope {BUSYBOX}", *IDLE),
+            ),
+            attempt(
+                "create_missing_config",
+                create("fx-cmissing", f"--config fx-cnope {BUSYBOX}", *IDLE),
+            ),
+            attempt(
+                "update_add_conflicting_target",
+                update("secret-user", "--secret-add source=fx-other,target=fx-used"),
+            ),
+            attempt(
+                "create_dotdot_target",
+                create(
+                    "fx-dotdot", f"--secret source=fx-used,target=../../etc/fx-x {BUSYBOX}", *IDLE
+                ),
+            ),
+        ),
+        "refused secrets and configs: removed while a service uses them, several removed with "
+        "one missing, duplicate and bad names, empty and too large data, duplicate and "
+        "conflicting targets, a missing secret or config; and a target with .. (Docker takes it)",
     ),
 )
 
