@@ -175,10 +175,11 @@ TEMPLATE = (
     'node=[{{ .Node.Hostname }}] greeting={{ env "GREETING" }} home=[{{ env "HOME" }}]\n'
     'secret=[{{ secret "fx-t2" }}] config=[{{ config "/etc/fx-c1" }}]\n'
 )
-# What the container sees: each file's owner, mode and size, the mounts, the template's output.
+# What the container sees: each file's owner, mode and size, the mounts (sorted: the engine
+# orders mounts of one depth at random), the template's output.
 SHOW_FILES = (
     'stat -c "%n %u:%g %a %s" /run/secrets/* /etc/fx-abs /etc/fx-c1 /fx-c2 /fx-tpl; '
-    'grep -E " /(run/secrets|etc/fx-|fx-)" /proc/mounts; cat /fx-tpl; ' + IDLE[2]
+    'grep -E " /(run/secrets|etc/fx-|fx-)" /proc/mounts | sort; cat /fx-tpl; ' + IDLE[2]
 )
 
 SCENARIOS: tuple[Scenario, ...] = (

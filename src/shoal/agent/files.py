@@ -3,7 +3,7 @@
 `task_files()` (pure) turns a task's references into files: where each is in the container
 (a secret's relative target under `/run/secrets`, a config's under `/`), its payload (a
 template expanded for the task), owner and mode. `TaskFiles` (I/O) writes them on a tmpfs of
-this node's own (`<exec-root>/files/<task-id>/<secret-or-config-id>`; directories root-only)
+this node's own (`<exec-root>/files/<task-id>/<n>-<secret-or-config-id>`; directories root-only)
 and gives the container one read-only bind mount per file, as dockerd does. Nothing of them
 touches a disk: not shoald's state directory, not the engine's data root. A task's files go
 when the task is over or leaves the node.
@@ -41,7 +41,6 @@ from shoal.api.models import (
 log = logging.getLogger(__name__)
 
 DEFAULT_MODE = 0o444
-TMPFS_OPTIONS = "mode=0700,size=64m"
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
 _MNT_DETACH = 2
 
@@ -183,15 +182,16 @@ class TaskFiles:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         if _is_mountpoint(self.root):
             return
+        # As dockerd mounts its own (no size or mode: /proc/mounts in the container shows the
+        # same options), then closed to all but root.
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
-        rc = libc.mount(b"tmpfs", str(self.root).encode(), b"tmpfs", flags,
-                        TMPFS_OPTIONS.encode())  # fmt: skip
-        if rc != 0:
+        if libc.mount(b"tmpfs", str(self.root).encode(), b"tmpfs", flags, None) != 0:
             err = ctypes.get_errno()
             raise TaskRejected(
                 f"secrets and configs need a tmpfs at {self.root}: mount: {os.strerror(err)}"
             )
+        self.root.chmod(0o700)
 
     def write(self, task_id: str, files: list[TaskFile]) -> list[dict[str, Any]]:
         """Write the task's files; the container's mounts of them."""
