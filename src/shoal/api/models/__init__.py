@@ -43,6 +43,7 @@ from shoal.api.models.nodes import (
     NodeSpec,
     NodeStatus,
 )
+from shoal.api.models.mounts import BindOptions, Mount, TmpfsOptions, VolumeOptions
 from shoal.api.models.secrets import (
     SECRETS_DIR,
     Config,
@@ -64,7 +65,6 @@ from shoal.api.models.services import (
     Healthcheck,
     JobIteration,
     JobStatus,
-    Mount,
     NetworkAttachmentConfig,
     Placement,
     PlacementPreference,
@@ -121,6 +121,7 @@ __all__ = [
     "secret_path",
     "templated",
     "Attachment",
+    "BindOptions",
     "ConfigFrom",
     "Driver",
     "IPAMConfig",
@@ -175,9 +176,11 @@ __all__ = [
     "Task",
     "TaskSpec",
     "TaskStatus",
+    "TmpfsOptions",
     "UpdateConfig",
     "UpdateStatus",
     "Version",
+    "VolumeOptions",
     "allocated_endpoint_spec",
     "endpoint_kept",
     "is_ingress",
