@@ -15,20 +15,24 @@ from shoal.api.errors import EngineError, TaskRejected
 from shoal.api.models import ContainerSpec, Mount, Task, TaskSpec
 
 NFS = {"type": "nfs", "o": "addr=10.0.0.1", "device": ":/export"}
+NFS_OPTIONS = {"Labels": {"a": "b"}, "DriverConfig": {"Name": "local", "Options": NFS}}
 
 
 @pytest.mark.parametrize(
     ("sent", "shown"),
     [
         # bind-nonrecursive alone: SwarmKit's propagation defaults to rprivate
-        ({"Type": "bind", "Source": "/etc", "Target": "/e", "BindOptions": {"NonRecursive": True}},
+        ({"Type": "bind", "Source": "/etc", "Target": "/e",
+          "BindOptions": {"NonRecursive": True}},
          {"Type": "bind", "Source": "/etc", "Target": "/e",
           "BindOptions": {"Propagation": "rprivate", "NonRecursive": True}}),
-        ({"Type": "BIND", "Source": "/a", "Target": "/b", "BindOptions": {"Propagation": "RSLAVE"}},
-         {"Type": "bind", "Source": "/a", "Target": "/b", "BindOptions": {"Propagation": "rslave"}}),
+        ({"Type": "BIND", "Source": "/a", "Target": "/b",
+          "BindOptions": {"Propagation": "RSLAVE"}},
+         {"Type": "bind", "Source": "/a", "Target": "/b",
+          "BindOptions": {"Propagation": "rslave"}}),
         # empty bind options, consistency, false read-only, unknown fields: gone
-        ({"Type": "bind", "Source": "/a", "Target": "/b", "ReadOnly": False, "Consistency": "cached",
-          "BindOptions": {"Propagation": "", "CreateMountpoint": True}},
+        ({"Type": "bind", "Source": "/a", "Target": "/b", "ReadOnly": False,
+          "Consistency": "cached", "BindOptions": {"Propagation": "", "CreateMountpoint": True}},
          {"Type": "bind", "Source": "/a", "Target": "/b"}),
         ({"Target": "/b", "Source": "/a"}, {"Type": "bind", "Source": "/a", "Target": "/b"}),
         # the CLI's volume options: an empty driver config stays, empty maps go
@@ -37,10 +41,8 @@ NFS = {"type": "nfs", "o": "addr=10.0.0.1", "device": ":/export"}
                             "DriverConfig": {"Name": "", "Options": {}}}},
          {"Type": "volume", "Source": "v", "Target": "/v", "ReadOnly": True,
           "VolumeOptions": {"NoCopy": True, "DriverConfig": {}}}),
-        ({"Type": "volume", "Source": "v", "Target": "/v",
-          "VolumeOptions": {"Labels": {"a": "b"}, "DriverConfig": {"Name": "local", "Options": NFS}}},
-         {"Type": "volume", "Source": "v", "Target": "/v",
-          "VolumeOptions": {"Labels": {"a": "b"}, "DriverConfig": {"Name": "local", "Options": NFS}}}),
+        ({"Type": "volume", "Source": "v", "Target": "/v", "VolumeOptions": NFS_OPTIONS},
+         {"Type": "volume", "Source": "v", "Target": "/v", "VolumeOptions": NFS_OPTIONS}),
         ({"Type": "tmpfs", "Source": "", "Target": "/t",
           "TmpfsOptions": {"SizeBytes": 0, "Mode": 448, "Options": [["noexec"]]}},
          {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"Mode": 448}}),
@@ -55,12 +57,14 @@ def test_a_mount_is_what_swarmkit_keeps_of_it(sent: dict[str, Any], shown: dict[
 @pytest.mark.parametrize(
     ("mount", "refusal"),
     [
-        ({"Type": "volume", "Target": "rel"}, "invalid mount target, must be an absolute path: rel"),
+        ({"Type": "volume", "Target": "rel"},
+         "invalid mount target, must be an absolute path: rel"),
         ({"Type": "bind", "Source": "rel", "Target": "/x"},
          "invalid bind mount source, must be an absolute path: rel"),
         ({"Type": "volume", "Source": "/abs", "Target": "/x"},
          "invalid volume mount source, must not be an absolute path: /abs"),
-        ({"Type": "tmpfs", "Source": "x", "Target": "/x"}, "invalid tmpfs source, source must be empty"),
+        ({"Type": "tmpfs", "Source": "x", "Target": "/x"},
+         "invalid tmpfs source, source must be empty"),
         ({"Type": "volume", "Target": "/x"}, None),
         ({"Type": "bind", "Source": "/x", "Target": "/x"}, None),
         ({"Type": "tmpfs", "Target": "/x"}, None),
@@ -85,7 +89,8 @@ def test_templates_in_source_target_labels_and_driver_options() -> None:
     (mount,) = create_body(task, "web", None)["HostConfig"]["Mounts"]
     assert (mount["Source"], mount["Target"]) == ("data-3", "/d/3")
     assert mount["VolumeOptions"] == {
-        "Labels": {"slot": "3"}, "DriverConfig": {"Options": {"device": "/srv/web"}}
+        "Labels": {"slot": "3"},
+        "DriverConfig": {"Options": {"device": "/srv/web"}},
     }
     spec = task.spec.container_spec
     assert spec is not None and spec.mounts is not None
@@ -94,15 +99,15 @@ def test_templates_in_source_target_labels_and_driver_options() -> None:
 
 def test_volume_requests_for_named_volumes_with_a_driver_config() -> None:
     engine_mounts = [
-        {"Type": "volume", "Source": "nfs", "Target": "/a",
-         "VolumeOptions": {"Labels": {"k": "v"}, "DriverConfig": {"Name": "local", "Options": NFS}}},
-        {"Type": "volume", "Source": "plain", "Target": "/b", "VolumeOptions": {"DriverConfig": {}}},
+        {"Type": "volume", "Source": "nfs", "Target": "/a", "VolumeOptions": NFS_OPTIONS},
+        {"Type": "volume", "Source": "plain", "Target": "/b",
+         "VolumeOptions": {"DriverConfig": {}}},
         {"Type": "volume", "Source": "none", "Target": "/c"},  # no options: the engine's default
         {"Type": "volume", "Target": "/d", "VolumeOptions": {"DriverConfig": {"Name": "local"}}},
         {"Type": "bind", "Source": "/x", "Target": "/e"},
     ]  # fmt: skip
     assert mounts.volume_requests(engine_mounts) == [
-        {"Name": "nfs", "Driver": "local", "DriverOpts": NFS, "Labels": {"k": "v"}},
+        {"Name": "nfs", "Driver": "local", "DriverOpts": NFS, "Labels": {"a": "b"}},
         {"Name": "plain", "Driver": "local", "DriverOpts": {}, "Labels": {}},
     ]
 
@@ -150,7 +155,8 @@ def test_the_volume_is_created_with_its_options_before_the_container() -> None:
     engine = Engine()
     asyncio.run(controller(engine, task_with(NFS_MOUNT)).prepare())
     assert [(m, p) for m, p, _ in engine.calls] == [
-        ("POST", "/volumes/create"), ("POST", "/containers/create")
+        ("POST", "/volumes/create"),
+        ("POST", "/containers/create"),
     ]
     assert engine.calls[0][2]["body"] == {"Name": "data-3", "Driver": "local", "DriverOpts": NFS,
                                   "Labels": {}}  # fmt: skip

@@ -24,6 +24,7 @@ from shoal.api.models.base import (
     parse_time,
     timestamp,
 )
+from shoal.api.models.mounts import BindOptions, Mount, TmpfsOptions, VolumeOptions
 from shoal.api.models.networks import (
     Attachment,
     ConfigFrom,
@@ -45,7 +46,6 @@ from shoal.api.models.nodes import (
     NodeSpec,
     NodeStatus,
 )
-from shoal.api.models.mounts import BindOptions, Mount, TmpfsOptions, VolumeOptions
 from shoal.api.models.secrets import (
     SECRETS_DIR,
     Config,
