@@ -182,6 +182,16 @@ SHOW_FILES = (
     'grep -E " /(run/secrets|etc/fx-|fx-)" /proc/mounts | sort; cat /fx-tpl; ' + IDLE[2]
 )
 
+MOUNTS = f"""
+    --mount type=volume,source=mounts-{{{{.Task.Slot}}}},target=/data,volume-driver=local,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=/tmp,volume-label=purpose=fixture
+    --mount type=volume,source=mounts-ro,target=/ro,readonly,volume-nocopy
+    --mount type=volume,target=/anonymous
+    --mount type=bind,source=/usr,target=/host-usr,bind-propagation=private
+    --mount type=bind,source=/etc,target=/host-etc,readonly,bind-nonrecursive
+    --mount type=tmpfs,target=/scratch,tmpfs-size=1m,tmpfs-mode=700
+    {BUSYBOX}
+"""  # noqa: E501
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "minimal",
@@ -447,6 +457,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         "refused secrets and configs: removed while a service uses them, several removed with "
         "one missing, duplicate and bad names, empty and too large data, duplicate and "
         "conflicting targets, a missing secret or config; and a target with .. (Docker takes it)",
+    ),
+    Scenario(
+        "mounts",
+        (Step(create("mounts", MOUNTS, *IDLE), ("running",)),),
+        "every kind of mount the CLI makes: a volume with a driver, options and labels whose "
+        "name is a template, a read-only one without copy, an anonymous one, binds with "
+        "propagation and non-recursive, tmpfs with size and mode",
     ),
 )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shoal.agent.mounts import expand as expand_mount
 from shoal.api import labels, template
 from shoal.api.defaults import STOP_GRACE_PERIOD
 from shoal.api.models import ContainerSpec, NodeDescription, PortConfig, Task
@@ -157,10 +158,7 @@ def endpoint_config(ip: str) -> dict[str, Any]:
 
 
 def _expand_mount(mount: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
-    for key in ("Source", "Target"):
-        if isinstance(mount.get(key), str):
-            mount[key] = template.expand(mount[key], ctx)
-    return mount
+    return expand_mount(mount, ctx)
 
 
 def _extra_host(entry: str) -> str:

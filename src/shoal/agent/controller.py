@@ -7,9 +7,11 @@ Docker Engine API, `shoal.testing.fakes.FakeController` in memory.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shoal.agent import mounts
 from shoal.agent.container import (
     create_body,
     endpoint_config,
@@ -26,6 +28,8 @@ from shoal.api.models import NodeDescription, PortConfig, Task
 from shoal.api.naming import container_name
 from shoal.engine.client import Engine
 from shoal.rpc.messages import ServiceInfo
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,6 +117,9 @@ class EngineController:
         image = spec.image if spec else None
         if not image:
             raise TaskRejected("no image")
+        refused = mounts.check(spec.mounts or []) if spec else None
+        if refused:
+            raise TaskRejected(refused)
         try:
             await self.puller.ensure(image, self.registry_auth)
         except EngineError as e:
@@ -124,6 +131,7 @@ class EngineController:
             self.task, self.service_name, self.ports, self.node, self.service_labels,
             await self._files(),
         )  # fmt: skip
+        await self._volumes(body["HostConfig"].get("Mounts") or [])
         try:
             await self.engine.request(
                 "POST", "/containers/create", params={"name": self.name}, body=body
@@ -168,6 +176,18 @@ class EngineController:
             except EngineError as e:
                 raise TaskRejected(f"network {att.network().name}: {e.message}") from e
 
+    async def _volumes(self, engine_mounts: list[dict[str, Any]]) -> None:
+        """The task's named volumes with a driver config exist, with that driver, its
+        options and labels, before its container (moby's `createVolumes`)."""
+        for request in mounts.volume_requests(engine_mounts):
+            try:
+                volume = await self.engine.request("POST", "/volumes/create", body=request)
+            except EngineError as e:
+                raise TaskRejected(e.message) from e
+            other = mounts.differs(request, volume if isinstance(volume, dict) else {})
+            if other:
+                log.warning("task %s: %s", self.task.id, other)
+
     async def start(self) -> None:
         try:
             await self.engine.request("POST", f"/containers/{self.name}/start")
@@ -191,9 +211,11 @@ class EngineController:
                 raise
 
     async def remove(self) -> None:
+        """The container and its anonymous volumes (moby's executor removes them with it);
+        named volumes stay."""
         try:
             await self.engine.request(
-                "DELETE", f"/containers/{self.name}", params={"force": "1", "v": "0"}
+                "DELETE", f"/containers/{self.name}", params={"force": "1", "v": "1"}
             )
         except EngineError as e:
             if e.status != 404:

@@ -3,11 +3,13 @@
 Attribute names are snake_case; the JSON names are exactly Docker's (PascalCase, with `ID`,
 `TTY`, `DNSConfig`, … spelled as Docker spells them). Every model keeps fields it does not
 declare (`extra="allow"`), so a spec round-trips byte for byte even where shoal does not act
-on a field yet. Durations are integer nanoseconds, times RFC 3339 strings, bytes base64.
+on a field yet — except mounts, which keep only what Docker's store keeps of them. Durations
+are integer nanoseconds, times RFC 3339 strings, bytes base64.
 
 One module per object, as moby's `api/types/swarm` has them: `base` (the base class, `Meta`,
-the time helpers), `services` (with the task spec), `tasks`, `nodes`, `swarm`, `networks`,
-`secrets` (secrets and configs). Everything is exported here: import from `shoal.api.models`.
+the time helpers), `services` (with the task spec; its mounts in `mounts`), `tasks`, `nodes`,
+`swarm`, `networks`, `secrets` (secrets and configs). Everything is exported here: import from
+`shoal.api.models`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from shoal.api.models.base import (
     parse_time,
     timestamp,
 )
+from shoal.api.models.mounts import BindOptions, Mount, TmpfsOptions, VolumeOptions
 from shoal.api.models.networks import (
     Attachment,
     ConfigFrom,
@@ -64,7 +67,6 @@ from shoal.api.models.services import (
     Healthcheck,
     JobIteration,
     JobStatus,
-    Mount,
     NetworkAttachmentConfig,
     Placement,
     PlacementPreference,
@@ -121,6 +123,7 @@ __all__ = [
     "secret_path",
     "templated",
     "Attachment",
+    "BindOptions",
     "ConfigFrom",
     "Driver",
     "IPAMConfig",
@@ -175,9 +178,11 @@ __all__ = [
     "Task",
     "TaskSpec",
     "TaskStatus",
+    "TmpfsOptions",
     "UpdateConfig",
     "UpdateStatus",
     "Version",
+    "VolumeOptions",
     "allocated_endpoint_spec",
     "endpoint_kept",
     "is_ingress",

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, PrivateAttr
 
 from shoal.api.defaults import TASK_DEFAULTS, merge_defaults
 from shoal.api.models.base import GoJSON, Meta, Model
+from shoal.api.models.mounts import Mount
 from shoal.api.models.secrets import ConfigReference, SecretReference
 
 
@@ -57,17 +58,6 @@ class Healthcheck(Model):
     retries: int | None = None
     start_period: int | None = None
     start_interval: int | None = None
-
-
-class Mount(Model):
-    type: str | None = None
-    source: str | None = None
-    target: str | None = None
-    read_only: bool | None = None
-    consistency: str | None = None
-    bind_options: dict[str, Any] | None = None
-    volume_options: dict[str, Any] | None = None
-    tmpfs_options: dict[str, Any] | None = None
 
 
 class ContainerSpec(Model):

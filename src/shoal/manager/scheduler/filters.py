@@ -112,7 +112,8 @@ class PluginFilter:
         c = task.spec.container_spec
         for m in (c.mounts if c is not None else None) or ():
             if m.type == "volume":
-                drv = _field(_field(m.volume_options, "DriverConfig"), "Name")
+                config = m.volume_options.driver_config if m.volume_options else None
+                drv = config.name if config is not None else None
                 if drv and drv != "local":
                     needs.append(("Volume", drv))
         for att in task.networks_attachments or ():
