@@ -108,6 +108,7 @@ def test_a_restarted_manager_is_locked_until_unlocked(
 ) -> None:
     cli.create("kept", "--replicas", "2", WHOAMI)
     token = cli.ok("swarm", "join-token", "-q", "worker")  # sealed in etcd
+    secret = cli.ok("secret", "create", "kept-secret", "-", input="s3cret").strip()  # sealed too
     wait_for(lambda: cli.service_row("kept")["Replicas"] == "2/2", 60, what="kept converged")
     tasks = sorted(t["ID"] for t in cli.tasks("kept") if t["State"] == "Running")
     containers = task_containers(engine, "kept")
@@ -139,6 +140,7 @@ def test_a_restarted_manager_is_locked_until_unlocked(
     assert state(cli) == "active"
     assert [r["Name"] for r in cli.json_lines("service", "ls")] == ["kept"]
     assert cli.ok("swarm", "join-token", "-q", "worker") == token  # opens again
+    assert cli.ok("secret", "ls", "-q").split() == [secret]
     wait_for(lambda: cli.service_row("kept")["Replicas"] == "2/2", 60, what="kept running again")
     assert sorted(t["ID"] for t in cli.tasks("kept") if t["State"] == "Running") == tasks
     assert task_containers(engine, "kept") == containers  # the same containers, still running
