@@ -26,6 +26,7 @@ LOCKED = (
     'Swarm is encrypted and needs to be unlocked before it can be used. Please use "docker '
     'swarm unlock" to unlock it.'
 )
+INVALID = f"{DAEMON}swarm could not be unlocked: invalid key provided\n"
 KEY = re.compile(r"^SWMKEY-1-[A-Za-z0-9+/]{43}$")
 
 
@@ -130,7 +131,7 @@ def test_a_restarted_manager_is_locked_until_unlocked(
     assert (status, json.loads(body)) == (503, {"message": LOCKED})
 
     wrong = "SWMKEY-1-" + base64.b64encode(b"w" * 32).decode().rstrip("=")
-    assert unlock(cli, wrong) == (1, "", f"{DAEMON}swarm could not be unlocked: invalid key provided\n")
+    assert unlock(cli, wrong) == (1, "", INVALID)
     assert unlock(cli, "garbage") == (1, "", f"{DAEMON}invalid key string\n")
     status, body = shoald.api("POST", "/swarm/unlock", json.dumps({"UnlockKey": wrong}).encode())
     assert status == 401
@@ -154,7 +155,7 @@ def test_rotation_retires_the_old_key(shoald: Any, cli: Cli, keys: list[str]) ->
     keys.append(new)
     restart(shoald)
     assert state(cli) == "locked"
-    assert unlock(cli, keys[-2])[2] == f"{DAEMON}swarm could not be unlocked: invalid key provided\n"
+    assert unlock(cli, keys[-2]) == (1, "", INVALID)
     assert unlock(cli, keys[-1]) == (0, "", "")
     assert state(cli) == "active"
 

@@ -189,8 +189,7 @@ SWARM_LOCKED = (
     'swarm unlock" to unlock it.'
 )
 LOCKED_LEAVE = (
-    "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this "
-    "message."
+    "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message."
 )
 NOT_LOCKED = "swarm is not locked"
 INVALID_KEY_STRING = "invalid key string"

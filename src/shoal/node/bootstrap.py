@@ -1,5 +1,6 @@
 """How a node enters a swarm: `swarm init` makes a new one (root CA, data key, the swarm and
-node objects, the unlock key with `--autolock`); `swarm join` gets a certificate from a manager over the cluster port."""
+node objects, the unlock key with `--autolock`); `swarm join` gets a certificate from a
+manager over the cluster port."""
 
 from __future__ import annotations
 

@@ -155,10 +155,10 @@ class Daemon:
         async with self._lock:
             if self.state is None:
                 raise NotAcceptable(NOT_A_MANAGER)
+            if self.state.role != "manager":
+                raise NotAcceptable(NOT_A_MANAGER_WORKER)
             if not self._locked:
-                raise Conflict(NOT_LOCKED) if self.state.role == "manager" else NotAcceptable(
-                    NOT_A_MANAGER_WORKER
-                )
+                raise Conflict(NOT_LOCKED)
             self.keys.open(unlock_key)
             self._locked = False
             try:
