@@ -751,6 +751,7 @@ STORE_ONLY = {
     ("Task", "Endpoint"),
     ("Service", "RegistryAuth"),
     ("Service", "PreviousRegistryAuth"),
+    ("Swarm", "UnlockKey"),
 }
 
 
@@ -867,6 +868,9 @@ def test_store_only_fields_are_not_shown() -> None:
     assert "new" not in json.dumps(service.to_api()) and "old" not in json.dumps(service.to_api())
     again = M.Service.model_validate_json(service.model_dump_json(by_alias=True))
     assert (again.registry_auth, again.previous_registry_auth) == ("new", "old")
+    swarm = M.Swarm(id="w", unlock_key="SWMKEY-1-secret")
+    assert "SWMKEY" not in json.dumps(swarm.to_api())
+    assert M.Swarm.model_validate_json(swarm.model_dump_json(by_alias=True)).unlock_key
 
 
 def test_store_only_fields_are_listed() -> None:

@@ -41,6 +41,12 @@ class Forbidden(ShoalError):
     status = 403
 
 
+class Unauthorized(ShoalError):
+    """moby `errdefs.Unauthorized` (a wrong unlock key): HTTP 401."""
+
+    status = 401
+
+
 class Deposed(ShoalError):
     """A write of a leader's loop after the leadership passed on (its fence failed)."""
 
@@ -176,6 +182,26 @@ class NoLeader(_RPCText, Unavailable):
 
     def __init__(self) -> None:
         super().__init__(NO_LEADER)
+
+
+SWARM_LOCKED = (
+    'Swarm is encrypted and needs to be unlocked before it can be used. Please use "docker '
+    'swarm unlock" to unlock it.'
+)
+LOCKED_LEAVE = (
+    "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message."
+)
+NOT_LOCKED = "swarm is not locked"
+INVALID_KEY_STRING = "invalid key string"
+INVALID_UNLOCK_KEY = "swarm could not be unlocked: invalid key provided"
+
+
+class SwarmLocked(NotAcceptable):
+    """A manager restarted with autolock on, not unlocked yet: every swarm call but unlock
+    answers this (moby `errSwarmLocked`, HTTP 503)."""
+
+    def __init__(self) -> None:
+        super().__init__(SWARM_LOCKED)
 
 
 INVALID_JOIN_TOKEN = "A valid join token is necessary to join this cluster"

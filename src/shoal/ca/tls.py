@@ -1,17 +1,31 @@
 """TLS on the cluster port, with the node certificates in a node's `certs/` directory
-(`ca.crt`, `node.crt`, `node.key`)."""
+(`ca.crt`, `node.crt`, `node.key`). A manager's `node.key` is encrypted (PKCS#8) with the
+swarm's data key, so it is locked whenever the data key is (autolock)."""
 
 from __future__ import annotations
 
 import ssl
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
 
-def server_context(certs: Path) -> ssl.SSLContext:
+
+def encrypt_key(key_pem: bytes, password: bytes) -> bytes:
+    """A private key's PEM, encrypted with `password` (which `server_context` then needs)."""
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password),
+    )
+
+
+def server_context(certs: Path, password: bytes | None = None) -> ssl.SSLContext:
     """A manager's side: its node certificate; client certificates checked against the
-    cluster CA when presented (joining nodes have none yet)."""
+    cluster CA when presented (joining nodes have none yet). `password` opens an encrypted
+    `node.key`."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(certs / "ca.crt"))
-    ctx.load_cert_chain(str(certs / "node.crt"), str(certs / "node.key"))
+    ctx.load_cert_chain(str(certs / "node.crt"), str(certs / "node.key"), password=password)
     ctx.verify_mode = ssl.CERT_OPTIONAL
     return ctx
 

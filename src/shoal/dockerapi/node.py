@@ -33,8 +33,22 @@ class LocalNode(Protocol):
         """None outside a swarm."""
         ...
 
+    @property
+    def locked(self) -> bool:
+        """A manager restarted with autolock on and not unlocked yet."""
+        ...
+
     def control(self) -> Store:
-        """The cluster state, on a manager; raises Docker's "not a manager" errors elsewhere."""
+        """The cluster state, on a manager; raises Docker's "not a manager" errors elsewhere,
+        and its "Swarm is encrypted and needs to be unlocked" one while locked."""
+        ...
+
+    async def unlock(self, unlock_key: str) -> None:
+        """`POST /swarm/unlock`."""
+        ...
+
+    def follow_unlock_key(self) -> None:
+        """Re-wrap this manager's data key for the swarm's unlock key after an update."""
         ...
 
     async def init(self, req: dict[str, Any]) -> str:

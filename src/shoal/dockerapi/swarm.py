@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from shoal.api.errors import BadRequest
 from shoal.dockerapi.http import (
     Routes,
     json_response,
@@ -37,24 +36,27 @@ async def leave(request: web.Request) -> web.StreamResponse:
 
 
 async def update(request: web.Request) -> web.StreamResponse:
+    node = node_of(request)
     await swarm.update(
-        node_of(request).control(),
+        node.control(),
         query_int(request, "version"),
         await read_json(request),
         query_bool(request, "rotateWorkerToken"),
         query_bool(request, "rotateManagerToken"),
+        query_bool(request, "rotateManagerUnlockKey"),
     )
+    node.follow_unlock_key()
     return web.Response(status=200)
 
 
 async def unlock_key(request: web.Request) -> web.StreamResponse:
-    node_of(request).control()
-    return json_response({"UnlockKey": ""})
+    return json_response({"UnlockKey": swarm.unlock_key(node_of(request).control())})
 
 
 async def unlock(request: web.Request) -> web.StreamResponse:
-    node_of(request).control()
-    raise BadRequest("swarm is not locked")
+    body = await read_object(request)
+    await node_of(request).unlock(str(body.get("UnlockKey") or ""))
+    return web.Response(status=200)
 
 
 def add_routes(routes: Routes) -> None:

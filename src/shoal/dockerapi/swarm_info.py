@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shoal.api.errors import SWARM_LOCKED
 from shoal.dockerapi.node import LocalNode
 
 
@@ -13,6 +14,12 @@ def info(node: LocalNode) -> dict[str, Any]:
         return {
             "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
             "ControlAvailable": False, "Error": "", "RemoteManagers": None,
+        }  # fmt: skip
+    if node.locked:  # as Docker's locked manager: no node ID, no remotes, the error
+        return {
+            "NodeID": "", "NodeAddr": membership.advertise_addr.rpartition(":")[0],
+            "LocalNodeState": "locked", "ControlAvailable": False, "Error": SWARM_LOCKED,
+            "RemoteManagers": None,
         }  # fmt: skip
     manager = membership.role == "manager"
     out: dict[str, Any] = {

@@ -19,6 +19,8 @@ def swarm_header(node: LocalNode) -> str:
     membership = node.membership
     if membership is None:
         return "inactive"
+    if node.locked:
+        return "locked"
     return "active/manager" if membership.role == "manager" else "active/worker"
 
 

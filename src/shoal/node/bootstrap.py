@@ -1,5 +1,6 @@
 """How a node enters a swarm: `swarm init` makes a new one (root CA, data key, the swarm and
-node objects); `swarm join` gets a certificate from a manager over the cluster port."""
+node objects, the unlock key with `--autolock`); `swarm join` gets a certificate from a
+manager over the cluster port."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from shoal.ca.tokens import matches_ca, new_token, parse
 from shoal.node.addresses import host_of
 from shoal.node.state import LocalState
 from shoal.rpc.messages import JoinAnswer, JoinRequest
+from shoal.store.seal import new_unlock_key
 
 CONNECT_TIMEOUT = 5.0
 
@@ -48,6 +50,8 @@ def new_swarm(
     )  # fmt: skip
     swarm.join_tokens.worker = new_token(ca.der)
     swarm.join_tokens.manager = new_token(ca.der)
+    if swarm.spec.encryption_config.auto_lock_managers:
+        swarm.unlock_key = new_unlock_key()
     description = description.model_copy(update={"tls_info": swarm.tls_info})
     node = Node(
         id=state.node_id,

@@ -4,7 +4,9 @@ Outside a swarm the daemon only proxies the local engine. `swarm init` (or, on r
 saved local state) starts the swarm parts in one task group: on a manager the etcd member,
 the store mirror, the manager (leader loops), the dispatcher, the cluster port and this
 node's agent; on a worker the agent alone. `swarm leave` cancels the group and wipes the
-swarm state. The composition root: the only module that knows every part.
+swarm state. A manager restarted with autolock on starts nothing until `swarm unlock`
+gives it the key that opens its data key (`node/keys.py`). The composition root: the only
+module that knows every part.
 """
 
 from __future__ import annotations
@@ -29,17 +31,23 @@ from shoal.agent.session import Session
 from shoal.api import labels
 from shoal.api.errors import (
     ALREADY_IN_SWARM,
+    LOCKED_LEAVE,
     NOT_A_MANAGER,
     NOT_A_MANAGER_WORKER,
+    NOT_LOCKED,
     BadRequest,
+    Conflict,
+    DaemonError,
     InvalidArgument,
     NoLeader,
     NotAcceptable,
+    ShoalError,
+    SwarmLocked,
 )
-from shoal.api.models import Network, NodeDescription, Task, TLSInfo, ingress_spec
+from shoal.api.models import Network, NodeDescription, Swarm, Task, TLSInfo, ingress_spec
 from shoal.api.naming import new_id
 from shoal.ca.authority import issue, new_csr, new_key, new_root_ca, tls_info
-from shoal.ca.tls import server_context, write_certs
+from shoal.ca.tls import encrypt_key, server_context, write_certs
 from shoal.engine.client import Engine
 from shoal.engine.logs import container_log
 from shoal.etcd.member import Member, MemberConfig
@@ -49,11 +57,12 @@ from shoal.manager.dispatcher.server import make_cluster_app
 from shoal.manager.manager import Manager
 from shoal.node import bootstrap
 from shoal.node.addresses import SWARM_PORT, advertise_address, host_of, route_address
+from shoal.node.keys import LocalKeys
 from shoal.node.networks import NodeNetworks
 from shoal.node.state import LocalState, SwarmDir
 from shoal.store.etcd import Etcd
 from shoal.store.mirrored import MirroredStore
-from shoal.store.seal import Sealer, load_key, write_key
+from shoal.store.seal import Sealer
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +89,8 @@ class Daemon:
         self.dir = SwarmDir(config.state_dir)
         self.files = TaskFiles(config.exec_root / "files")  # the tasks' secrets and configs
         self.state: LocalState | None = None
+        self.keys = LocalKeys(self.dir.data_key)
+        self._locked = False
         self.store: MirroredStore | None = None
         self.dispatcher: Dispatcher | None = None
         self.networks: NodeNetworks | None = None
@@ -96,7 +107,13 @@ class Daemon:
     def membership(self) -> LocalState | None:
         return self.state
 
+    @property
+    def locked(self) -> bool:
+        return self._locked
+
     def control(self) -> MirroredStore:
+        if self._locked:
+            raise SwarmLocked()
         if self.state is not None and self.state.role != "manager":
             raise NotAcceptable(NOT_A_MANAGER_WORKER)
         if self.store is None:
@@ -119,8 +136,54 @@ class Daemon:
 
     async def start(self) -> None:
         self.state = self.dir.load()
-        if self.state is not None:
-            await self._start_swarm(self.state)
+        if self.state is None:
+            return
+        if self.state.role == "manager":
+            if self.keys.locked():
+                self._locked = True
+                log.warning("swarm is locked (autolock): `docker swarm unlock` starts it")
+                return
+            self.keys.open()
+        await self._start_swarm(self.state)
+
+    async def unlock(self, unlock_key: str) -> None:
+        """`POST /swarm/unlock`: open the data key with the unlock key, start the swarm (carried
+        through even if the client goes away meanwhile)."""
+        await asyncio.shield(asyncio.ensure_future(self._unlock(unlock_key)))
+
+    async def _unlock(self, unlock_key: str) -> None:
+        async with self._lock:
+            if self.state is None:
+                raise NotAcceptable(NOT_A_MANAGER)
+            if self.state.role != "manager":
+                raise NotAcceptable(NOT_A_MANAGER_WORKER)
+            if not self._locked:
+                raise Conflict(NOT_LOCKED)
+            self.keys.open(unlock_key)
+            self._locked = False
+            try:
+                await self._start_swarm(self.state)
+            except Exception as e:
+                await self._stop_swarm()
+                self.keys.forget()
+                self._locked = True
+                if isinstance(e, ShoalError):
+                    raise
+                raise DaemonError(f"swarm component could not be started: {e}") from e
+            log.info("swarm unlocked")
+
+    def follow_unlock_key(self) -> None:
+        """Keep this manager's data key wrapped with the swarm's current unlock key (plain
+        with autolock off). Called on every change of the swarm object, and by the API right
+        after an update so that a restart at once finds the new wrapping."""
+        swarm = self.control().swarm()
+        if swarm is not None:
+            self._follow(swarm)
+
+    def _follow(self, swarm: Swarm) -> None:
+        if self.keys.follow(swarm.unlock_key):
+            log.info("data key %s", "wrapped with the unlock key" if swarm.unlock_key else
+                     "kept unwrapped (autolock off)")  # fmt: skip
 
     async def stop(self) -> None:
         """shoald stops (SIGTERM), to be started again: the manager is told first."""
@@ -133,9 +196,7 @@ class Daemon:
         """Start the swarm parts; return once a manager's store is loaded (or raise what
         went wrong while starting)."""
         ready = asyncio.Event()
-        networks = self.networks = NodeNetworks(
-            host_of(state.advertise_addr), self.dir.network, EngineNetworks(self._engine)
-        )
+        networks = self.networks = self._node_networks(state)
         if state.role == "manager":
             run = self._run_manager(state, networks, ready)
         else:
@@ -147,6 +208,11 @@ class Daemon:
         if self._group in done:
             waiter.cancel()
             self._group.result()
+
+    def _node_networks(self, state: LocalState) -> NodeNetworks:
+        return NodeNetworks(
+            host_of(state.advertise_addr), self.dir.network, EngineNetworks(self._engine)
+        )
 
     async def _run_manager(
         self, state: LocalState, networks: NodeNetworks, ready: asyncio.Event
@@ -160,7 +226,8 @@ class Daemon:
             )
         )
         etcd = Etcd(state.etcd_endpoint)
-        store = self.store = MirroredStore(etcd, Sealer(load_key(self.dir.data_key)))
+        assert self.keys.data_key is not None
+        store = self.store = MirroredStore(etcd, Sealer(self.keys.data_key))
         dispatcher = self.dispatcher = Dispatcher(store)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(networks.run())  # first: dockerd waits for the plugin to start
@@ -173,12 +240,26 @@ class Daemon:
             tg.create_task(Manager(store, etcd, state.node_id).run())
             tg.create_task(dispatcher.run())
             tg.create_task(self._serve_cluster_port(state, store, dispatcher))
+            tg.create_task(self._follow_swarm(store))
             addr = host_of(state.advertise_addr)
             tg.create_task(
                 self._run_agent(
                     state, networks, lambda d: dispatcher.register(state.node_id, d, addr)
                 )
             )
+
+    async def _follow_swarm(self, store: MirroredStore) -> None:
+        """The unlock key, as any manager changes it (`follow_unlock_key`)."""
+        events = store.subscribe()
+        try:
+            while True:
+                swarm = store.swarm()
+                if swarm is not None:
+                    self._follow(swarm)
+                while not any(e.kind == "swarm" for e in await events.get()):
+                    pass
+        finally:
+            store.unsubscribe(events)
 
     async def _run_worker(self, state: LocalState, networks: NodeNetworks) -> None:
         async def connect(description: NodeDescription) -> RemoteSession:
@@ -223,7 +304,7 @@ class Daemon:
         host, _, port = state.listen_addr.rpartition(":")
         site = web.TCPSite(
             runner, host or "0.0.0.0", int(port or SWARM_PORT),
-            ssl_context=server_context(self.dir.certs),
+            ssl_context=server_context(self.dir.certs, self.keys.data_key),
         )  # fmt: skip
         try:
             await site.start()
@@ -272,15 +353,15 @@ class Daemon:
             self.dir.wipe()
             description = await describe(self._engine)
             root = new_root_ca()
+            swarm, node = bootstrap.new_swarm(state, req, description, availability, root)
             key, key_pem = new_key()
             cert = issue(root, new_csr(key), state.node_id, "manager", state.swarm_id)
-            write_certs(self.dir.certs, root.cert_pem, cert, key_pem)
             _, data_key = Sealer.new()
-            write_key(self.dir.data_key, data_key)
+            write_certs(self.dir.certs, root.cert_pem, cert, encrypt_key(key_pem, data_key))
+            self.keys.create(data_key, swarm.unlock_key)
             await self._start_swarm(state)
             try:
                 assert self.store is not None
-                swarm, node = bootstrap.new_swarm(state, req, description, availability, root)
                 await ca.save(self.store, root)
                 await self.store.create(swarm)
                 await self.store.create(node)
@@ -288,6 +369,7 @@ class Daemon:
             except BaseException:
                 await self._stop_swarm()
                 self.dir.wipe()
+                self.keys.forget()
                 raise
             self.dir.save(state)
             self.state = state
@@ -337,6 +419,8 @@ class Daemon:
         async with self._lock:
             if self.state is None:
                 raise NotAcceptable("This node is not part of a swarm")
+            if self._locked and not force:
+                raise NotAcceptable(LOCKED_LEAVE)
             if self.state.role == "manager" and not force:  # workers leave without --force
                 raise NotAcceptable(
                     "You are attempting to leave the swarm on a node that is participating as "
@@ -346,6 +430,8 @@ class Daemon:
             node_id = self.state.node_id
             started = asyncio.get_running_loop().time()
             networks = self.networks
+            if networks is None:  # locked: nothing was started
+                networks = self._node_networks(self.state)
             await self._stop_swarm()
             if networks is not None:  # dockerd asks the plugin as containers and networks go
                 await networks.serve()
@@ -357,6 +443,8 @@ class Daemon:
                     await asyncio.wait_for(networks.teardown(), STOP_TIMEOUT)
             self.networks = None
             self.dir.wipe()
+            self.keys.forget()
+            self._locked = False
             self.state = None
             took = asyncio.get_running_loop().time() - started
             log.info("left the swarm in %.1f s", took)

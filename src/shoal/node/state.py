@@ -1,6 +1,7 @@
 """What a node remembers of its swarm across restarts, under `<state-dir>/swarm/`:
-`state.json` (membership), `certs/` (CA, node certificate and key), `data.key` (the swarm's
-data key, managers only) and `etcd/` (the member's data, managers only)."""
+`state.json` (membership), `certs/` (CA, node certificate and key — a manager's encrypted
+with the data key), `data.key` (the swarm's data key, managers only: wrapped with the unlock
+key while autolock is on, see `node/keys.py`) and `etcd/` (the member's data, managers only)."""
 
 from __future__ import annotations
 

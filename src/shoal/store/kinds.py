@@ -27,7 +27,7 @@ KINDS: dict[str, type[Meta]] = {
 }
 _KIND_OF: dict[type[Meta], str] = {cls: kind for kind, cls in KINDS.items()}
 SEALED: dict[str, tuple[str, ...]] = {  # JSON paths, dotted
-    "swarm": ("JoinTokens",),
+    "swarm": ("JoinTokens", "UnlockKey"),
     "services": ("RegistryAuth", "PreviousRegistryAuth"),  # the clients' registry credentials
     "secrets": ("Spec.Data",),
     "configs": ("Spec.Data",),  # no payload is plaintext in etcd

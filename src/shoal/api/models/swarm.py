@@ -65,7 +65,9 @@ class JoinTokens(Model):
 
 class Swarm(Meta):
     """The swarm object (moby `swarm.ClusterInfo` + `JoinTokens`). `JoinTokens` are stored
-    with it, sealed, and shown only by `GET /swarm`."""
+    with it, sealed, and shown only by `GET /swarm`. `UnlockKey` (SwarmKit's cluster
+    `UnlockKeys`: `SWMKEY-1-…`, set while `AutoLockManagers` is on) is stored with it sealed
+    too, and shown only by `GET /swarm/unlockkey`."""
 
     # `DefaultAddrPool` as Docker shows it: SwarmKit's built-in pool when `swarm init` sent
     # none (null: the 20.10 CLI, docker-py), "for CLI display"; null when it sent an empty
@@ -73,6 +75,7 @@ class Swarm(Meta):
     GO_JSON = GoJSON(
         always={"TLSInfo": {}, "DefaultAddrPool": list(DEFAULT_ADDR_POOL)},
         nulls=frozenset({"DefaultAddrPool"}),
+        never=frozenset({"UnlockKey"}),
     )
 
     spec: SwarmSpec = Field(default_factory=SwarmSpec)
@@ -82,6 +85,7 @@ class Swarm(Meta):
     subnet_size: int | None = None
     data_path_port: int | None = None
     join_tokens: JoinTokens = Field(default_factory=JoinTokens)
+    unlock_key: str | None = None
 
     def address_pools(self) -> list[str]:
         """Where overlay subnets come from: the pools `swarm init` was given, else

@@ -1,4 +1,5 @@
-"""The swarm object in the control API: inspect, update, rotate join tokens."""
+"""The swarm object in the control API: inspect, update, rotate join tokens, the unlock key
+(autolock)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from shoal.api.models import Swarm, SwarmSpec
 from shoal.api.validation import validate_cluster_spec
 from shoal.ca.authority import der_of
 from shoal.ca.tokens import new_token
+from shoal.store.seal import new_unlock_key
 from shoal.store.store import Store
 
 
@@ -19,8 +21,19 @@ def get(store: Store) -> Swarm:
     return swarm
 
 
+def unlock_key(store: Store) -> str:
+    """`GET /swarm/unlockkey`: the key while autolock is on, else "" (the CLI then says
+    `no unlock key is set`)."""
+    return get(store).unlock_key or ""
+
+
 async def update(
-    store: Store, version: int | None, body: Any, rotate_worker: bool, rotate_manager: bool
+    store: Store,
+    version: int | None,
+    body: Any,
+    rotate_worker: bool,
+    rotate_manager: bool,
+    rotate_unlock: bool = False,
 ) -> Swarm:
     swarm = get(store)
     if not isinstance(body, dict):
@@ -38,4 +51,11 @@ async def update(
             swarm.join_tokens.worker = new_token(ca_der)
         if rotate_manager:
             swarm.join_tokens.manager = new_token(ca_der)
+    # As SwarmKit: a key is made when autolock goes on or on rotation, dropped when it goes
+    # off (rotating with autolock off does nothing); every manager then re-wraps its data key.
+    if swarm.spec.encryption_config.auto_lock_managers:
+        if rotate_unlock or not swarm.unlock_key:
+            swarm.unlock_key = new_unlock_key()
+    else:
+        swarm.unlock_key = None
     return await store.update(swarm)
