@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 from typing import Any
 
 import pytest
@@ -25,6 +26,12 @@ DAEMON = "Error response from daemon: "
 LOCKED = (
     'Swarm is encrypted and needs to be unlocked before it can be used. Please use "docker '
     'swarm unlock" to unlock it.'
+)
+PLUGIN_ACTIVATE = (  # `POST /Plugin.Activate` on the plugin socket, as dockerd asks it
+    "import socket; s = socket.socket(socket.AF_UNIX); "
+    "s.connect('/run/docker/plugins/shoal.sock'); "
+    "s.sendall(b'POST /Plugin.Activate HTTP/1.0\\r\\nContent-Length: 0\\r\\n\\r\\n'); "
+    "print(b''.join(iter(lambda: s.recv(4096), b'')).split(b'\\r\\n\\r\\n', 1)[1].decode())"
 )
 INVALID = f"{DAEMON}swarm could not be unlocked: invalid key provided\n"
 KEY = re.compile(r"^SWMKEY-1-[A-Za-z0-9+/]{43}$")
@@ -129,6 +136,9 @@ def test_a_restarted_manager_is_locked_until_unlocked(
     )
     status, body = shoald.api("GET", "/services")
     assert (status, json.loads(body)) == (503, {"message": LOCKED})
+    # dockerd still has its network plugin (it waits for it when it starts).
+    activate = engine.run_in_ns([sys.executable, "-c", PLUGIN_ACTIVATE], check=True).stdout
+    assert json.loads(activate) == {"Implements": ["NetworkDriver", "IpamDriver"]}, activate
 
     wrong = "SWMKEY-1-" + base64.b64encode(b"w" * 32).decode().rstrip("=")
     assert unlock(cli, wrong) == (1, "", INVALID)

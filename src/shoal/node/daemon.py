@@ -142,6 +142,8 @@ class Daemon:
             if self.keys.locked():
                 self._locked = True
                 log.warning("swarm is locked (autolock): `docker swarm unlock` starts it")
+                networks = self.networks = self._node_networks(self.state)
+                await networks.serve()  # dockerd waits for its plugin, locked or not
                 return
             self.keys.open()
         await self._start_swarm(self.state)
@@ -161,6 +163,8 @@ class Daemon:
                 raise Conflict(NOT_LOCKED)
             self.keys.open(unlock_key)
             self._locked = False
+            if self.networks is not None:  # served while locked: the swarm parts take over
+                await self.networks.close()
             try:
                 await self._start_swarm(self.state)
             except Exception as e:
@@ -430,10 +434,11 @@ class Daemon:
             node_id = self.state.node_id
             started = asyncio.get_running_loop().time()
             networks = self.networks
-            if networks is None:  # locked: nothing was started
+            served = self._locked and networks is not None  # locked: only the plugin runs
+            if networks is None:
                 networks = self._node_networks(self.state)
             await self._stop_swarm()
-            if networks is not None:  # dockerd asks the plugin as containers and networks go
+            if not served:  # dockerd asks the plugin as containers and networks go
                 await networks.serve()
             await self._remove_task_containers(node_id)
             await asyncio.to_thread(self.files.clear)

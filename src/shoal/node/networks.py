@@ -62,12 +62,18 @@ class NodeNetworks:
                 await self.plane.close()
 
     async def serve(self) -> None:
-        """Serve dockerd again (the plugin, DNS) after `run` ended: while the node leaves,
-        dockerd calls the plugin for every container and network that goes."""
+        """Serve dockerd (the plugin, DNS) without running the swarm parts: while the node
+        leaves, dockerd calls the plugin for every container and network that goes; while a
+        manager is locked, its containers keep their names and dockerd its plugin."""
         try:
             await self.plane.start()
         except (KernelError, OSError) as e:
             log.warning("network data plane: not served while leaving: %s", e)
+
+    async def close(self) -> None:
+        """Stop serving dockerd after `serve` (the kernel state stays)."""
+        with contextlib.suppress(Exception):
+            await self.plane.close()
 
     async def remove_engine_networks(self) -> None:
         """The engine's networks of shoal's driver go (their containers went first)."""
