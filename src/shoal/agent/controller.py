@@ -163,6 +163,7 @@ class EngineController:
             raise TaskRejected(f"writing the secret and config files: {e}") from e
 
     async def release(self) -> None:
+        self.payloads = Payloads()  # nothing of them stays in memory either
         if self.files is not None:
             await asyncio.to_thread(self.files.remove, self.task.id)
 

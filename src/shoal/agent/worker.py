@@ -132,7 +132,7 @@ class Worker:
                 log.info("removing stray container %s", c.get("Names"))
                 try:
                     await self.engine.request(
-                        "DELETE", f"/containers/{c['Id']}", params={"force": "1"}
+                        "DELETE", f"/containers/{c['Id']}", params={"force": "1", "v": "1"}
                     )
                 except Exception as e:  # noqa: BLE001
                     log.warning("removing stray %s: %s", c.get("Id"), e)

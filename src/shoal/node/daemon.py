@@ -460,7 +460,10 @@ class Daemon:
 
         async def remove(cid: str) -> None:
             await self._engine.request(
-                "DELETE", f"/containers/{cid}", params={"force": "1"}, timeout=REMOVE_TIMEOUT
+                "DELETE",
+                f"/containers/{cid}",
+                params={"force": "1", "v": "1"},
+                timeout=REMOVE_TIMEOUT,
             )
 
         try:
