@@ -4,6 +4,8 @@ templates, and a task's files made from its references."""
 from __future__ import annotations
 
 import json
+import os
+from typing import Any
 
 import pytest
 
@@ -161,3 +163,30 @@ def test_an_invalid_message_is_logged_without_its_values() -> None:
     with pytest.raises(pydantic.ValidationError) as e:
         messages.to_agent(bad)
     assert "aHVzaA" not in messages.invalid(e.value) and "full" in messages.invalid(e.value)
+
+
+def test_tasks_starting_together_mount_one_tmpfs(tmp_path: Any, monkeypatch: Any) -> None:
+    """Each task writes its files from a thread of its own: the first mounts the tmpfs, the
+    others find it (a second mount on top would hide the files written before it)."""
+    import threading
+    import time
+
+    from shoal.agent import files as module
+
+    mounted: list[str] = []
+
+    def mount(root: Any) -> None:
+        time.sleep(0.05)  # as slow as a real mount, so the threads overlap
+        mounted.append(str(root))
+
+    monkeypatch.setattr(module, "_mount_tmpfs", mount)
+    monkeypatch.setattr(module, "_is_mountpoint", lambda path: bool(mounted))
+    store = module.TaskFiles(tmp_path / "files")
+    f = module.TaskFile("sid", "/run/secrets/x", b"data", os.getuid(), os.getgid())
+    threads = [threading.Thread(target=store.write, args=(f"t{i}", [f])) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mounted == [str(tmp_path / "files")]
+    assert sorted(p.name for p in (tmp_path / "files").iterdir()) == [f"t{i}" for i in range(8)]

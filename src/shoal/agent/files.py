@@ -19,6 +19,7 @@ import ctypes.util
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,25 +174,18 @@ def _file(obj: Payload, path: str, data: bytes, target: FileTarget) -> TaskFile:
 
 
 class TaskFiles:
-    """The files of this node's tasks, on a tmpfs at `root` (mounted on first use)."""
+    """The files of this node's tasks, on a tmpfs at `root` (mounted on first use, once:
+    tasks starting together write from several threads)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._mounting = threading.Lock()
 
     def _ensure_tmpfs(self) -> None:
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if _is_mountpoint(self.root):
-            return
-        # As dockerd mounts its own (no size or mode: /proc/mounts in the container shows the
-        # same options), then closed to all but root.
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
-        if libc.mount(b"tmpfs", str(self.root).encode(), b"tmpfs", flags, None) != 0:
-            err = ctypes.get_errno()
-            raise TaskRejected(
-                f"secrets and configs need a tmpfs at {self.root}: mount: {os.strerror(err)}"
-            )
-        self.root.chmod(0o700)
+        with self._mounting:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not _is_mountpoint(self.root):
+                _mount_tmpfs(self.root)
 
     def write(self, task_id: str, files: list[TaskFile]) -> list[dict[str, Any]]:
         """Write the task's files; the container's mounts of them."""
@@ -232,6 +226,17 @@ class TaskFiles:
         for entry in self.root.iterdir():
             if entry.name not in task_ids:
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+def _mount_tmpfs(root: Path) -> None:
+    """As dockerd mounts its own (no size or mode: /proc/mounts in the container shows the
+    same options), then closed to all but root."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+    if libc.mount(b"tmpfs", str(root).encode(), b"tmpfs", flags, None) != 0:
+        err = ctypes.get_errno()
+        raise TaskRejected(f"secrets and configs need a tmpfs at {root}: mount: {os.strerror(err)}")
+    root.chmod(0o700)
 
 
 def _is_mountpoint(path: Path) -> bool:
