@@ -7,6 +7,9 @@
 * `SimCluster` (`cluster.py`): a whole swarm in one process on the above.
 * `IsolatedEngine` (`dockerd.py`), `Shoald` (`shoald.py`), the test images (`images.py`): real
   dockerd and shoald processes for end-to-end tests.
+* `History`, `check` (`history.py`): calls of concurrent clients on services and a checker
+  of what they may show (no lost acknowledged update, one update per version, reads that never
+  go back); `Recorder` (`recorder.py`) makes and records such calls through the Docker API.
 """
 
 from shoal.testing.clock import MockClock
