@@ -291,11 +291,20 @@ class Daemon:
             store.unsubscribe(events)
 
     async def _run_worker(self, state: LocalState, networks: NodeNetworks) -> None:
+        def remember(managers: list[str]) -> None:
+            """The managers a session named: the next sessions try them (and so does this
+            node after a restart)."""
+            if managers and managers != state.managers:
+                state.managers = list(managers)
+                self.dir.save(state)
+
         async def connect(description: NodeDescription) -> RemoteSession:
-            return await RemoteSession.connect(
+            session = await RemoteSession.connect(
                 state.node_id, state.managers, self.dir.certs, description,
                 host_of(state.advertise_addr), self._engine,
             )  # fmt: skip
+            session.on_managers = remember
+            return session
 
         async with asyncio.TaskGroup() as tg:
             tg.create_task(networks.run())  # the plugin serves dockerd, session or not

@@ -16,6 +16,11 @@ from aetcd import rpc, utils
 from shoal.store.kv import KV, Guard, Op, Put
 
 ADD_WAIT = 30.0  # seconds a member add waits for the member added before it
+# Seconds a write may take. A write sent just as etcd's leader died waits for etcd's own
+# request timeout (7 s) before it fails, although a new leader takes writes after about one:
+# such a write fails sooner (its outcome unknown, as any write cut off) and the next goes
+# through.
+WRITE_TIMEOUT = 2.5
 
 
 class Etcd:
@@ -80,7 +85,7 @@ class Etcd:
             else:
                 success.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key)))
         req = rpc.TxnRequest(compare=compare, success=success, failure=[])
-        resp = await self._client.kvstub.Txn(req, timeout=self._client._timeout)
+        resp = await self._client.kvstub.Txn(req, timeout=WRITE_TIMEOUT)
         return bool(resp.succeeded), int(resp.header.revision)
 
     async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[KV]]:
