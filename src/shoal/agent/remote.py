@@ -77,7 +77,8 @@ class RemoteSession:
         engine: Engine,
     ) -> RemoteSession:
         """A session with whichever manager of `managers` answers first: they are all tried
-        at once, so a dead manager (no answer at all) costs no time."""
+        at once, so a dead manager (no answer at all) costs no time. Only the first to answer
+        is sent the `Hello` that opens the session: the others never register the node."""
         ctx = client_context(certs)
 
         async def attempt(manager: str) -> RemoteSession:
@@ -88,7 +89,6 @@ class RemoteSession:
                 ws = await http.ws_connect(
                     f"wss://{manager}/session", ssl=ctx, heartbeat=None, max_msg_size=0
                 )
-                await ws.send_str(rpc.encode(Hello(description=description, addr=addr)))
                 return cls(node_id, http, ws, engine)
             except BaseException:
                 await http.close()
@@ -101,9 +101,18 @@ class RemoteSession:
                 done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for job in done:
                     manager = pending.pop(job)
-                    if job.exception() is None:
-                        return job.result()
-                    errors.append(f"{manager}: {job.exception()}")
+                    if job.exception() is not None:
+                        errors.append(f"{manager}: {job.exception()}")
+                        continue
+                    session: RemoteSession = job.result()
+                    for other in done - {job}:  # answered at the same time: not this one
+                        pending[other] = ""
+                    try:
+                        await session._send(Hello(description=description, addr=addr))
+                    except BaseException:
+                        await session.close()
+                        raise
+                    return session
         finally:
             for job in pending:
                 job.cancel()

@@ -52,6 +52,7 @@ from shoal.engine.client import Engine
 from shoal.engine.logs import container_log
 from shoal.etcd.member import Member, MemberConfig, PeerTLS
 from shoal.manager import ca
+from shoal.manager.controlapi import swarm as controlapi_swarm
 from shoal.manager.dispatcher.claims import Claims
 from shoal.manager.dispatcher.dispatcher import Dispatcher
 from shoal.manager.dispatcher.server import make_cluster_app
@@ -479,12 +480,12 @@ class Daemon:
             if self._locked and not force:
                 raise NotAcceptable(LOCKED_LEAVE)
             if self.state.role == "manager" and not force:  # workers leave without --force
-                raise NotAcceptable(
-                    "You are attempting to leave the swarm on a node that is participating as "
-                    "a manager. Removing the last manager erases all current state of the "
-                    "swarm. Use `--force` to ignore this message."
-                )
+                quorate = self.store is not None and self.store.quorate
+                store = self.store if quorate else None
+                raise NotAcceptable(controlapi_swarm.leave_refusal(store, self.state.node_id))
             node_id = self.state.node_id
+            if self.state.role == "manager" and self.store is not None:
+                await _leave_etcd_cluster(self.store.kv)
             started = asyncio.get_running_loop().time()
             networks = self.networks
             served = self._locked and networks is not None  # locked: only the plugin runs
@@ -548,6 +549,21 @@ def _stacks(task: asyncio.Task[None]) -> str:
 async def _nothing() -> AsyncIterator[tuple[int, bytes]]:
     return
     yield  # an empty async generator
+
+
+async def _leave_etcd_cluster(kv: object) -> None:
+    """A manager that leaves takes its member out of the etcd cluster first, so that the
+    others no longer count it for their quorum (best effort: without a quorum it cannot)."""
+    if not isinstance(kv, Etcd):
+        return
+    try:
+        async with asyncio.timeout(5):
+            others = [m for m in await kv.members() if m.id != await kv.member_id()]
+            if others:
+                await kv.remove_member(await kv.member_id())
+                log.info("this manager's etcd member left the cluster")
+    except Exception as e:  # noqa: BLE001 - leaving goes on
+        log.warning("leaving the etcd cluster: %s", e)
 
 
 PROMOTE_PERIOD = 1.0  # seconds between looks for learners to promote

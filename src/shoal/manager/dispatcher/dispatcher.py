@@ -135,8 +135,8 @@ class Dispatcher:
     async def register(self, node_id: str, description: NodeDescription, addr: str) -> LocalSession:
         """A node's agent (re)connects: the node is ready; its session starts with the full
         assignment set."""
-        self.last_seen[node_id] = self.clock()
         await self.claims.claim(node_id)
+        self.last_seen[node_id] = self.clock()
 
         def ready(node: Node) -> bool:
             node.description = description
