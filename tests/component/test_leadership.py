@@ -63,7 +63,7 @@ async def test_without_its_backend_the_store_answers_no_leader_and_recovers() ->
         store.memory.break_watches()  # etcd without quorum (or restarting)
         with pytest.raises(NoLeader) as refused:
             await store.create(service("lost"))
-        assert refused.value.status == 503
+        assert refused.value.status == 500
         assert str(refused.value) == f"rpc error: code = Unknown desc = {NO_LEADER}"
         await asyncio.sleep(0.1)
         assert not store.synced.is_set()  # reads are refused too (`Daemon.control`)

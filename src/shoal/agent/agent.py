@@ -87,6 +87,11 @@ class Agent:
                 except asyncio.CancelledError:
                     raise
                 except Exception as e:  # noqa: BLE001 - reconnect with back-off
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        # Stopped while a part of the session failed: the TaskGroup raised
+                        # the failure, not the cancellation. Stop all the same.
+                        raise asyncio.CancelledError() from e
                     log.warning("agent session: %s", e)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)

@@ -4,8 +4,9 @@ mutual TLS with the node certificate, `shoal.rpc.messages` both ways."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -41,6 +42,7 @@ from shoal.rpc.messages import (
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
+ACK_TIMEOUT = 2.0  # seconds a heartbeat waits for its answer, at least
 ATTACH_TIMEOUT = 15.0
 
 
@@ -58,8 +60,11 @@ class RemoteSession:
         self._logs: dict[str, asyncio.Task[None]] = {}
         self._send_lock = asyncio.Lock()
         self._heartbeats: asyncio.Queue[float] = asyncio.Queue()
+        self._period = 1.0  # seconds between heartbeats, as the manager last said
         self._attaching: dict[str, asyncio.Future[Attached]] = {}
         self.managers: list[str] = []
+        # Told the managers' addresses (at the start of each session): where to go next time.
+        self.on_managers: Callable[[list[str]], None] | None = None
 
     @classmethod
     async def connect(
@@ -71,10 +76,12 @@ class RemoteSession:
         addr: str,
         engine: Engine,
     ) -> RemoteSession:
-        """A session with the first manager of `managers` that answers."""
-        errors = []
+        """A session with whichever manager of `managers` answers first: they are all tried
+        at once, so a dead manager (no answer at all) costs no time. Only the first to answer
+        is sent the `Hello` that opens the session: the others never register the node."""
         ctx = client_context(certs)
-        for manager in managers:
+
+        async def attempt(manager: str) -> RemoteSession:
             http = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
             )
@@ -82,11 +89,36 @@ class RemoteSession:
                 ws = await http.ws_connect(
                     f"wss://{manager}/session", ssl=ctx, heartbeat=None, max_msg_size=0
                 )
-                await ws.send_str(rpc.encode(Hello(description=description, addr=addr)))
                 return cls(node_id, http, ws, engine)
-            except (aiohttp.ClientError, OSError, TimeoutError) as e:
-                errors.append(f"{manager}: {e}")
+            except BaseException:
                 await http.close()
+                raise
+
+        errors: list[str] = []
+        pending = {asyncio.create_task(attempt(m)): m for m in managers}
+        try:
+            while pending:
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for job in done:
+                    manager = pending.pop(job)
+                    if job.exception() is not None:
+                        errors.append(f"{manager}: {job.exception()}")
+                        continue
+                    session: RemoteSession = job.result()
+                    for other in done - {job}:  # answered at the same time: not this one
+                        pending[other] = ""
+                    try:
+                        await session._send(Hello(description=description, addr=addr))
+                    except BaseException:
+                        await session.close()
+                        raise
+                    return session
+        finally:
+            for job in pending:
+                job.cancel()
+            for job in pending:  # one that answered meanwhile is closed
+                with contextlib.suppress(BaseException):
+                    await (await job).close()
         raise Unavailable("no manager answers: " + "; ".join(errors))
 
     async def assignments(self) -> AsyncIterator[Assignment | NetworkState]:
@@ -108,6 +140,8 @@ class RemoteSession:
                     pending.set_result(message)
             elif isinstance(message, Managers):
                 self.managers = list(message.managers)
+                if self.on_managers is not None:
+                    self.on_managers(self.managers)
             elif isinstance(message, LogRequest):
                 self._logs[message.id] = asyncio.create_task(self._send_log(message))
             elif isinstance(message, LogCancel) and message.id in self._logs:
@@ -158,8 +192,12 @@ class RemoteSession:
         await self._send(Stopping())
 
     async def heartbeat(self) -> float:
+        """Send a heartbeat; the period until the next one. A manager that does not answer
+        within two periods (two seconds at least) is given up: the agent connects anew."""
         await self._send(Heartbeat())
-        return await asyncio.wait_for(self._heartbeats.get(), CONNECT_TIMEOUT)
+        async with asyncio.timeout(max(ACK_TIMEOUT, 2 * self._period)):
+            self._period = await self._heartbeats.get()
+        return self._period
 
     async def close(self) -> None:
         for job in self._logs.values():

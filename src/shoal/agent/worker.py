@@ -47,6 +47,12 @@ class Worker:
         self.description: NodeDescription | None = None  # set by the agent
 
     async def run(self, session: Session) -> None:
+        # A new session (another manager, perhaps) hears every task's status again: reports
+        # sent into a session as it died may never have reached anyone.
+        for tid, runner in self.runners.items():
+            self._pending.setdefault(tid, runner.status)
+        if self._pending:
+            self._pending_event.set()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._report_loop(session))
             tg.create_task(self._watch_engine())

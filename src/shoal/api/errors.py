@@ -175,8 +175,9 @@ NO_LEADER = (
 )
 
 
-class NoLeader(_RPCText, Unavailable):
-    """The cluster store cannot answer (no quorum): Docker's quorum-loss answer, HTTP 503."""
+class NoLeader(_RPCText, ShoalError):
+    """The cluster store cannot answer (no quorum): Docker's quorum-loss answer, HTTP 500
+    (as Docker's own swarm mode answers it)."""
 
     code = "Unknown"
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -132,8 +134,16 @@ def new_csr(key: ec.EllipticCurvePrivateKey) -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-def issue(ca: RootCA, csr_pem: bytes, node_id: str, role: str, cluster_id: str) -> bytes:
-    """A node certificate: CN the node ID, OU its role, O the cluster ID (as SwarmKit's)."""
+def issue(
+    ca: RootCA,
+    csr_pem: bytes,
+    node_id: str,
+    role: str,
+    cluster_id: str,
+    addresses: Sequence[str] = (),
+) -> bytes:
+    """A node certificate: CN the node ID, OU its role, O the cluster ID (as SwarmKit's). A
+    manager's also names its `addresses` (IP SANs): etcd's peers check them."""
     csr = x509.load_pem_x509_csr(csr_pem)
     if not csr.is_signature_valid:
         raise ValueError("invalid certificate request signature")
@@ -160,7 +170,10 @@ def issue(ca: RootCA, csr_pem: bytes, node_id: str, role: str, cluster_id: str) 
             critical=False,
         )
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(ROLE_OU[role]), x509.DNSName(node_id)]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName(ROLE_OU[role]), x509.DNSName(node_id)]
+                + [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+            ),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]

@@ -20,6 +20,22 @@ def encrypt_key(key_pem: bytes, password: bytes) -> bytes:
     )
 
 
+def write_plain_key(certs: Path, password: bytes | None, path: Path) -> None:
+    """The node key unencrypted at `path` (root only), for a program that cannot open an
+    encrypted one (etcd's peer TLS); `path` is on a tmpfs (`--exec-root`)."""
+    key = serialization.load_pem_private_key((certs / "node.key").read_bytes(), password)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
 def server_context(certs: Path, password: bytes | None = None) -> ssl.SSLContext:
     """A manager's side: its node certificate; client certificates checked against the
     cluster CA when presented (joining nodes have none yet). `password` opens an encrypted

@@ -43,6 +43,11 @@ class LocalNode(Protocol):
         and its "Swarm is encrypted and needs to be unlocked" one while locked."""
         ...
 
+    def known_managers(self) -> list[dict[str, str]]:
+        """`RemoteManagers` as this manager last knew them (`NodeID`, `Addr`), quorum or
+        not."""
+        ...
+
     async def unlock(self, unlock_key: str) -> None:
         """`POST /swarm/unlock`."""
         ...

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.api.errors import SWARM_LOCKED
+from shoal.api.errors import SWARM_LOCKED, NoLeader
+from shoal.api.models import Swarm
 from shoal.dockerapi.node import LocalNode
 
 
@@ -32,12 +33,20 @@ def info(node: LocalNode) -> dict[str, Any]:
     if not manager:
         out["RemoteManagers"] = [{"NodeID": "", "Addr": a} for a in membership.managers]
         return out
-    store = node.control()
+    try:
+        store = node.control()
+    except NoLeader as e:
+        # As Docker's manager without a quorum: still a manager, the error said, the managers
+        # it knows of, no counts, a zero cluster object.
+        out["Error"] = str(e)
+        out["RemoteManagers"] = node.known_managers()
+        zero = Swarm().to_api()
+        zero.pop("JoinTokens", None)
+        out["Cluster"] = zero
+        return out
     nodes = list(store.nodes())
     managers = [n for n in nodes if n.manager_status is not None]
-    out["RemoteManagers"] = [
-        {"NodeID": n.id, "Addr": n.manager_status.addr} for n in managers if n.manager_status
-    ]
+    out["RemoteManagers"] = node.known_managers()
     out["Nodes"] = len(nodes)
     out["Managers"] = len(managers)
     swarm = store.swarm()

@@ -1,7 +1,11 @@
 """Supervising this manager's etcd member: a child process, restarted when it dies.
 
-Data lives in `<state-dir>/etcd`. For a single-manager swarm the member listens on loopback;
-the cluster's peer traffic (port 2380, mutual TLS) comes with multi-manager swarms.
+Data lives in `<state-dir>/etcd`. Clients stay on loopback (each manager talks to its own
+member); peers talk on the manager's advertise address (port 2380) over mutual TLS with the
+swarm's CA: a manager's node certificate names its address, and etcd checks the peer's
+certificate both ways. A member that joins an existing cluster is started with
+`--initial-cluster-state existing` and the cluster's members (it was added as a learner by
+the manager that let it join; `promote` makes it a voting member once it caught up).
 """
 
 from __future__ import annotations
@@ -18,13 +22,25 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class PeerTLS:
+    """The files of the member's peer TLS: its certificate and key, the CA it trusts."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
 @dataclass
 class MemberConfig:
     data_dir: Path
     name: str
     client_port: int = 2379
     peer_port: int = 2380
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # clients
+    peer_host: str = "127.0.0.1"  # the manager's advertise address
+    tls: PeerTLS | None = None
+    cluster: dict[str, str] = field(default_factory=dict)  # name → peer URL; {} a new one
     binary: str = field(default_factory=lambda: shutil.which("etcd") or "/usr/bin/etcd")
 
     @property
@@ -35,8 +51,20 @@ class MemberConfig:
     def endpoint(self) -> str:
         return f"{self.host}:{self.client_port}"
 
+    @property
+    def peer_url(self) -> str:
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.peer_host}:{self.peer_port}"
+
     def argv(self) -> list[str]:
-        peer = f"http://{self.host}:{self.peer_port}"
+        peer = self.peer_url
+        cluster = self.cluster or {self.name: peer}
+        tls = []
+        if self.tls is not None:
+            tls = [
+                "--peer-cert-file", str(self.tls.cert), "--peer-key-file", str(self.tls.key),
+                "--peer-trusted-ca-file", str(self.tls.ca), "--peer-client-cert-auth",
+            ]  # fmt: skip
         return [
             self.binary,
             "--name", self.name,
@@ -45,8 +73,10 @@ class MemberConfig:
             "--advertise-client-urls", self.client_url,
             "--listen-peer-urls", peer,
             "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"{self.name}={peer}",
-            "--initial-cluster-state", "new",
+            "--initial-cluster", ",".join(f"{n}={u}" for n, u in sorted(cluster.items())),
+            "--initial-cluster-state", "existing" if self.cluster else "new",
+            "--pre-vote",
+            *tls,
             "--auto-compaction-mode", "revision",
             "--auto-compaction-retention", "10000",
             "--quota-backend-bytes", str(8 * 1024**3),

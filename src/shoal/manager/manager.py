@@ -12,6 +12,8 @@ from collections.abc import Callable
 from shoal.api.errors import Deposed
 from shoal.api.models import Node
 from shoal.manager.allocator.allocator import Allocator
+from shoal.manager.dispatcher.claims import holders
+from shoal.manager.monitor import NodeMonitor
 from shoal.manager.orchestrator.orchestrator import Orchestrator
 from shoal.manager.orchestrator.reaper import Reaper
 from shoal.manager.scheduler.scheduler import Scheduler
@@ -27,6 +29,7 @@ class Manager:
         self, store: Store, kv: KVBackend, node_id: str, clock: Callable[[], float] = time.time
     ) -> None:
         self.store = store
+        self.kv = kv
         self.clock = clock
         self.node_id = node_id
         self.election = Election(kv, node_id)
@@ -44,6 +47,7 @@ class Manager:
                     tg.create_task(Allocator(store).run())
                     tg.create_task(Scheduler(store, self.clock).run())
                     tg.create_task(Reaper(store).run())
+                    tg.create_task(NodeMonitor(store, lambda: holders(self.kv), self.clock).run())
                     await self.election.hold()
                     raise _LostLease
             except* (_LostLease, Deposed):

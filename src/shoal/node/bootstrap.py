@@ -22,7 +22,7 @@ from shoal.api.models import (
     SwarmSpec,
 )
 from shoal.ca.authority import RootCA, der_of, new_csr, new_key
-from shoal.ca.tls import client_context, write_certs
+from shoal.ca.tls import client_context, encrypt_key, write_certs
 from shoal.ca.tokens import matches_ca, new_token, parse
 from shoal.node.addresses import host_of
 from shoal.node.state import LocalState
@@ -66,10 +66,19 @@ def new_swarm(
 
 
 async def join(
-    manager: str, token: str, hostname: str, addr: str, availability: str, certs: Path
+    manager: str,
+    token: str,
+    hostname: str,
+    addr: str,
+    availability: str,
+    certs: Path,
+    cluster_addr: str = "",
+    etcd_peer_url: str = "",
 ) -> JoinAnswer:
     """Join the swarm at `manager` (host:port): check its CA against the token, send a
-    certificate request, write `certs/`. Returns the manager's answer."""
+    certificate request, write `certs/`. Returns the manager's answer. `cluster_addr` and
+    `etcd_peer_url` are what the node would be as a manager (the token decides which it is);
+    a manager's key is written encrypted with the data key it got."""
     if parse(token) is None:
         raise InvalidArgument(INVALID_JOIN_TOKEN)
     timeout = aiohttp.ClientTimeout(total=30, sock_connect=CONNECT_TIMEOUT)
@@ -90,7 +99,7 @@ async def join(
         key, key_pem = new_key()
         req = JoinRequest(
             JoinToken=token, CSR=new_csr(key).decode(), Hostname=hostname, Addr=addr,
-            Availability=availability,
+            Availability=availability, ClusterAddr=cluster_addr, EtcdPeerURL=etcd_peer_url,
         )  # fmt: skip
         async with http.post(
             f"https://{manager}/join", data=req.model_dump_json(),
@@ -104,5 +113,7 @@ async def join(
                     message = f"join refused ({resp.status})"
                 raise BadRequest(message)
     answer = JoinAnswer.model_validate_json(body)
+    if answer.DataKey is not None:
+        key_pem = encrypt_key(key_pem, answer.DataKey)
     write_certs(certs, ca_pem, answer.Certificate.encode(), key_pem)
     return answer

@@ -47,11 +47,13 @@ from shoal.api.errors import (
 from shoal.api.models import Network, NodeDescription, Swarm, Task, TLSInfo, ingress_spec
 from shoal.api.naming import new_id
 from shoal.ca.authority import issue, new_csr, new_key, new_root_ca, tls_info
-from shoal.ca.tls import encrypt_key, server_context, write_certs
+from shoal.ca.tls import encrypt_key, server_context, write_certs, write_plain_key
 from shoal.engine.client import Engine
 from shoal.engine.logs import container_log
-from shoal.etcd.member import Member, MemberConfig
+from shoal.etcd.member import Member, MemberConfig, PeerTLS
 from shoal.manager import ca
+from shoal.manager.controlapi import swarm as controlapi_swarm
+from shoal.manager.dispatcher.claims import Claims
 from shoal.manager.dispatcher.dispatcher import Dispatcher
 from shoal.manager.dispatcher.server import make_cluster_app
 from shoal.manager.manager import Manager
@@ -118,9 +120,18 @@ class Daemon:
             raise NotAcceptable(NOT_A_MANAGER_WORKER)
         if self.store is None:
             raise NotAcceptable(NOT_A_MANAGER)
-        if not self.store.synced.is_set():
+        if not self.store.synced.is_set() or not self.store.quorate:
             raise NoLeader()
         return self.store
+
+    def known_managers(self) -> list[dict[str, str]]:
+        if self.store is None:
+            return []
+        return [
+            {"NodeID": n.id, "Addr": n.manager_status.addr}
+            for n in self.store.nodes()
+            if n.manager_status is not None and n.manager_status.addr
+        ]
 
     def task_log(
         self, task: Task, container: str, params: dict[str, str], tty: bool
@@ -221,29 +232,29 @@ class Daemon:
     async def _run_manager(
         self, state: LocalState, networks: NodeNetworks, ready: asyncio.Event
     ) -> None:
-        member = Member(
-            MemberConfig(
-                data_dir=self.dir.etcd,
-                name=state.node_id,
-                client_port=self.config.etcd_client_port,
-                peer_port=self.config.etcd_peer_port,
-            )
-        )
-        etcd = Etcd(state.etcd_endpoint)
         assert self.keys.data_key is not None
+        peer_key = self.config.exec_root / "etcd" / "peer.key"
+        write_plain_key(self.dir.certs, self.keys.data_key, peer_key)
+        config = self._member_config(state, peer_key)
+        member = Member(config)
+        etcd = Etcd(state.etcd_endpoint)
         store = self.store = MirroredStore(etcd, Sealer(self.keys.data_key))
-        dispatcher = self.dispatcher = Dispatcher(store)
+        dispatcher = self.dispatcher = Dispatcher(store, Claims(etcd, state.node_id))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(networks.run())  # first: dockerd waits for the plugin to start
             tg.create_task(member.run())
             await member.started.wait()
-            await _wait_etcd(etcd)
+            await _wait_etcd(etcd)  # a learner answers once promoted
+            with contextlib.suppress(Exception):  # a swarm made when peers were on loopback
+                await etcd.update_peer_url(config.peer_url)
             tg.create_task(store.run())
+            tg.create_task(store.watch_quorum())
             await store.synced.wait()
             ready.set()
             tg.create_task(Manager(store, etcd, state.node_id).run())
             tg.create_task(dispatcher.run())
-            tg.create_task(self._serve_cluster_port(state, store, dispatcher))
+            tg.create_task(_promote_learners(etcd))
+            tg.create_task(self._serve_cluster_port(state, store, dispatcher, etcd))
             tg.create_task(self._follow_swarm(store))
             addr = host_of(state.advertise_addr)
             tg.create_task(
@@ -251,6 +262,21 @@ class Daemon:
                     state, networks, lambda d: dispatcher.register(state.node_id, d, addr)
                 )
             )
+
+    def _member_config(self, state: LocalState, peer_key: Path) -> MemberConfig:
+        """This manager's etcd member: clients on loopback, peers on the advertise address
+        with mutual TLS (the node certificate names that address)."""
+        return MemberConfig(
+            data_dir=self.dir.etcd,
+            name=state.node_id,
+            client_port=self.config.etcd_client_port,
+            peer_port=self.config.etcd_peer_port,
+            peer_host=host_of(state.advertise_addr),
+            tls=PeerTLS(
+                cert=self.dir.certs / "node.crt", key=peer_key, ca=self.dir.certs / "ca.crt"
+            ),  # fmt: skip
+            cluster=state.etcd_cluster,
+        )
 
     async def _follow_swarm(self, store: MirroredStore) -> None:
         """The unlock key, as any manager changes it (`follow_unlock_key`)."""
@@ -266,11 +292,20 @@ class Daemon:
             store.unsubscribe(events)
 
     async def _run_worker(self, state: LocalState, networks: NodeNetworks) -> None:
+        def remember(managers: list[str]) -> None:
+            """The managers a session named: the next sessions try them (and so does this
+            node after a restart)."""
+            if managers and managers != state.managers:
+                state.managers = list(managers)
+                self.dir.save(state)
+
         async def connect(description: NodeDescription) -> RemoteSession:
-            return await RemoteSession.connect(
+            session = await RemoteSession.connect(
                 state.node_id, state.managers, self.dir.certs, description,
                 host_of(state.advertise_addr), self._engine,
             )  # fmt: skip
+            session.on_managers = remember
+            return session
 
         async with asyncio.TaskGroup() as tg:
             tg.create_task(networks.run())  # the plugin serves dockerd, session or not
@@ -297,12 +332,14 @@ class Daemon:
         return tls_info((self.dir.certs / "ca.crt").read_bytes())
 
     async def _serve_cluster_port(
-        self, state: LocalState, store: MirroredStore, dispatcher: Dispatcher
+        self, state: LocalState, store: MirroredStore, dispatcher: Dispatcher, etcd: Etcd
     ) -> None:
         """2377/tcp: joins and agent sessions, TLS with this manager's node certificate."""
         # Agent sessions never end by themselves: give open connections 1 s, not aiohttp's 60.
         runner = web.AppRunner(
-            make_cluster_app(store, dispatcher), access_log=None, shutdown_timeout=1.0
+            make_cluster_app(store, dispatcher, etcd, self.keys.data_key or b""),
+            access_log=None,
+            shutdown_timeout=1.0,
         )
         await runner.setup()
         host, _, port = state.listen_addr.rpartition(":")
@@ -359,7 +396,8 @@ class Daemon:
             root = new_root_ca()
             swarm, node = bootstrap.new_swarm(state, req, description, availability, root)
             key, key_pem = new_key()
-            cert = issue(root, new_csr(key), state.node_id, "manager", state.swarm_id)
+            cert = issue(root, new_csr(key), state.node_id, "manager", state.swarm_id,
+                         [host_of(advertise)])  # fmt: skip
             _, data_key = Sealer.new()
             write_certs(self.dir.certs, root.cert_pem, cert, encrypt_key(key_pem, data_key))
             self.keys.create(data_key, swarm.unlock_key)
@@ -395,6 +433,7 @@ class Daemon:
             advertise = advertise_address(given, listen)
             description = await describe(self._engine)
             self.dir.wipe()
+            peer_url = f"https://{host_of(advertise)}:{self.config.etcd_peer_port}"
             answer = await bootstrap.join(
                 manager,
                 str(req.get("JoinToken") or ""),
@@ -402,18 +441,33 @@ class Daemon:
                 host_of(advertise),
                 req.get("Availability") or "active",
                 self.dir.certs,
+                cluster_addr=advertise,
+                etcd_peer_url=peer_url,
             )
+            manager_role = answer.DataKey is not None
             state = LocalState(
                 node_id=answer.NodeID,
                 swarm_id=answer.SwarmID,
-                role="worker",
+                role="manager" if manager_role else "worker",
                 advertise_addr=advertise,
                 listen_addr=listen,
+                etcd_endpoint=f"127.0.0.1:{self.config.etcd_client_port}" if manager_role else "",
                 managers=answer.Managers or [manager],
+                etcd_cluster=answer.EtcdCluster,
             )
+            if answer.DataKey is not None:  # wrapped once the swarm says autolock is on
+                self.keys.create(answer.DataKey, None)
             self.dir.save(state)
             self.state = state
-            await self._start_swarm(state)
+            try:
+                await self._start_swarm(state)
+            except BaseException:
+                if manager_role:  # a manager that could not start: nothing half made stays
+                    await self._stop_swarm()
+                    self.dir.wipe()
+                    self.keys.forget()
+                    self.state = None
+                raise
 
     async def leave(self, force: bool) -> None:
         # Once begun, a leave is carried through even if the client goes away meanwhile.
@@ -426,12 +480,12 @@ class Daemon:
             if self._locked and not force:
                 raise NotAcceptable(LOCKED_LEAVE)
             if self.state.role == "manager" and not force:  # workers leave without --force
-                raise NotAcceptable(
-                    "You are attempting to leave the swarm on a node that is participating as "
-                    "a manager. Removing the last manager erases all current state of the "
-                    "swarm. Use `--force` to ignore this message."
-                )
+                quorate = self.store is not None and self.store.quorate
+                store = self.store if quorate else None
+                raise NotAcceptable(controlapi_swarm.leave_refusal(store, self.state.node_id))
             node_id = self.state.node_id
+            if self.state.role == "manager" and self.store is not None:
+                await _leave_etcd_cluster(self.store.kv)
             started = asyncio.get_running_loop().time()
             networks = self.networks
             served = self._locked and networks is not None  # locked: only the plugin runs
@@ -497,7 +551,37 @@ async def _nothing() -> AsyncIterator[tuple[int, bytes]]:
     yield  # an empty async generator
 
 
-async def _wait_etcd(etcd: Etcd, timeout: float = 30) -> None:
+async def _leave_etcd_cluster(kv: object) -> None:
+    """A manager that leaves takes its member out of the etcd cluster first, so that the
+    others no longer count it for their quorum (best effort: without a quorum it cannot)."""
+    if not isinstance(kv, Etcd):
+        return
+    try:
+        async with asyncio.timeout(5):
+            others = [m for m in await kv.members() if m.id != await kv.member_id()]
+            if others:
+                await kv.remove_member(await kv.member_id())
+                log.info("this manager's etcd member left the cluster")
+    except Exception as e:  # noqa: BLE001 - leaving goes on
+        log.warning("leaving the etcd cluster: %s", e)
+
+
+PROMOTE_PERIOD = 1.0  # seconds between looks for learners to promote
+
+
+async def _promote_learners(etcd: Etcd) -> None:
+    """Every manager promotes the learners that caught up (a manager that joined starts as
+    one): whichever manager let it join may be gone by then."""
+    while True:
+        try:
+            for name in await etcd.promote_learners():
+                log.info("etcd member %s promoted: it votes now", name)
+        except Exception as e:  # noqa: BLE001 - no quorum now: the next round
+            log.debug("promoting learners: %s", e)
+        await asyncio.sleep(PROMOTE_PERIOD)
+
+
+async def _wait_etcd(etcd: Etcd, timeout: float = 60) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:

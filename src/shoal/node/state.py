@@ -20,6 +20,8 @@ class LocalState:
     listen_addr: str
     etcd_endpoint: str = ""
     managers: list[str] = field(default_factory=list)  # cluster-port addresses, for workers
+    # A manager that joined: the etcd cluster its member first started in (name → peer URL).
+    etcd_cluster: dict[str, str] = field(default_factory=dict)
 
 
 class SwarmDir:

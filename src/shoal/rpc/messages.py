@@ -3,7 +3,8 @@
 Two exchanges run on the cluster port (2377/tcp, TLS):
 
 * **Join** (`POST /join`, JSON): a node without a certificate sends a `JoinRequest` (token and
-  a certificate request) and gets a `JoinAnswer` (its node ID and certificate).
+  a certificate request) and gets a `JoinAnswer` (its node ID and certificate; a manager also
+  the data key and its etcd cluster).
 * **Session** (`GET /session`, a WebSocket over mutual TLS): the agent opens with a `Hello`,
   then both sides send JSON messages tagged by `type`. Manager → agent: `Assignment` (a full
   set first, then increments), `NetworkState`, `Attached`, `HeartbeatAck`, `Managers`,
@@ -34,16 +35,23 @@ class JoinRequest(_Message):
     JoinToken: str
     CSR: str
     Hostname: str = ""
-    Addr: str = ""
+    Addr: str = ""  # the node's advertise address (no port)
     Availability: str = "active"
+    ClusterAddr: str = ""  # a manager's: its cluster port (host:port)
+    EtcdPeerURL: str = ""  # a manager's: where its etcd member will listen for peers
 
 
 class JoinAnswer(_Message):
+    """A manager joining also gets the swarm's data key and the etcd cluster its member
+    joins (as a learner: the manager that answered added it)."""
+
     NodeID: str
     Certificate: str
     RootCA: str
     SwarmID: str
     Managers: list[str] = Field(default_factory=list)
+    DataKey: bytes | None = Field(default=None, repr=False)
+    EtcdCluster: dict[str, str] = Field(default_factory=dict)  # member name → peer URL
 
 
 # ---------------------------------------------------------------- session: manager → agent

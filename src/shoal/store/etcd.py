@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import aetcd
 from aetcd import rpc, utils
 
 from shoal.store.kv import KV, Guard, Op, Put
+
+ADD_WAIT = 30.0  # seconds a member add waits for the member added before it
+# Seconds a write may take. A write sent just as etcd's leader died waits for etcd's own
+# request timeout (7 s) before it fails, although a new leader takes writes after about one:
+# such a write fails sooner (its outcome unknown, as any write cut off) and the next goes
+# through.
+WRITE_TIMEOUT = 2.5
 
 
 class Etcd:
@@ -76,7 +85,7 @@ class Etcd:
             else:
                 success.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key)))
         req = rpc.TxnRequest(compare=compare, success=success, failure=[])
-        resp = await self._client.kvstub.Txn(req, timeout=self._client._timeout)
+        resp = await self._client.kvstub.Txn(req, timeout=WRITE_TIMEOUT)
         return bool(resp.succeeded), int(resp.header.revision)
 
     async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[KV]]:
@@ -129,6 +138,89 @@ class Etcd:
 
     async def revoke(self, lease: int) -> None:
         await self._client.revoke_lease(lease)
+
+    # ---------------------------------------------------------------- membership
+
+    async def members(self) -> list[Member]:
+        resp = await self._client.clusterstub.MemberList(
+            rpc.MemberListRequest(), timeout=self._client._timeout
+        )
+        return [_member(m) for m in resp.members]
+
+    async def add_learner(self, name: str, peer_url: str) -> dict[str, str]:
+        """Add a member that will start as `name` at `peer_url`, as a learner (it votes once
+        promoted). Returns the `--initial-cluster` it starts with: name → peer URL of every
+        member (a member added before but never started has no name: it is left out)."""
+        existing = {m.peer_url: m for m in await self.members()}
+        deadline = asyncio.get_running_loop().time() + ADD_WAIT
+        while peer_url not in existing:
+            try:
+                await self._client.clusterstub.MemberAdd(
+                    rpc.MemberAddRequest(peerURLs=[peer_url], isLearner=True),
+                    timeout=self._client._timeout,
+                )
+                break
+            except Exception as e:
+                # One learner at a time, and none while the cluster is not healthy (a member
+                # that joined just before is still catching up): wait for it.
+                busy = "unhealthy cluster" in str(e) or "too many learner" in str(e)
+                if not busy or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+        cluster = {m.name: m.peer_url for m in await self.members() if m.name}
+        cluster[name] = peer_url
+        return cluster
+
+    async def promote_learners(self) -> list[str]:
+        """Make every started learner that caught up a voting member (etcd refuses the
+        others: "not in sync"). The names of those promoted."""
+        promoted = []
+        for m in await self.members():
+            if not (m.learner and m.name):
+                continue
+            try:
+                await self._client.clusterstub.MemberPromote(
+                    rpc.MemberPromoteRequest(ID=m.id), timeout=self._client._timeout
+                )
+                promoted.append(m.name)
+            except Exception as e:  # noqa: BLE001 - not caught up yet: the next round
+                if "not in sync" not in str(e) and "not ready" not in str(e):
+                    raise
+        return promoted
+
+    async def member_id(self) -> int:
+        resp = await self._client.maintenancestub.Status(
+            rpc.StatusRequest(), timeout=self._client._timeout
+        )
+        return int(resp.header.member_id)
+
+    async def remove_member(self, member_id: int) -> None:
+        await self._client.clusterstub.MemberRemove(
+            rpc.MemberRemoveRequest(ID=member_id), timeout=self._client._timeout
+        )
+
+    async def update_peer_url(self, peer_url: str) -> None:
+        """This member's advertised peer URL (a swarm made before managers could join
+        advertised loopback)."""
+        own = await self.member_id()
+        mine = next((m for m in await self.members() if m.id == own), None)
+        if mine is not None and mine.peer_url != peer_url:
+            await self._client.clusterstub.MemberUpdate(
+                rpc.MemberUpdateRequest(ID=own, peerURLs=[peer_url]),
+                timeout=self._client._timeout,
+            )
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    name: str
+    peer_url: str
+    learner: bool
+
+
+def _member(m: Any) -> Member:
+    return Member(int(m.ID), m.name, m.peerURLs[0] if m.peerURLs else "", bool(m.isLearner))
 
 
 def _kv(kv: rpc.KeyValue, deleted: bool = False) -> KV:

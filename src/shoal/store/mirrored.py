@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=Meta)
 
+QUORUM_PERIOD = 0.5  # seconds between quorum checks
+QUORUM_TIMEOUT = 1.0  # seconds a quorum check may take
+
 
 class MirroredStore:
     """One per manager process. `run()` keeps the mirror; the rest is `Store`."""
@@ -48,6 +51,7 @@ class MirroredStore:
         self.clock = clock
         self.synced = asyncio.Event()
         self._sealer = sealer
+        self.quorate = True  # the backend answers reads only a quorum answers (`watch_quorum`)
         self._guards: tuple[Guard, ...] = ()
         self._mirror = _Mirror()
 
@@ -122,6 +126,25 @@ class MirroredStore:
                 log.warning("store watch interrupted: %s", e)
                 self.synced.clear()  # reads would be stale: refused until reloaded
                 await asyncio.sleep(0.5)
+
+    async def watch_quorum(self) -> None:
+        """Ask the backend for its revision (a read only a quorum of etcd members answers)
+        twice a second: while it cannot answer within a second, `quorate` is false and the
+        API answers Docker's quorum-loss error rather than what the mirror last saw."""
+        while True:
+            try:
+                async with asyncio.timeout(QUORUM_TIMEOUT):
+                    await self.kv.status()
+                ok = True
+            except TimeoutError:
+                ok = False
+            except Exception:  # noqa: BLE001 - etcd not answering at all
+                ok = False
+            if ok != self.quorate:
+                log.warning("the cluster store %s", "has a quorum again" if ok else
+                            "has no quorum: control calls are refused")  # fmt: skip
+                self.quorate = ok
+            await asyncio.sleep(QUORUM_PERIOD)
 
     def _decode(self, kind: str, id: str, kv: KV) -> Meta:
         assert kv.value is not None

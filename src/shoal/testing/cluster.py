@@ -37,6 +37,7 @@ from shoal.api.models import (
 from shoal.api.naming import new_id
 from shoal.api.states import TaskState
 from shoal.manager.controlapi import services
+from shoal.manager.dispatcher.claims import Claims
 from shoal.manager.dispatcher.dispatcher import Dispatcher, LocalSession
 from shoal.manager.manager import Manager
 from shoal.rpc.messages import Assignment, NetworkState, encode
@@ -142,8 +143,10 @@ class SimCluster:
         self._pool = default_addr_pool
         self._subnet_size = subnet_size
         self.store = MemoryStore(self.clock)
-        self.dispatcher = Dispatcher(self.store, self.clock)
         self.manager_id = new_id()
+        self.dispatcher = Dispatcher(
+            self.store, Claims(self.store.memory, self.manager_id), self.clock
+        )
         self.manager = Manager(self.store, self.store.memory, self.manager_id, self.clock)
         self.nodes: dict[str, SimNode] = {}
         self._workers = workers

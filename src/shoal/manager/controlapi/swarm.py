@@ -59,3 +59,32 @@ async def update(
     else:
         swarm.unlock_key = None
     return await store.update(swarm)
+
+
+def leave_refusal(store: Store | None, node_id: str) -> str:
+    """Why a manager may not leave without `--force`, in Docker's words (moby's `Leave`):
+    the last manager erases the swarm; one whose leaving breaks the quorum says how many
+    managers are left; the others the general warning. `store` None: no quorum now (the
+    counts unknown, as Docker's without a leader)."""
+    msg = "You are attempting to leave the swarm on a node that is participating as a manager. "
+    if store is not None:
+        statuses = {n.id: n.manager_status for n in store.nodes() if n.manager_status}
+        reachable = len(
+            [i for i, ms in statuses.items() if i == node_id or ms.reachability == "reachable"]
+        )
+        unreachable = len(statuses) - reachable
+        if reachable - 2 <= unreachable:  # leaving loses the quorum
+            if reachable == 1 and unreachable == 0:
+                return msg + (
+                    "Removing the last manager erases all current state of the swarm. Use "
+                    "`--force` to ignore this message. "
+                )
+            msg += (
+                f"Removing this node leaves {reachable - 1} managers out of "
+                f"{reachable + unreachable}. Without a Raft quorum your swarm will be "
+                "inaccessible. "
+            )
+    return msg + (
+        "The only way to restore a swarm that has lost consensus is to reinitialize it with "
+        "`--force-new-cluster`. Use `--force` to suppress this message."
+    )

@@ -2,7 +2,10 @@
 
 It registers nodes, streams each node its assignment set (the tasks the scheduler gave it,
 first in full, then as increments), takes their status reports and writes them to the store in
-batches, and records heartbeats in memory so that a heartbeat costs no store write.
+batches, and records heartbeats in memory so that a heartbeat costs no store write. It claims
+the nodes whose sessions it holds (`claims.py`), so that every manager knows a node is served;
+a node whose heartbeats stop here is marked down here, unless another manager holds its
+session by then. Nodes with no session anywhere are the leader's node monitor's.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from shoal.api.models import (
 )
 from shoal.api.naming import new_id
 from shoal.api.states import TaskState
+from shoal.manager.dispatcher.claims import Claims
 from shoal.manager.dispatcher.networks import balancers, endpoints, in_rotation, state_for
 from shoal.rpc.messages import Assignment, LogCancel, LogRequest, NetworkState, ServiceInfo
 from shoal.store.store import Event, Store
@@ -40,7 +44,6 @@ ATTACH_WAIT = 10.0  # seconds an attach waits for its address, at most
 FLUSH_INTERVAL = 0.01  # gathers a burst; writes in flight gather the next batch
 # A node is down once it has missed this many heartbeat periods (plus a little slack).
 GRACE_PERIODS = 3
-STARTUP_GRACE = 10.0  # seconds, beyond the agents' longest reconnect back-off
 
 
 DRAIN_TIMEOUT = 2.0  # seconds a stop waits, at most, for every node to leave the task out
@@ -50,6 +53,19 @@ DRAIN_TIMEOUT = 2.0  # seconds a stop waits, at most, for every node to leave th
 class Drain:
     version: int  # the first network state version without the task
     deadline: float  # on the dispatcher's clock
+
+
+def heartbeat_period(store: Store) -> float:
+    """Seconds between a node's heartbeats (the swarm's `--dispatcher-heartbeat`)."""
+    swarm = store.swarm()
+    if swarm is not None and swarm.spec.dispatcher.heartbeat_period:
+        return float(swarm.spec.dispatcher.heartbeat_period) / 1e9
+    return HEARTBEAT_PERIOD / 1e9
+
+
+def grace(store: Store) -> float:
+    """Seconds without a heartbeat after which a node is down."""
+    return heartbeat_period(store) * GRACE_PERIODS + 0.5
 
 
 def assigned(task: Task, node_id: str) -> bool:
@@ -75,8 +91,11 @@ def service_info(service: Service | None, service_id: str) -> ServiceInfo:
 
 
 class Dispatcher:
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: Store, claims: Claims, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
+        self.claims = claims
         self.clock = clock
         self.last_seen: dict[str, float] = {}
         self._stopping: set[str] = set()  # nodes whose shoald said it restarts
@@ -98,21 +117,13 @@ class Dispatcher:
 
     @property
     def heartbeat_period(self) -> float:
-        swarm = self.store.swarm()
-        if swarm is not None and swarm.spec.dispatcher.heartbeat_period:
-            return float(swarm.spec.dispatcher.heartbeat_period) / 1e9
-        return HEARTBEAT_PERIOD / 1e9
+        return heartbeat_period(self.store)
 
     async def run(self) -> None:
         queue = self.store.subscribe()
-        # Nodes found at start get longer to come back: their agents may be waiting out a
-        # reconnect back-off (as SwarmKit doubles the grace for nodes of unknown state).
-        later = self.clock() + STARTUP_GRACE
-        for node in self.store.nodes():
-            if node.status.state != "down":
-                self.last_seen.setdefault(node.id, later)
         try:
             async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.claims.run())
                 tg.create_task(self._flush_loop())
                 tg.create_task(self._expire_loop())
                 tg.create_task(self._drain_loop())
@@ -124,6 +135,7 @@ class Dispatcher:
     async def register(self, node_id: str, description: NodeDescription, addr: str) -> LocalSession:
         """A node's agent (re)connects: the node is ready; its session starts with the full
         assignment set."""
+        await self.claims.claim(node_id)
         self.last_seen[node_id] = self.clock()
 
         def ready(node: Node) -> bool:
@@ -368,7 +380,7 @@ class Dispatcher:
 
     def expired(self, now: float) -> list[str]:
         """Nodes whose heartbeats stopped (pure, on the injected clock)."""
-        limit = self.heartbeat_period * GRACE_PERIODS + 0.5
+        limit = grace(self.store)
         return [nid for nid, seen in self.last_seen.items() if now - seen > limit]
 
     def session_lost(self, node_id: str) -> None:
@@ -379,7 +391,7 @@ class Dispatcher:
             self._stopping.discard(node_id)
             return
         if node_id in self.last_seen:
-            limit = self.heartbeat_period * GRACE_PERIODS + 0.5
+            limit = grace(self.store)
             soon = self.clock() + self.heartbeat_period - limit
             self.last_seen[node_id] = min(self.last_seen[node_id], soon)
 
@@ -395,8 +407,13 @@ class Dispatcher:
             await asyncio.sleep(self.heartbeat_period / 2)
             for node_id in self.expired(self.clock()):
                 self._forget_node(node_id)
+                await self.claims.release(node_id)
+                holder = await self.claims.holder(node_id)
+                if holder is not None and holder != self.claims.manager_id:
+                    log.info("node %s went on with another manager (%s)", node_id, holder)
+                    continue
                 log.warning("node %s missed its heartbeats: down", node_id)
-                await self.store.modify(Node, {node_id: _down})
+                await self.store.modify(Node, {node_id: down})
 
     async def _flush_loop(self) -> None:
         while True:
@@ -436,7 +453,8 @@ def _advance(status: TaskStatus) -> Callable[[Task], bool]:
     return apply
 
 
-def _down(node: Node) -> bool:
+def down(node: Node) -> bool:
+    """A node's status once its heartbeats stopped."""
     if node.status.state == "down":
         return False
     node.status = NodeStatus(state="down", message="heartbeat failure", addr=node.status.addr)

@@ -3,7 +3,9 @@
 * `GET /ca` — the root CA certificate; a joining node checks it against the digest in its
   join token before it trusts anything else.
 * `POST /join` — `JoinRequest` (token + certificate request) → `JoinAnswer`: a node ID and
-  a certificate signed by the swarm's CA (CN node ID, OU role, O swarm ID).
+  a certificate signed by the swarm's CA (CN node ID, OU role, O swarm ID). A manager's
+  names its address too; its etcd member is added to the cluster as a learner, and the
+  answer carries the cluster and the swarm's data key.
 * `GET /session` — a WebSocket over mutual TLS carrying `shoal.rpc.messages`. Only a
   certificate of a node the swarm still knows is accepted.
 """
@@ -15,12 +17,13 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import pydantic
 from aiohttp import WSMsgType, web
 
-from shoal.api.errors import INVALID_JOIN_TOKEN, InvalidArgument, ShoalError, Unimplemented
-from shoal.api.models import Node, NodeDescription, NodeSpec, NodeStatus
+from shoal.api.errors import INVALID_JOIN_TOKEN, InvalidArgument, ShoalError
+from shoal.api.models import ManagerStatus, Node, NodeDescription, NodeSpec, NodeStatus
 from shoal.api.naming import new_id
 from shoal.ca.authority import identity, issue
 from shoal.ca.tokens import role_of
@@ -57,7 +60,17 @@ def managers_of(store: Store) -> list[str]:
     )
 
 
-def make_cluster_app(store: Store, dispatcher: Dispatcher) -> web.Application:
+class Membership(Protocol):
+    """The managers' etcd cluster, as a join changes it (`shoal.store.etcd.Etcd`)."""
+
+    async def add_learner(self, name: str, peer_url: str) -> dict[str, str]: ...
+
+
+def make_cluster_app(
+    store: Store, dispatcher: Dispatcher, membership: Membership, data_key: bytes
+) -> web.Application:
+    """`membership` and `data_key`: what a manager that joins gets (its etcd member is added
+    to the cluster, as a learner; the swarm's data key, over this TLS connection)."""
     app = web.Application(client_max_size=8 * 1024**2)
 
     async def root_ca(request: web.Request) -> web.Response:
@@ -72,29 +85,35 @@ def make_cluster_app(store: Store, dispatcher: Dispatcher) -> web.Application:
         if swarm is None:
             return _error(503, "this manager has no swarm")
         role = role_of(req.JoinToken, swarm.join_tokens.worker, swarm.join_tokens.manager)
-        if role == "manager":
-            return _refuse(
-                Unimplemented(
-                    "joining as a manager is not supported by this shoal version yet: "
-                    "join as a worker"
-                )
-            )
+        if role == "manager" and not (req.Addr and req.ClusterAddr and req.EtcdPeerURL):
+            return _refuse(InvalidArgument("a manager joins with its addresses"))
         if role is None:
             return _refuse(InvalidArgument(INVALID_JOIN_TOKEN))
         if req.Availability not in ("active", "pause", "drain"):
             return _refuse(InvalidArgument(f"invalid availability {req.Availability!r}"))
         node_id = new_id()
         authority = ca.load(store)
+        addresses = [req.Addr] if role == "manager" else []
         try:
-            cert = issue(authority, req.CSR.encode(), node_id, role, swarm.id)
+            cert = issue(authority, req.CSR.encode(), node_id, role, swarm.id, addresses)
         except ValueError as e:
             return _refuse(InvalidArgument(f"invalid certificate request: {e}"))
+        cluster: dict[str, str] = {}
+        if role == "manager":
+            try:
+                cluster = await membership.add_learner(node_id, req.EtcdPeerURL)
+            except Exception as e:  # noqa: BLE001 - no quorum, a refused peer URL
+                log.warning("node %s could not join as a manager: %s", node_id, e)
+                return _error(503, f"could not add the manager to the cluster: {e}")
         node = Node(
             id=node_id,
             spec=NodeSpec(role=role, availability=req.Availability, labels={}),
             description=NodeDescription(hostname=req.Hostname or None),
             status=NodeStatus(state="unknown", addr=req.Addr or None),
-        )
+            manager_status=ManagerStatus(
+                leader=False, reachability="unknown", addr=req.ClusterAddr
+            ) if role == "manager" else None,
+        )  # fmt: skip
         await store.create(node)
         log.info("node %s (%s) joined as a %s", node_id, req.Hostname, role)
         answer = JoinAnswer(
@@ -103,6 +122,8 @@ def make_cluster_app(store: Store, dispatcher: Dispatcher) -> web.Application:
             RootCA=authority.cert_pem.decode(),
             SwarmID=swarm.id,
             Managers=managers_of(store),
+            DataKey=data_key if role == "manager" else None,
+            EtcdCluster=cluster,
         )
         return web.Response(text=answer.model_dump_json(), content_type="application/json")
 
