@@ -40,11 +40,13 @@ from shoal.api.errors import (
     DaemonError,
     InvalidArgument,
     NoLeader,
+    REMOVED_MANAGER,
     NotAcceptable,
+    RemovedManager,
     ShoalError,
     SwarmLocked,
 )
-from shoal.api.models import Network, NodeDescription, Swarm, Task, TLSInfo, ingress_spec
+from shoal.api.models import Network, Node, NodeDescription, Swarm, Task, TLSInfo, ingress_spec
 from shoal.api.naming import new_id
 from shoal.ca.authority import issue, new_csr, new_key, new_root_ca, tls_info
 from shoal.ca.tls import encrypt_key, server_context, write_certs, write_plain_key
@@ -93,6 +95,7 @@ class Daemon:
         self.state: LocalState | None = None
         self.keys = LocalKeys(self.dir.data_key)
         self._locked = False
+        self._removed = False  # this manager's etcd member was removed from its cluster
         self.store: MirroredStore | None = None
         self.dispatcher: Dispatcher | None = None
         self.networks: NodeNetworks | None = None
@@ -118,6 +121,8 @@ class Daemon:
             raise SwarmLocked()
         if self.state is not None and self.state.role != "manager":
             raise NotAcceptable(NOT_A_MANAGER_WORKER)
+        if self._removed:
+            raise RemovedManager()
         if self.store is None:
             raise NotAcceptable(NOT_A_MANAGER)
         if not self.store.synced.is_set() or not self.store.quorate:
@@ -207,13 +212,13 @@ class Daemon:
         await self._stop_swarm()
         await self._engine.close()
 
-    async def _start_swarm(self, state: LocalState) -> None:
+    async def _start_swarm(self, state: LocalState, force_new_cluster: bool = False) -> None:
         """Start the swarm parts; return once a manager's store is loaded (or raise what
         went wrong while starting)."""
         ready = asyncio.Event()
         networks = self.networks = self._node_networks(state)
         if state.role == "manager":
-            run = self._run_manager(state, networks, ready)
+            run = self._run_manager(state, networks, ready, force_new_cluster)
         else:
             run = self._run_worker(state, networks)
             ready.set()
@@ -230,12 +235,17 @@ class Daemon:
         )
 
     async def _run_manager(
-        self, state: LocalState, networks: NodeNetworks, ready: asyncio.Event
+        self,
+        state: LocalState,
+        networks: NodeNetworks,
+        ready: asyncio.Event,
+        force_new_cluster: bool = False,
     ) -> None:
         assert self.keys.data_key is not None
         peer_key = self.config.exec_root / "etcd" / "peer.key"
         write_plain_key(self.dir.certs, self.keys.data_key, peer_key)
         config = self._member_config(state, peer_key)
+        config.force_new_cluster = force_new_cluster
         member = Member(config)
         etcd = Etcd(state.etcd_endpoint)
         store = self.store = MirroredStore(etcd, Sealer(self.keys.data_key))
@@ -243,6 +253,7 @@ class Daemon:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(networks.run())  # first: dockerd waits for the plugin to start
             tg.create_task(member.run())
+            tg.create_task(self._watch_removed(member))
             await member.started.wait()
             await _wait_etcd(etcd)  # a learner answers once promoted
             with contextlib.suppress(Exception):  # a swarm made when peers were on loopback
@@ -262,6 +273,13 @@ class Daemon:
                     state, networks, lambda d: dispatcher.register(state.node_id, d, addr)
                 )
             )
+
+    async def _watch_removed(self, member: Member) -> None:
+        """This manager's member was removed from its etcd cluster while it was away (a
+        `swarm init --force-new-cluster` on another manager): it never serves again."""
+        await member.removed.wait()
+        self._removed = True
+        log.error(REMOVED_MANAGER)
 
     def _member_config(self, state: LocalState, peer_key: Path) -> MemberConfig:
         """This manager's etcd member: clients on loopback, peers on the advertise address
@@ -373,11 +391,12 @@ class Daemon:
     # ------------------------------------------------------------------ init / join / leave
 
     async def init(self, req: dict[str, Any]) -> str:
+        if self.state is not None and req.get("ForceNewCluster"):
+            return await asyncio.shield(asyncio.ensure_future(self._force_new_cluster(req)))
         async with self._lock:
             if self.state is not None:
                 raise NotAcceptable(ALREADY_IN_SWARM)
-            if req.get("ForceNewCluster"):
-                raise BadRequest("--force-new-cluster needs an existing swarm on this node")
+            # Outside a swarm `--force-new-cluster` changes nothing (as Docker's): a new swarm.
             listen = req.get("ListenAddr") or f"0.0.0.0:{SWARM_PORT}"
             advertise = advertise_address(req.get("AdvertiseAddr") or "", listen)
             availability = req.get("Availability") or "active"
@@ -415,6 +434,45 @@ class Daemon:
                 raise
             self.dir.save(state)
             self.state = state
+            return state.node_id
+
+    async def _force_new_cluster(self, req: dict[str, Any]) -> str:
+        """`swarm init --force-new-cluster` on a manager: its etcd member starts once with
+        etcd's `--force-new-cluster` (a one-member cluster from its own data), the swarm
+        parts start again, and the other managers lose their `ManagerStatus` (their node
+        objects keep the manager role, as Docker's). Nothing else changes: same swarm, same
+        node ID, tokens, services and tasks; the workers' containers run on."""
+        async with self._lock:
+            state = self.state
+            if state is None:
+                raise NotAcceptable(NOT_A_MANAGER)
+            if self._locked:  # the data key is needed to read the state: unlock first
+                raise SwarmLocked()
+            if state.role != "manager":
+                raise NotAcceptable(NOT_A_MANAGER_WORKER)
+            given = req.get("AdvertiseAddr") or ""
+            if given:
+                wanted = advertise_address(given, req.get("ListenAddr") or state.listen_addr)
+                if host_of(wanted) != host_of(state.advertise_addr):
+                    raise BadRequest(
+                        f"--force-new-cluster keeps this manager's address "
+                        f"{host_of(state.advertise_addr)} (its certificate names it); "
+                        f"{host_of(wanted)} was asked for"
+                    )
+            log.warning("--force-new-cluster: this manager becomes the only member of a new "
+                        "etcd cluster with the swarm's data")  # fmt: skip
+            await self._stop_swarm()
+            state.etcd_cluster = {}
+            self.dir.save(state)
+            self._removed = False
+            await self._start_swarm(state, force_new_cluster=True)
+            assert self.store is not None
+            await self.store.modify(Node, {
+                n.id: _drop_manager_status
+                for n in self.store.nodes()
+                if n.id != state.node_id and n.manager_status is not None
+            })  # fmt: skip
+            log.info("new cluster forced: this manager is the only one")
             return state.node_id
 
     async def join(self, req: dict[str, Any]) -> None:
@@ -533,6 +591,15 @@ class Daemon:
                     log.warning("removing a task container: %s", r)
         except Exception as e:  # noqa: BLE001 - best effort
             log.warning("removing task containers: %s", e)
+
+
+def _drop_manager_status(node: Node) -> bool:
+    """A manager that is no longer an etcd member: no manager status (Docker shows its role
+    still manager, its MANAGER STATUS empty)."""
+    if node.manager_status is None:
+        return False
+    node.manager_status = None
+    return True
 
 
 def _stacks(task: asyncio.Task[None]) -> str:
