@@ -15,6 +15,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,20 +38,29 @@ from shoal.api.errors import (
     NOT_A_MANAGER,
     NOT_A_MANAGER_WORKER,
     NOT_LOCKED,
+    REMOVED_MANAGER,
     BadRequest,
     Conflict,
     DaemonError,
     InvalidArgument,
     NoLeader,
-    REMOVED_MANAGER,
     NotAcceptable,
     RemovedManager,
     ShoalError,
     SwarmLocked,
 )
-from shoal.api.models import Network, Node, NodeDescription, Swarm, Task, TLSInfo, ingress_spec
+from shoal.api.models import (
+    ManagerStatus,
+    Network,
+    Node,
+    NodeDescription,
+    Swarm,
+    Task,
+    TLSInfo,
+    ingress_spec,
+)
 from shoal.api.naming import new_id
-from shoal.ca.authority import issue, new_csr, new_key, new_root_ca, tls_info
+from shoal.ca.authority import RootCA, issue, new_csr, new_key, new_root_ca, tls_info
 from shoal.ca.tls import encrypt_key, server_context, write_certs, write_plain_key
 from shoal.engine.client import Engine
 from shoal.engine.logs import container_log
@@ -59,14 +71,14 @@ from shoal.manager.dispatcher.claims import Claims
 from shoal.manager.dispatcher.dispatcher import Dispatcher
 from shoal.manager.dispatcher.server import make_cluster_app
 from shoal.manager.manager import Manager
-from shoal.node import bootstrap
+from shoal.node import backup, bootstrap
 from shoal.node.addresses import SWARM_PORT, advertise_address, host_of, route_address
 from shoal.node.keys import LocalKeys
 from shoal.node.networks import NodeNetworks
 from shoal.node.state import LocalState, SwarmDir
 from shoal.store.etcd import Etcd
 from shoal.store.mirrored import MirroredStore
-from shoal.store.seal import Sealer
+from shoal.store.seal import Sealer, new_unlock_key
 
 log = logging.getLogger(__name__)
 
@@ -475,6 +487,72 @@ class Daemon:
             log.info("new cluster forced: this manager is the only one")
             return state.node_id
 
+    async def backup(self) -> tuple[bytes, str | None]:
+        """`shoal swarm backup`: the backup file, and the key made for it (None: the swarm's
+        unlock key opens it, autolock being on)."""
+        store = self.control()
+        swarm = store.swarm()
+        if not isinstance(store.kv, Etcd) or swarm is None or self.keys.data_key is None:
+            raise NotAcceptable(NOT_A_MANAGER)
+        assert self.state is not None
+        root = ca.load(store)
+        made = None if swarm.unlock_key else new_unlock_key()
+        key = swarm.unlock_key or made
+        assert key is not None
+        snapshot = await store.kv.snapshot()
+        b = backup.make(self.state.swarm_id, self.state.node_id, self.keys.data_key, key,
+                        made is None, root.cert_pem, root.key_pem, snapshot)  # fmt: skip
+        log.info("backup taken (%d bytes of etcd snapshot)", len(snapshot))
+        return backup.dump(b), made
+
+    async def restore(self, data: bytes, key: str, req: dict[str, Any]) -> str:
+        """`shoal swarm restore`: on a node outside any swarm, the backup's swarm with this
+        node as its only manager, in the place (node ID) of the manager it was taken on."""
+        return await asyncio.shield(asyncio.ensure_future(self._restore(data, key, req)))
+
+    async def _restore(self, data: bytes, key: str, req: dict[str, Any]) -> str:
+        async with self._lock:
+            if self.state is not None:
+                raise NotAcceptable(ALREADY_IN_SWARM)
+            b = backup.load(data)
+            data_key, ca_cert, ca_key = backup.open_backup(b, key)
+            listen = req.get("ListenAddr") or f"0.0.0.0:{SWARM_PORT}"
+            advertise = advertise_address(req.get("AdvertiseAddr") or "", listen)
+            state = LocalState(
+                node_id=b.node_id, swarm_id=b.swarm_id, role="manager",
+                advertise_addr=advertise, listen_addr=listen,
+                etcd_endpoint=f"127.0.0.1:{self.config.etcd_client_port}",
+            )  # fmt: skip
+            self.dir.wipe()
+            root = RootCA(ca_cert, ca_key)
+            node_key, key_pem = new_key()
+            cert = issue(root, new_csr(node_key), state.node_id, "manager", state.swarm_id,
+                         [host_of(advertise)])  # fmt: skip
+            write_certs(self.dir.certs, root.cert_pem, cert, encrypt_key(key_pem, data_key))
+            self.keys.create(data_key, key if b.autolock else None)
+            peer_url = f"https://{host_of(advertise)}:{self.config.etcd_peer_port}"
+            try:
+                await restore_snapshot(b.snapshot, self.dir.etcd, state.node_id, peer_url)
+                await self._start_swarm(state)
+                assert self.store is not None
+                addr = advertise
+                await self.store.modify(Node, {
+                    n.id: (lambda n: _this_manager(n, addr)) if n.id == state.node_id
+                    else _drop_manager_status
+                    for n in self.store.nodes()
+                    if n.id == state.node_id or n.manager_status is not None
+                })  # fmt: skip
+            except BaseException:
+                await self._stop_swarm()
+                self.dir.wipe()
+                self.keys.forget()
+                raise
+            self.dir.save(state)
+            self.state = state
+            log.info("swarm %s restored from a backup: this node is its only manager",
+                     state.swarm_id)  # fmt: skip
+            return state.node_id
+
     async def join(self, req: dict[str, Any]) -> None:
         await asyncio.shield(asyncio.ensure_future(self._join(req)))
 
@@ -591,6 +669,34 @@ class Daemon:
                     log.warning("removing a task container: %s", r)
         except Exception as e:  # noqa: BLE001 - best effort
             log.warning("removing task containers: %s", e)
+
+
+def _this_manager(node: Node, addr: str) -> bool:
+    """The restored manager's node object: a manager at its new address."""
+    node.spec.role = "manager"
+    node.manager_status = ManagerStatus(leader=False, reachability="reachable", addr=addr)
+    return True
+
+
+async def restore_snapshot(snapshot: bytes, data_dir: Path, name: str, peer_url: str) -> None:
+    """etcd's own restore (`etcdctl snapshot restore`, Debian's etcd-client): a new
+    one-member cluster's data directory from a snapshot."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=data_dir.parent) as tmp:
+        path = Path(tmp) / "snapshot.db"
+        path.write_bytes(snapshot)
+        proc = await asyncio.create_subprocess_exec(
+            shutil.which("etcdctl") or "/usr/bin/etcdctl", "snapshot", "restore", str(path),
+            "--data-dir", str(data_dir), "--name", name,
+            "--initial-cluster", f"{name}={peer_url}",
+            "--initial-advertise-peer-urls", peer_url,
+            env={**os.environ, "ETCDCTL_API": "3"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise DaemonError(f"etcdctl snapshot restore failed: {out.decode(errors='replace')}")
+    data_dir.chmod(0o700)
 
 
 def _drop_manager_status(node: Node) -> bool:
