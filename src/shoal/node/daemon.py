@@ -267,7 +267,15 @@ class Daemon:
             tg.create_task(member.run())
             tg.create_task(self._watch_removed(member))
             await member.started.wait()
-            await _wait_etcd(etcd)  # a learner answers once promoted
+            removed = asyncio.ensure_future(member.removed.wait())
+            waiting = asyncio.ensure_future(_wait_etcd(etcd))  # a learner answers once promoted
+            await asyncio.wait({removed, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():  # removed from its cluster: serve nothing but say why
+                waiting.cancel()
+                ready.set()
+                await asyncio.Event().wait()
+            removed.cancel()
+            waiting.result()
             with contextlib.suppress(Exception):  # a swarm made when peers were on loopback
                 await etcd.update_peer_url(config.peer_url)
             tg.create_task(store.run())
