@@ -647,7 +647,7 @@ class Daemon:
             self.networks = None
             self.dir.wipe()
             self.keys.forget()
-            self._locked = False
+            self._locked = self._removed = False
             self.state = None
             took = asyncio.get_running_loop().time() - started
             log.info("left the swarm in %.1f s", took)
