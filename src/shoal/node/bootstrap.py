@@ -120,7 +120,12 @@ async def join(
 
 
 async def renew(
-    managers: list[str], certs: Path, addr: str, cluster_addr: str, etcd_peer_url: str
+    managers: list[str],
+    certs: Path,
+    addr: str,
+    cluster_addr: str,
+    etcd_peer_url: str,
+    password: bytes | None = None,
 ) -> tuple[JoinAnswer, bytes]:
     """A certificate for the role the store now gives this node (`POST /renew` with its
     current certificate), from the first of `managers` that grants it. Returns the answer
@@ -133,12 +138,13 @@ async def renew(
     )  # fmt: skip
     timeout = aiohttp.ClientTimeout(total=40, sock_connect=CONNECT_TIMEOUT)
     errors = []
+    ctx = client_context(certs, password=password)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         for manager in managers:
             try:
                 async with http.post(
                     f"https://{manager}/renew", data=req.model_dump_json(),
-                    headers={"Content-Type": "application/json"}, ssl=client_context(certs),
+                    headers={"Content-Type": "application/json"}, ssl=ctx,
                 ) as resp:  # fmt: skip
                     body = await resp.read()
                     if resp.status == 200:

@@ -389,7 +389,7 @@ class Daemon:
         others = [a for a in managers_of(store) if a != state.advertise_addr]
         addr = host_of(state.advertise_addr)
         answer, key_pem = await bootstrap.renew(
-            others, self.dir.certs, addr, state.advertise_addr, ""
+            others, self.dir.certs, addr, state.advertise_addr, "", self.keys.data_key
         )
         if answer.DataKey is not None:
             return  # promoted again meanwhile
