@@ -35,6 +35,7 @@ from shoal.rpc.messages import (
     Named,
     NetworkApplied,
     NetworkState,
+    RoleChange,
     StatusReport,
     Stopping,
 )
@@ -65,6 +66,9 @@ class RemoteSession:
         self.managers: list[str] = []
         # Told the managers' addresses (at the start of each session): where to go next time.
         self.on_managers: Callable[[list[str]], None] | None = None
+        # Told the node's role changed (promoted or demoted): the node's to carry out.
+        self.on_role: Callable[[str], None] | None = None
+        self.manager = ""  # the cluster-port address of the manager this session is with
 
     @classmethod
     async def connect(
@@ -105,6 +109,7 @@ class RemoteSession:
                         errors.append(f"{manager}: {job.exception()}")
                         continue
                     session: RemoteSession = job.result()
+                    session.manager = manager
                     for other in done - {job}:  # answered at the same time: not this one
                         pending[other] = ""
                     try:
@@ -142,6 +147,9 @@ class RemoteSession:
                 self.managers = list(message.managers)
                 if self.on_managers is not None:
                     self.on_managers(self.managers)
+            elif isinstance(message, RoleChange):
+                if self.on_role is not None:
+                    self.on_role(message.role)
             elif isinstance(message, LogRequest):
                 self._logs[message.id] = asyncio.create_task(self._send_log(message))
             elif isinstance(message, LogCancel) and message.id in self._logs:

@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from shoal.api.models import TaskStatus
-from shoal.rpc.messages import Assignment, NetworkState
+from shoal.rpc.messages import Assignment, NetworkState, RoleChange
 
 
 class Session(Protocol):
     node_id: str
 
-    def assignments(self) -> AsyncIterator[Assignment | NetworkState]:
+    def assignments(self) -> AsyncIterator[Assignment | NetworkState | RoleChange]:
         """The tasks this node runs (sets of them), and its network state (in full)."""
         ...
 

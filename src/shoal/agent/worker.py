@@ -62,8 +62,8 @@ class Worker:
                 if isinstance(message, NetworkState):
                     await self._network_state(message)
                     await session.applied(message.version)
-                else:
-                    await self.apply(message)
+                elif isinstance(message, Assignment):
+                    await self.apply(message)  # a RoleChange is the node's, not the worker's
 
     async def apply(self, a: Assignment) -> None:
         self.services.update(a.services)

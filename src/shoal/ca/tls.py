@@ -46,16 +46,19 @@ def server_context(certs: Path, password: bytes | None = None) -> ssl.SSLContext
     return ctx
 
 
-def client_context(certs: Path | None = None, ca_pem: bytes | None = None) -> ssl.SSLContext:
+def client_context(
+    certs: Path | None = None, ca_pem: bytes | None = None, password: bytes | None = None
+) -> ssl.SSLContext:
     """TLS to a manager: its certificate must chain to the cluster CA (names are not checked:
     managers are reached by address). With `certs`, our node certificate goes along; with
     `ca_pem` only, the CA is trusted but we present nothing (joining); with neither, nothing is
-    checked (fetching the CA certificate, which the join token's digest then verifies)."""
+    checked (fetching the CA certificate, which the join token's digest then verifies).
+    `password` opens a manager's encrypted `node.key`."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     if certs is not None:
         ctx.load_verify_locations(cafile=str(certs / "ca.crt"))
-        ctx.load_cert_chain(str(certs / "node.crt"), str(certs / "node.key"))
+        ctx.load_cert_chain(str(certs / "node.crt"), str(certs / "node.key"), password=password)
     elif ca_pem is not None:
         ctx.load_verify_locations(cadata=ca_pem.decode())
     else:

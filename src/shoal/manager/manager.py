@@ -16,6 +16,7 @@ from shoal.manager.dispatcher.claims import holders
 from shoal.manager.monitor import NodeMonitor
 from shoal.manager.orchestrator.orchestrator import Orchestrator
 from shoal.manager.orchestrator.reaper import Reaper
+from shoal.manager.roles import Membership, RoleManager
 from shoal.manager.scheduler.scheduler import Scheduler
 from shoal.store.election import Election
 from shoal.store.kv import KVBackend
@@ -48,6 +49,8 @@ class Manager:
                     tg.create_task(Scheduler(store, self.clock).run())
                     tg.create_task(Reaper(store).run())
                     tg.create_task(NodeMonitor(store, lambda: holders(self.kv), self.clock).run())
+                    membership = self.kv if isinstance(self.kv, Membership) else None
+                    tg.create_task(RoleManager(store, membership, self.node_id, self.clock).run())
                     await self.election.hold()
                     raise _LostLease
             except* (_LostLease, Deposed):

@@ -26,7 +26,7 @@ from shoal.ca.tls import client_context, encrypt_key, write_certs
 from shoal.ca.tokens import matches_ca, new_token, parse
 from shoal.node.addresses import host_of
 from shoal.node.state import LocalState
-from shoal.rpc.messages import JoinAnswer, JoinRequest
+from shoal.rpc.messages import JoinAnswer, JoinRequest, RenewRequest
 from shoal.store.seal import new_unlock_key
 
 CONNECT_TIMEOUT = 5.0
@@ -117,3 +117,39 @@ async def join(
         key_pem = encrypt_key(key_pem, answer.DataKey)
     write_certs(certs, ca_pem, answer.Certificate.encode(), key_pem)
     return answer
+
+
+async def renew(
+    managers: list[str],
+    certs: Path,
+    addr: str,
+    cluster_addr: str,
+    etcd_peer_url: str,
+    password: bytes | None = None,
+) -> tuple[JoinAnswer, bytes]:
+    """A certificate for the role the store now gives this node (`POST /renew` with its
+    current certificate), from the first of `managers` that grants it. Returns the answer
+    and the new key (PEM, in the clear: the caller writes it once the node's swarm parts
+    have stopped)."""
+    key, key_pem = new_key()
+    req = RenewRequest(
+        CSR=new_csr(key).decode(), Addr=addr, ClusterAddr=cluster_addr,
+        EtcdPeerURL=etcd_peer_url,
+    )  # fmt: skip
+    timeout = aiohttp.ClientTimeout(total=40, sock_connect=CONNECT_TIMEOUT)
+    errors = []
+    ctx = client_context(certs, password=password)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        for manager in managers:
+            try:
+                async with http.post(
+                    f"https://{manager}/renew", data=req.model_dump_json(),
+                    headers={"Content-Type": "application/json"}, ssl=ctx,
+                ) as resp:  # fmt: skip
+                    body = await resp.read()
+                    if resp.status == 200:
+                        return JoinAnswer.model_validate_json(body), key_pem
+                    errors.append(f"{manager}: {resp.status} {body[:200]!r}")
+            except (aiohttp.ClientError, TimeoutError) as e:
+                errors.append(f"{manager}: {e}")
+    raise Unavailable("no manager renewed this node's certificate: " + "; ".join(errors))

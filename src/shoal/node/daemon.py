@@ -69,7 +69,7 @@ from shoal.manager import ca
 from shoal.manager.controlapi import swarm as controlapi_swarm
 from shoal.manager.dispatcher.claims import Claims
 from shoal.manager.dispatcher.dispatcher import Dispatcher
-from shoal.manager.dispatcher.server import make_cluster_app
+from shoal.manager.dispatcher.server import make_cluster_app, managers_of
 from shoal.manager.manager import Manager
 from shoal.node import backup, bootstrap
 from shoal.node.addresses import SWARM_PORT, advertise_address, host_of, route_address
@@ -113,6 +113,8 @@ class Daemon:
         self.networks: NodeNetworks | None = None
         self._group: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._manager: Manager | None = None
+        self._role_change: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ LocalNode
 
@@ -282,7 +284,9 @@ class Daemon:
             tg.create_task(store.watch_quorum())
             await store.synced.wait()
             ready.set()
-            tg.create_task(Manager(store, etcd, state.node_id).run())
+            manager = self._manager = Manager(store, etcd, state.node_id)
+            tg.create_task(manager.run())
+            tg.create_task(self._follow_role(store, state.node_id))
             tg.create_task(dispatcher.run())
             tg.create_task(_promote_learners(etcd))
             tg.create_task(self._serve_cluster_port(state, store, dispatcher, etcd))
@@ -343,11 +347,114 @@ class Daemon:
                 host_of(state.advertise_addr), self._engine,
             )  # fmt: skip
             session.on_managers = remember
+            session.on_role = self._on_role
             return session
 
         async with asyncio.TaskGroup() as tg:
             tg.create_task(networks.run())  # the plugin serves dockerd, session or not
             tg.create_task(self._run_agent(state, networks, connect))
+
+    # ------------------------------------------------------------------ promote / demote
+
+    async def _follow_role(self, store: MirroredStore, node_id: str) -> None:
+        """A manager demoted (`docker node demote`, on any manager) sees it in its store."""
+        events = store.subscribe()
+        try:
+            while True:
+                node = store.get(Node, node_id)
+                if node is not None and node.spec.role == "worker":
+                    self._on_role("worker")
+                while not any(e.kind == "nodes" and e.id == node_id for e in await events.get()):
+                    pass
+        finally:
+            store.unsubscribe(events)
+
+    def _on_role(self, role: str) -> None:
+        """The store gives this node another role: carried out apart from the swarm parts,
+        which it stops and starts again."""
+        if self._role_change is None or self._role_change.done():
+            self._role_change = asyncio.create_task(self._change_role(role))
+
+    async def _change_role(self, role: str) -> None:
+        for attempt in range(5):
+            try:
+                async with self._lock:
+                    state = self.state
+                    if state is None or state.role == role or self._locked:
+                        return
+                    started = asyncio.get_running_loop().time()
+                    if role == "manager":
+                        await self._promote(state)
+                    else:
+                        await self._demote(state)
+                    took = asyncio.get_running_loop().time() - started
+                    log.info("this node is a %s now (%.2f s)", role, took)
+                    return
+            except Exception as e:  # noqa: BLE001 - a manager busy or away: again
+                log.warning("becoming a %s (attempt %d): %s", role, attempt + 1, e)
+                await asyncio.sleep(2)
+
+    async def _promote(self, state: LocalState) -> None:
+        """Worker → manager: a manager certificate, the data key and a learner member from a
+        manager; the worker parts stop (task containers keep running) and the manager parts
+        start, adopting them as after a restart."""
+        addr = host_of(state.advertise_addr)
+        peer_url = f"https://{addr}:{self.config.etcd_peer_port}"
+        answer, key_pem = await bootstrap.renew(
+            state.managers, self.dir.certs, addr, state.advertise_addr, peer_url
+        )
+        if answer.DataKey is None:
+            return  # demoted again meanwhile
+        await self._stop_for_role_change()
+        write_certs(self.dir.certs, answer.RootCA.encode(), answer.Certificate.encode(),
+                    encrypt_key(key_pem, answer.DataKey))  # fmt: skip
+        shutil.rmtree(self.dir.etcd, ignore_errors=True)
+        self.keys.create(answer.DataKey, None)  # wrapped once it sees autolock is on
+        state.role = "manager"
+        state.etcd_endpoint = f"127.0.0.1:{self.config.etcd_client_port}"
+        state.etcd_cluster = answer.EtcdCluster
+        state.managers = answer.Managers or state.managers
+        self.dir.save(state)
+        await self._start_swarm(state)
+
+    async def _demote(self, state: LocalState) -> None:
+        """Manager → worker: a worker certificate from another manager; leadership handed
+        over; the etcd member taken out of the cluster; the manager parts stop, the etcd data
+        and the data key go; the node comes back as a worker (task containers kept)."""
+        store = self.store
+        assert store is not None
+        others = [a for a in managers_of(store) if a != state.advertise_addr]
+        addr = host_of(state.advertise_addr)
+        answer, key_pem = await bootstrap.renew(
+            others, self.dir.certs, addr, state.advertise_addr, "", self.keys.data_key
+        )
+        if answer.DataKey is not None:
+            return  # promoted again meanwhile
+        if self._manager is not None and self._manager.is_leader:
+            await self._manager.election.resign()  # the others campaign at once
+        if isinstance(store.kv, Etcd):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(store.kv.hand_over(), 2)
+        await _leave_etcd_cluster(store.kv)
+        await self._stop_for_role_change()
+        write_certs(self.dir.certs, answer.RootCA.encode(), answer.Certificate.encode(), key_pem)
+        shutil.rmtree(self.dir.etcd, ignore_errors=True)
+        self.dir.data_key.unlink(missing_ok=True)
+        self.keys.forget()
+        state.role = "worker"
+        state.etcd_endpoint = ""
+        state.etcd_cluster = {}
+        state.managers = answer.Managers or others
+        self.dir.save(state)
+        await self._start_swarm(state)
+
+    async def _stop_for_role_change(self) -> None:
+        """Stop the swarm parts as for a restart: the session's manager is told, task
+        containers and the node's networks stay."""
+        if self.networks is not None and self.networks.agent is not None:
+            await self.networks.agent.stopping()
+        await self._stop_swarm()
+        self._manager = None
 
     async def _run_agent(
         self,

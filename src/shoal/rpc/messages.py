@@ -8,7 +8,9 @@ Two exchanges run on the cluster port (2377/tcp, TLS):
 * **Session** (`GET /session`, a WebSocket over mutual TLS): the agent opens with a `Hello`,
   then both sides send JSON messages tagged by `type`. Manager → agent: `Assignment` (a full
   set first, then increments), `NetworkState`, `Attached`, `HeartbeatAck`, `Managers`,
-  `LogRequest`, `LogCancel`.
+  `RoleChange`, `LogRequest`, `LogCancel`.
+* **Renew** (`POST /renew`, mutual TLS): a node whose role changed sends a `RenewRequest` and
+  gets a `JoinAnswer` for the role the store gives it.
   Agent → manager: `Heartbeat`, `StatusReport`, `Attach`, `Detach`, `Named`, `NetworkApplied`,
   `Stopping`, `LogChunk`, `LogEnd`.
 
@@ -52,6 +54,18 @@ class JoinAnswer(_Message):
     Managers: list[str] = Field(default_factory=list)
     DataKey: bytes | None = Field(default=None, repr=False)
     EtcdCluster: dict[str, str] = Field(default_factory=dict)  # member name → peer URL
+
+
+class RenewRequest(_Message):
+    """A node whose role changed asks for a certificate of its new role (`POST /renew`, mutual
+    TLS with its current certificate): the role is the one its Node object has in the store.
+    Its addresses are what it will be as a manager; the answer is a `JoinAnswer` (a manager's
+    with the data key and the etcd cluster its member joins as a learner)."""
+
+    CSR: str
+    Addr: str = ""  # the node's advertise address (no port)
+    ClusterAddr: str = ""  # its cluster port (host:port)
+    EtcdPeerURL: str = ""
 
 
 # ---------------------------------------------------------------- session: manager → agent
@@ -166,6 +180,15 @@ class Managers(_Message):
     managers: list[str]
 
 
+class RoleChange(_Message):
+    """The node's role in the store (`docker node promote/demote`) is not the one its
+    certificate names: it asks for a certificate of that role (`RenewRequest`) and becomes
+    a manager or a worker, keeping its task containers."""
+
+    type: Literal["role"] = "role"
+    role: Literal["manager", "worker"]
+
+
 class Attached(_Message):
     """The answer to `Attach`: the address (CIDR), or why there is none."""
 
@@ -260,7 +283,14 @@ class LogEnd(_Message):
 
 
 ToAgent = Annotated[
-    Assignment | NetworkState | HeartbeatAck | Managers | Attached | LogRequest | LogCancel,
+    Assignment
+    | NetworkState
+    | HeartbeatAck
+    | Managers
+    | RoleChange
+    | Attached
+    | LogRequest
+    | LogCancel,
     Field(discriminator="type"),
 ]
 ToManager = Annotated[

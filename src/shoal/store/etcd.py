@@ -207,6 +207,21 @@ class Etcd:
         await self._client.snapshot(buf)
         return buf.getvalue()
 
+    async def hand_over(self) -> None:
+        """If this member leads the etcd cluster, make another voting member the leader
+        (before this one is removed: no election to wait for)."""
+        status = await self._client.maintenancestub.Status(
+            rpc.StatusRequest(), timeout=self._client._timeout
+        )
+        own = int(status.header.member_id)
+        if int(status.leader) != own:
+            return
+        others = [m for m in await self.members() if m.id != own and not m.learner and m.name]
+        if others:
+            await self._client.maintenancestub.MoveLeader(
+                rpc.MoveLeaderRequest(targetID=others[0].id), timeout=self._client._timeout
+            )
+
     async def update_peer_url(self, peer_url: str) -> None:
         """This member's advertised peer URL (a swarm made before managers could join
         advertised loopback)."""

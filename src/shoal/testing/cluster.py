@@ -40,7 +40,7 @@ from shoal.manager.controlapi import services
 from shoal.manager.dispatcher.claims import Claims
 from shoal.manager.dispatcher.dispatcher import Dispatcher, LocalSession
 from shoal.manager.manager import Manager
-from shoal.rpc.messages import Assignment, NetworkState, encode
+from shoal.rpc.messages import Assignment, NetworkState, RoleChange, encode
 from shoal.testing.clock import MockClock
 from shoal.testing.fakes import FakeEngine
 from shoal.testing.store import MemoryStore
@@ -61,7 +61,7 @@ class Connection:
         self.heard.set()
         self.received = received if received is not None else []
 
-    async def assignments(self) -> AsyncIterator[Assignment | NetworkState]:
+    async def assignments(self) -> AsyncIterator[Assignment | NetworkState | RoleChange]:
         async for a in self.session.assignments():
             self.received.append(encode(a))
             yield a

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from shoal.api.errors import BadRequest, FailedPrecondition, OutOfSequence, Unimplemented
+from shoal.api.errors import BadRequest, FailedPrecondition, OutOfSequence
 from shoal.api.models import Node, NodeSpec
 from shoal.api.validation import validate_node_spec
 from shoal.manager.controlapi.filters import Filters
@@ -51,17 +52,34 @@ async def update(store: Store, ref: str, version: int | None, body: Any) -> Node
     if version != node.version.index:
         raise OutOfSequence()
     spec = NodeSpec.from_api(body)
-    if spec.role != node.spec.role:
+    if spec.role == "worker" and node.spec.role == "manager":
         managers = [n for n in store.nodes() if n.spec.role == "manager"]
-        if spec.role == "worker" and len(managers) <= 1:
+        if len(managers) <= 1:
             raise FailedPrecondition("attempting to demote the last manager of the swarm")
-        if spec.role == "manager":
-            raise Unimplemented(
-                "promoting nodes to managers is not supported by this shoal version yet"
+        if node.manager_status is not None and not can_remove_member(store.nodes(), node.id):
+            raise FailedPrecondition(
+                "can't remove member from the raft: this would result in a loss of quorum"
             )
+    # Promotion is the role alone, as in SwarmKit: the node sees it on its session and joins
+    # the managers (`ManagerStatus` stays null until its etcd member is added); a demoted
+    # manager takes its member out of the cluster and comes back as a worker.
     node = node.model_copy(deep=True)
     node.spec = spec
     return await store.update(node)
+
+
+def can_remove_member(nodes: Iterable[Node], node_id: str) -> bool:
+    """Whether the managers left after taking `node_id` out would still be a quorum of the
+    smaller cluster (SwarmKit's `CanRemoveMember`): the members are the nodes with a
+    manager status; those that count are the reachable ones other than `node_id`. So an
+    unreachable manager may go, and a reachable one may not while another is down."""
+    members = [n for n in nodes if n.manager_status is not None]
+    others = [
+        n
+        for n in members
+        if n.id != node_id and n.manager_status and n.manager_status.reachability == "reachable"
+    ]
+    return len(others) >= (len(members) - 1) // 2 + 1
 
 
 async def remove(store: Store, ref: str, force: bool) -> None:

@@ -35,7 +35,14 @@ from shoal.api.naming import new_id
 from shoal.api.states import TaskState
 from shoal.manager.dispatcher.claims import Claims
 from shoal.manager.dispatcher.networks import balancers, endpoints, in_rotation, state_for
-from shoal.rpc.messages import Assignment, LogCancel, LogRequest, NetworkState, ServiceInfo
+from shoal.rpc.messages import (
+    Assignment,
+    LogCancel,
+    LogRequest,
+    NetworkState,
+    RoleChange,
+    ServiceInfo,
+)
 from shoal.store.store import Event, Store
 
 log = logging.getLogger(__name__)
@@ -132,9 +139,12 @@ class Dispatcher:
         finally:
             self.store.unsubscribe(queue)
 
-    async def register(self, node_id: str, description: NodeDescription, addr: str) -> LocalSession:
+    async def register(
+        self, node_id: str, description: NodeDescription, addr: str, role: str | None = None
+    ) -> LocalSession:
         """A node's agent (re)connects: the node is ready; its session starts with the full
-        assignment set."""
+        assignment set. `role`: the one its certificate names — if the store's differs (it
+        was promoted or demoted meanwhile), the session tells it first."""
         await self.claims.claim(node_id)
         self.last_seen[node_id] = self.clock()
 
@@ -149,6 +159,9 @@ class Dispatcher:
             old.closed = True
         session = LocalSession(self, node_id)
         self.sessions[node_id] = session
+        node = self.store.get(Node, node_id)
+        if role is not None and node is not None and node.spec.role != role:
+            session.push(RoleChange(role="manager" if node.spec.role == "manager" else "worker"))
         # The network state first: the node's engine networks need it before its tasks.
         self._sent_networks.pop(node_id, None)
         self._push_networks([node_id])
@@ -250,6 +263,8 @@ class Dispatcher:
         for ev in events:
             if ev.kind == "nodes" and ev.new is None:
                 self._forget_node(ev.id)  # removed: its certificate is no longer accepted
+            if ev.kind == "nodes" and ev.id in self.sessions and role_changed(ev):
+                self.sessions[ev.id].push(RoleChange(role=ev.new.spec.role))
             if ev.kind != "tasks":
                 continue
             old, new = ev.old, ev.new
@@ -453,6 +468,11 @@ def _advance(status: TaskStatus) -> Callable[[Task], bool]:
     return apply
 
 
+def role_changed(ev: Event) -> bool:
+    """A node promoted or demoted (`docker node promote/demote`)."""
+    return ev.old is not None and ev.new is not None and ev.old.spec.role != ev.new.spec.role
+
+
 def down(node: Node) -> bool:
     """A node's status once its heartbeats stopped."""
     if node.status.state == "down":
@@ -467,13 +487,13 @@ class LocalSession:
     def __init__(self, dispatcher: Dispatcher, node_id: str) -> None:
         self.dispatcher = dispatcher
         self.node_id = node_id
-        self.queue: asyncio.Queue[Assignment | NetworkState] = asyncio.Queue()
+        self.queue: asyncio.Queue[Assignment | NetworkState | RoleChange] = asyncio.Queue()
         self.closed = False
 
-    def push(self, message: Assignment | NetworkState) -> None:
+    def push(self, message: Assignment | NetworkState | RoleChange) -> None:
         self.queue.put_nowait(message)
 
-    async def assignments(self) -> AsyncIterator[Assignment | NetworkState]:
+    async def assignments(self) -> AsyncIterator[Assignment | NetworkState | RoleChange]:
         while not self.closed:
             yield await self.queue.get()
 

@@ -6,6 +6,9 @@
   a certificate signed by the swarm's CA (CN node ID, OU role, O swarm ID). A manager's
   names its address too; its etcd member is added to the cluster as a learner, and the
   answer carries the cluster and the swarm's data key.
+* `POST /renew` — `RenewRequest` over mutual TLS → `JoinAnswer`: a certificate for the role
+  the node has in the store now (`docker node promote/demote`); a node promoted also gets
+  its etcd member added as a learner, the cluster and the data key, as a manager that joins.
 * `GET /session` — a WebSocket over mutual TLS carrying `shoal.rpc.messages`. Only a
   certificate of a node the swarm still knows is accepted.
 """
@@ -44,6 +47,7 @@ from shoal.rpc.messages import (
     Managers,
     Named,
     NetworkApplied,
+    RenewRequest,
     StatusReport,
     Stopping,
 )
@@ -131,24 +135,85 @@ def make_cluster_app(
         peer = _peer_identity(request)
         if peer is None:
             return _error(403, "a node certificate is needed")
-        node_id, _role, swarm_id = peer
+        node_id, ou, swarm_id = peer
         swarm = store.swarm()
         if swarm is None or swarm_id != swarm.id or store.get(Node, node_id) is None:
             log.warning("refused session of node %s: not a member of this swarm", node_id)
             return _error(403, f"node {node_id} is not a member of this swarm")
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=64 * 1024**2)
         await ws.prepare(request)
-        await _serve_session(ws, dispatcher, store, node_id, request.remote or "")
+        role = ROLES.get(ou)
+        await _serve_session(ws, dispatcher, store, node_id, request.remote or "", role)
         return ws
+
+    async def renew(request: web.Request) -> web.Response:
+        peer = _peer_identity(request)
+        if peer is None:
+            return _error(403, "a node certificate is needed")
+        node_id, _ou, swarm_id = peer
+        swarm = store.swarm()
+        node = store.get(Node, node_id)
+        if swarm is None or swarm_id != swarm.id or node is None:
+            return _error(403, f"node {node_id} is not a member of this swarm")
+        try:
+            req = RenewRequest.model_validate_json(await request.read())
+        except pydantic.ValidationError:
+            return _error(400, "invalid renew request")
+        role = node.spec.role
+        if role == "manager" and not (req.Addr and req.ClusterAddr and req.EtcdPeerURL):
+            return _refuse(InvalidArgument("a manager needs its addresses"))
+        authority = ca.load(store)
+        try:
+            cert = issue(authority, req.CSR.encode(), node_id, role, swarm.id,
+                         [req.Addr] if role == "manager" else [])  # fmt: skip
+        except ValueError as e:
+            return _refuse(InvalidArgument(f"invalid certificate request: {e}"))
+        cluster: dict[str, str] = {}
+        if role == "manager":
+            try:
+                cluster = await membership.add_learner(node_id, req.EtcdPeerURL)
+            except Exception as e:  # noqa: BLE001 - no quorum, a refused peer URL
+                log.warning("node %s could not become a manager: %s", node_id, e)
+                return _error(503, f"could not add the manager to the cluster: {e}")
+
+            def member(n: Node) -> bool:
+                if n.spec.role != "manager" or n.manager_status is not None:
+                    return False
+                n.manager_status = ManagerStatus(
+                    leader=False, reachability="unknown", addr=req.ClusterAddr
+                )
+                return True
+
+            await store.modify(Node, {node_id: member})
+        log.info("node %s has a %s certificate now", node_id, role)
+        answer = JoinAnswer(
+            NodeID=node_id,
+            Certificate=cert.decode(),
+            RootCA=authority.cert_pem.decode(),
+            SwarmID=swarm.id,
+            Managers=managers_of(store),
+            DataKey=data_key if role == "manager" else None,
+            EtcdCluster=cluster,
+        )
+        return web.Response(text=answer.model_dump_json(), content_type="application/json")
 
     app.router.add_get("/ca", root_ca)
     app.router.add_post("/join", join)
+    app.router.add_post("/renew", renew)
     app.router.add_get("/session", session)
     return app
 
 
+ROLES = {"swarm-manager": "manager", "swarm-worker": "worker"}  # certificate OU → role
+
+
 async def _serve_session(
-    ws: web.WebSocketResponse, dispatcher: Dispatcher, store: Store, node_id: str, remote: str
+    ws: web.WebSocketResponse,
+    dispatcher: Dispatcher,
+    store: Store,
+    node_id: str,
+    remote: str,
+    role: str | None = None,
 ) -> None:
     first = await ws.receive()
     if first.type != WSMsgType.TEXT:
@@ -161,7 +226,7 @@ async def _serve_session(
     if not isinstance(hello, Hello):
         log.warning("node %s: the session must open with hello, not %s", node_id, hello.type)
         return
-    session = await dispatcher.register(node_id, hello.description, hello.addr or remote)
+    session = await dispatcher.register(node_id, hello.description, hello.addr or remote, role)
     send_lock = asyncio.Lock()
 
     async def send(message: rpc_messages.ToAgent) -> None:
