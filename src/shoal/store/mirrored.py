@@ -1,8 +1,10 @@
 """`Store` over a key-value backend: a mirror loaded at one revision and kept current by one
 prefix watch from the next (the informer pattern), and compare-and-swap writes.
 
-Writers wait until the mirror has seen their own write. A watch failure reloads the mirror
-and sends the differences as events, so subscribers never miss a change.
+Writers wait until the mirror has seen their own write; `barrier()` waits until it has seen
+every write committed anywhere before the call (the API's reads are linearizable). A watch
+failure reloads the mirror and sends the differences as events, so subscribers never miss a
+change.
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ from shoal.api.models import (
     Task,
     timestamp,
 )
-from shoal.store.kinds import KINDS, PREFIX, SENSITIVE, decode, encode, key_of, kind_of
+from shoal.store.kinds import (
+    KINDS,
+    PREFIX,
+    SENSITIVE,
+    WATCH_PREFIX,
+    decode,
+    encode,
+    key_of,
+    kind_of,
+)
 from shoal.store.kv import KV, MAX_TXN_OPS, Delete, Guard, KVBackend, Op, Put
 from shoal.store.seal import Sealer
 from shoal.store.store import Change, Event, Events
@@ -39,6 +50,7 @@ T = TypeVar("T", bound=Meta)
 
 QUORUM_PERIOD = 0.5  # seconds between quorum checks
 QUORUM_TIMEOUT = 1.0  # seconds a quorum check may take
+BARRIER_TIMEOUT = 2.5  # seconds a read barrier may take (as a write: etcd.WRITE_TIMEOUT)
 
 
 class MirroredStore:
@@ -54,6 +66,8 @@ class MirroredStore:
         self.quorate = True  # the backend answers reads only a quorum answers (`watch_quorum`)
         self._guards: tuple[Guard, ...] = ()
         self._mirror = _Mirror()
+        self._barrier_next: asyncio.Future[int] | None = None  # waiters for the next request
+        self._barrier_sent = False  # a revision request is in flight
 
     @property
     def revision(self) -> int:
@@ -99,6 +113,45 @@ class MirroredStore:
         sealed = self._mirror.values.get(key)
         return None if sealed is None else self._sealer.open(sealed, key)
 
+    async def barrier(self, timeout: float = BARRIER_TIMEOUT) -> None:
+        """Wait until the mirror has every write committed (by any manager) before this call:
+        ask the backend for its revision (a linearizable read, which only a quorum answers)
+        and wait for the mirror to reach it. Concurrent callers share one request: a caller
+        joins the next request sent after it arrived (never one already in flight, which
+        could have been answered before a write the caller already saw acknowledged). Raises
+        NoLeader when the backend does not answer in `timeout`."""
+        if self._barrier_next is None:
+            self._barrier_next = asyncio.get_running_loop().create_future()
+        wanted = self._barrier_next
+        if not self._barrier_sent:
+            self._send_barrier()
+        try:
+            async with asyncio.timeout(timeout):
+                revision = await asyncio.shield(wanted)
+                await self._mirror.wait_for(revision, timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - no answer, or the mirror is not following
+            raise NoLeader() from e
+
+    def _send_barrier(self) -> None:
+        answer, self._barrier_next = self._barrier_next, None
+        assert answer is not None
+        self._barrier_sent = True
+
+        async def ask() -> None:
+            try:
+                answer.set_result(await self.kv.status())
+            except Exception as e:  # noqa: BLE001 - handed to every waiter
+                answer.set_exception(e)
+                answer.exception()  # retrieved: no "never retrieved" warning without waiters
+            finally:
+                self._barrier_sent = False
+                if self._barrier_next is not None:
+                    self._send_barrier()
+
+        asyncio.get_running_loop().create_task(ask())
+
     # ------------------------------------------------------------------ events
 
     def subscribe(self) -> Events:
@@ -118,7 +171,9 @@ class MirroredStore:
                 revision, kvs = await self.kv.load(PREFIX)
                 self._mirror.reset(revision, kvs, self._decode)
                 self.synced.set()
-                async for changes in self.kv.watch(PREFIX, revision + 1):
+                # Every key of shoal's (leader, session claims too), so that the mirror's
+                # revision follows etcd's: `barrier` waits for the revision etcd names.
+                async for changes in self.kv.watch(WATCH_PREFIX, revision + 1):
                     self._mirror.apply(changes, self._decode)
             except asyncio.CancelledError:
                 raise
@@ -317,6 +372,8 @@ class _Mirror:
         self._notify()
 
     def _put(self, kv: KV, decode: Decoder) -> Event | None:
+        if not kv.key.startswith(PREFIX):
+            return None  # a key outside the state (the leader's, a session claim)
         kind, _, id = kv.key[len(PREFIX) :].partition("/")
         if kind not in self.objects:
             if kv.value is None:
