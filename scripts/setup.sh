@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a Debian (12+) machine to run shoal and its tests. Idempotent: run it any time.
 #
-#   * Debian packages: docker.io (dockerd, containerd, runc, docker CLI), etcd-server,
+#   * Debian packages: docker.io (dockerd, containerd, runc, docker CLI), etcd-server, etcd-client,
 #     busybox-static (test images), docker-registry (the `shoal lab` registry), apache2-utils
 #     (htpasswd: the password of the lab registry behind a login), iproute2, iptables,
 #     nftables, curl, util-linux (unshare/nsenter), tini, python3-venv, criu (for
@@ -29,7 +29,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # ---------------------------------------------------------------- Debian packages
-packages=(docker.io etcd-server busybox-static docker-registry apache2-utils iproute2 iptables
+packages=(docker.io etcd-server etcd-client busybox-static docker-registry apache2-utils iproute2 iptables
           nftables curl util-linux tini ca-certificates python3 python3-venv criu iperf3 wrk haproxy)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }

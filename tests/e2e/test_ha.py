@@ -132,7 +132,8 @@ def test_the_leader_killed_during_a_scale(lab: Lab) -> None:
         slots = engine_slots(lab, "scaled")
         twice = {slot: n for slot, n in slots.items() if n != 1}
         assert sorted(slots) == list(range(1, 61)) and not twice, (
-            twice, cli.ok("service", "ps", "--no-trunc", "scaled"),
+            twice,
+            cli.ok("service", "ps", "--no-trunc", "scaled"),
             [lab.cli[w].ok("ps", "-a", "--no-trunc") for w in WORKERS],
         )
         # No worker was taken for down because the leader changed.

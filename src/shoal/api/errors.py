@@ -185,6 +185,21 @@ class NoLeader(_RPCText, ShoalError):
         super().__init__(NO_LEADER)
 
 
+REMOVED_MANAGER = (
+    "This manager was removed from the swarm's cluster store while it was away (a `docker "
+    "swarm init --force-new-cluster` on another manager?): it no longer serves the swarm. "
+    "Run `docker swarm leave --force` on it, then join it again with a manager token."
+)
+
+
+class RemovedManager(NoLeader):
+    """A manager whose etcd member the cluster removed (Docker's `raft: member was removed
+    from the cluster`): it does not serve, in every call and in `docker info`'s Error."""
+
+    def __init__(self) -> None:
+        ShoalError.__init__(self, REMOVED_MANAGER)
+
+
 SWARM_LOCKED = (
     'Swarm is encrypted and needs to be unlocked before it can be used. Please use "docker '
     'swarm unlock" to unlock it.'

@@ -14,6 +14,7 @@ from shoal.dockerapi import (
     nodes,
     secrets,
     services,
+    shoal,
     swarm,
     system,
     tasks,
@@ -25,7 +26,7 @@ from shoal.dockerapi.system import API_VERSION, SHOAL_VERSION
 
 log = logging.getLogger(__name__)
 
-RESOURCES = (system, swarm, nodes, services, tasks, networks, secrets, containers)
+RESOURCES = (system, swarm, nodes, services, tasks, networks, secrets, containers, shoal)
 
 
 @web.middleware

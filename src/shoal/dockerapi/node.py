@@ -71,6 +71,15 @@ class LocalNode(Protocol):
 
     async def leave(self, force: bool) -> None: ...
 
+    async def backup(self) -> tuple[bytes, str | None]:
+        """`POST /shoal/swarm/backup`: the backup file and the key made for it (None: the
+        swarm's unlock key)."""
+        ...
+
+    async def restore(self, data: bytes, key: str, req: dict[str, Any]) -> str:
+        """`POST /shoal/swarm/restore`: the node ID of the restored swarm's manager."""
+        ...
+
     def task_log(
         self, task: Task, container: str, params: dict[str, str], tty: bool
     ) -> AsyncIterator[tuple[int, bytes]]:

@@ -41,6 +41,9 @@ class MemberConfig:
     peer_host: str = "127.0.0.1"  # the manager's advertise address
     tls: PeerTLS | None = None
     cluster: dict[str, str] = field(default_factory=dict)  # name → peer URL; {} a new one
+    # Start (once) as a one-member cluster from the data directory: etcd's own
+    # `--force-new-cluster` (`swarm init --force-new-cluster`); later starts are normal.
+    force_new_cluster: bool = False
     binary: str = field(default_factory=lambda: shutil.which("etcd") or "/usr/bin/etcd")
 
     @property
@@ -76,6 +79,7 @@ class MemberConfig:
             "--initial-cluster", ",".join(f"{n}={u}" for n, u in sorted(cluster.items())),
             "--initial-cluster-state", "existing" if self.cluster else "new",
             "--pre-vote",
+            *(["--force-new-cluster"] if self.force_new_cluster else []),
             *tls,
             "--auto-compaction-mode", "revision",
             "--auto-compaction-retention", "10000",
@@ -91,6 +95,7 @@ class Member:
         self.config = config
         self.proc: asyncio.subprocess.Process | None = None
         self.started = asyncio.Event()
+        self.removed = asyncio.Event()  # the cluster removed this member: it stays stopped
 
     async def run(self) -> None:
         delay = 0.2
@@ -109,8 +114,13 @@ class Member:
                         start_new_session=True,
                         preexec_fn=_die_with_parent,
                     )
+                self.config.force_new_cluster = False  # done once: the next starts are normal
                 self.started.set()
                 rc = await self.proc.wait()
+                if _removed(logfile):
+                    log.error("etcd: this member was removed from its cluster; not restarted")
+                    self.removed.set()
+                    await asyncio.Event().wait()
                 log.warning("etcd exited with %s; restarting in %.1fs", rc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -129,6 +139,20 @@ class Member:
                 os.kill(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+REMOVED = b"the member has been permanently removed from the cluster"
+
+
+def _removed(logfile: Path, tail: int = 8192) -> bool:
+    """Whether etcd's last words were that its cluster removed it (a `--force-new-cluster`
+    elsewhere, or `member remove`): it exits then, and would only exit again."""
+    try:
+        with open(logfile, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - tail))
+            return REMOVED in f.read()
+    except OSError:
+        return False
 
 
 _PR_SET_PDEATHSIG = 1

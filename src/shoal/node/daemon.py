@@ -15,6 +15,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,18 +38,29 @@ from shoal.api.errors import (
     NOT_A_MANAGER,
     NOT_A_MANAGER_WORKER,
     NOT_LOCKED,
+    REMOVED_MANAGER,
     BadRequest,
     Conflict,
     DaemonError,
     InvalidArgument,
     NoLeader,
     NotAcceptable,
+    RemovedManager,
     ShoalError,
     SwarmLocked,
 )
-from shoal.api.models import Network, NodeDescription, Swarm, Task, TLSInfo, ingress_spec
+from shoal.api.models import (
+    ManagerStatus,
+    Network,
+    Node,
+    NodeDescription,
+    Swarm,
+    Task,
+    TLSInfo,
+    ingress_spec,
+)
 from shoal.api.naming import new_id
-from shoal.ca.authority import issue, new_csr, new_key, new_root_ca, tls_info
+from shoal.ca.authority import RootCA, issue, new_csr, new_key, new_root_ca, tls_info
 from shoal.ca.tls import encrypt_key, server_context, write_certs, write_plain_key
 from shoal.engine.client import Engine
 from shoal.engine.logs import container_log
@@ -57,14 +71,14 @@ from shoal.manager.dispatcher.claims import Claims
 from shoal.manager.dispatcher.dispatcher import Dispatcher
 from shoal.manager.dispatcher.server import make_cluster_app
 from shoal.manager.manager import Manager
-from shoal.node import bootstrap
+from shoal.node import backup, bootstrap
 from shoal.node.addresses import SWARM_PORT, advertise_address, host_of, route_address
 from shoal.node.keys import LocalKeys
 from shoal.node.networks import NodeNetworks
 from shoal.node.state import LocalState, SwarmDir
 from shoal.store.etcd import Etcd
 from shoal.store.mirrored import MirroredStore
-from shoal.store.seal import Sealer
+from shoal.store.seal import Sealer, new_unlock_key
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +107,7 @@ class Daemon:
         self.state: LocalState | None = None
         self.keys = LocalKeys(self.dir.data_key)
         self._locked = False
+        self._removed = False  # this manager's etcd member was removed from its cluster
         self.store: MirroredStore | None = None
         self.dispatcher: Dispatcher | None = None
         self.networks: NodeNetworks | None = None
@@ -118,6 +133,8 @@ class Daemon:
             raise SwarmLocked()
         if self.state is not None and self.state.role != "manager":
             raise NotAcceptable(NOT_A_MANAGER_WORKER)
+        if self._removed:
+            raise RemovedManager()
         if self.store is None:
             raise NotAcceptable(NOT_A_MANAGER)
         if not self.store.synced.is_set() or not self.store.quorate:
@@ -213,13 +230,13 @@ class Daemon:
         await self._stop_swarm()
         await self._engine.close()
 
-    async def _start_swarm(self, state: LocalState) -> None:
+    async def _start_swarm(self, state: LocalState, force_new_cluster: bool = False) -> None:
         """Start the swarm parts; return once a manager's store is loaded (or raise what
         went wrong while starting)."""
         ready = asyncio.Event()
         networks = self.networks = self._node_networks(state)
         if state.role == "manager":
-            run = self._run_manager(state, networks, ready)
+            run = self._run_manager(state, networks, ready, force_new_cluster)
         else:
             run = self._run_worker(state, networks)
             ready.set()
@@ -236,12 +253,17 @@ class Daemon:
         )
 
     async def _run_manager(
-        self, state: LocalState, networks: NodeNetworks, ready: asyncio.Event
+        self,
+        state: LocalState,
+        networks: NodeNetworks,
+        ready: asyncio.Event,
+        force_new_cluster: bool = False,
     ) -> None:
         assert self.keys.data_key is not None
         peer_key = self.config.exec_root / "etcd" / "peer.key"
         write_plain_key(self.dir.certs, self.keys.data_key, peer_key)
         config = self._member_config(state, peer_key)
+        config.force_new_cluster = force_new_cluster
         member = Member(config)
         etcd = Etcd(state.etcd_endpoint)
         store = self.store = MirroredStore(etcd, Sealer(self.keys.data_key))
@@ -249,8 +271,17 @@ class Daemon:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(networks.run())  # first: dockerd waits for the plugin to start
             tg.create_task(member.run())
+            tg.create_task(self._watch_removed(member))
             await member.started.wait()
-            await _wait_etcd(etcd)  # a learner answers once promoted
+            removed = asyncio.ensure_future(member.removed.wait())
+            waiting = asyncio.ensure_future(_wait_etcd(etcd))  # a learner answers once promoted
+            await asyncio.wait({removed, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():  # removed from its cluster: serve nothing but say why
+                waiting.cancel()
+                ready.set()
+                await asyncio.Event().wait()
+            removed.cancel()
+            waiting.result()
             with contextlib.suppress(Exception):  # a swarm made when peers were on loopback
                 await etcd.update_peer_url(config.peer_url)
             tg.create_task(store.run())
@@ -268,6 +299,13 @@ class Daemon:
                     state, networks, lambda d: dispatcher.register(state.node_id, d, addr)
                 )
             )
+
+    async def _watch_removed(self, member: Member) -> None:
+        """This manager's member was removed from its etcd cluster while it was away (a
+        `swarm init --force-new-cluster` on another manager): it never serves again."""
+        await member.removed.wait()
+        self._removed = True
+        log.error(REMOVED_MANAGER)
 
     def _member_config(self, state: LocalState, peer_key: Path) -> MemberConfig:
         """This manager's etcd member: clients on loopback, peers on the advertise address
@@ -379,11 +417,12 @@ class Daemon:
     # ------------------------------------------------------------------ init / join / leave
 
     async def init(self, req: dict[str, Any]) -> str:
+        if self.state is not None and req.get("ForceNewCluster"):
+            return await asyncio.shield(asyncio.ensure_future(self._force_new_cluster(req)))
         async with self._lock:
             if self.state is not None:
                 raise NotAcceptable(ALREADY_IN_SWARM)
-            if req.get("ForceNewCluster"):
-                raise BadRequest("--force-new-cluster needs an existing swarm on this node")
+            # Outside a swarm `--force-new-cluster` changes nothing (as Docker's): a new swarm.
             listen = req.get("ListenAddr") or f"0.0.0.0:{SWARM_PORT}"
             advertise = advertise_address(req.get("AdvertiseAddr") or "", listen)
             availability = req.get("Availability") or "active"
@@ -421,6 +460,111 @@ class Daemon:
                 raise
             self.dir.save(state)
             self.state = state
+            return state.node_id
+
+    async def _force_new_cluster(self, req: dict[str, Any]) -> str:
+        """`swarm init --force-new-cluster` on a manager: its etcd member starts once with
+        etcd's `--force-new-cluster` (a one-member cluster from its own data), the swarm
+        parts start again, and the other managers lose their `ManagerStatus` (their node
+        objects keep the manager role, as Docker's). Nothing else changes: same swarm, same
+        node ID, tokens, services and tasks; the workers' containers run on."""
+        async with self._lock:
+            state = self.state
+            if state is None:
+                raise NotAcceptable(NOT_A_MANAGER)
+            if self._locked:  # the data key is needed to read the state: unlock first
+                raise SwarmLocked()
+            if state.role != "manager":
+                raise NotAcceptable(NOT_A_MANAGER_WORKER)
+            given = req.get("AdvertiseAddr") or ""
+            if given:
+                wanted = advertise_address(given, req.get("ListenAddr") or state.listen_addr)
+                if host_of(wanted) != host_of(state.advertise_addr):
+                    raise BadRequest(
+                        f"--force-new-cluster keeps this manager's address "
+                        f"{host_of(state.advertise_addr)} (its certificate names it); "
+                        f"{host_of(wanted)} was asked for"
+                    )
+            log.warning("--force-new-cluster: this manager becomes the only member of a new "
+                        "etcd cluster with the swarm's data")  # fmt: skip
+            await self._stop_swarm()
+            state.etcd_cluster = {}
+            self.dir.save(state)
+            self._removed = False
+            await self._start_swarm(state, force_new_cluster=True)
+            assert self.store is not None
+            await self.store.modify(Node, {
+                n.id: _drop_manager_status
+                for n in self.store.nodes()
+                if n.id != state.node_id and n.manager_status is not None
+            })  # fmt: skip
+            log.info("new cluster forced: this manager is the only one")
+            return state.node_id
+
+    async def backup(self) -> tuple[bytes, str | None]:
+        """`shoal swarm backup`: the backup file, and the key made for it (None: the swarm's
+        unlock key opens it, autolock being on)."""
+        store = self.control()
+        swarm = store.swarm()
+        if not isinstance(store.kv, Etcd) or swarm is None or self.keys.data_key is None:
+            raise NotAcceptable(NOT_A_MANAGER)
+        assert self.state is not None
+        root = ca.load(store)
+        made = None if swarm.unlock_key else new_unlock_key()
+        key = swarm.unlock_key or made
+        assert key is not None
+        snapshot = await store.kv.snapshot()
+        b = backup.make(self.state.swarm_id, self.state.node_id, self.keys.data_key, key,
+                        made is None, root.cert_pem, root.key_pem, snapshot)  # fmt: skip
+        log.info("backup taken (%d bytes of etcd snapshot)", len(snapshot))
+        return backup.dump(b), made
+
+    async def restore(self, data: bytes, key: str, req: dict[str, Any]) -> str:
+        """`shoal swarm restore`: on a node outside any swarm, the backup's swarm with this
+        node as its only manager, in the place (node ID) of the manager it was taken on."""
+        return await asyncio.shield(asyncio.ensure_future(self._restore(data, key, req)))
+
+    async def _restore(self, data: bytes, key: str, req: dict[str, Any]) -> str:
+        async with self._lock:
+            if self.state is not None:
+                raise NotAcceptable(ALREADY_IN_SWARM)
+            b = backup.load(data)
+            data_key, ca_cert, ca_key = backup.open_backup(b, key)
+            listen = req.get("ListenAddr") or f"0.0.0.0:{SWARM_PORT}"
+            advertise = advertise_address(req.get("AdvertiseAddr") or "", listen)
+            state = LocalState(
+                node_id=b.node_id, swarm_id=b.swarm_id, role="manager",
+                advertise_addr=advertise, listen_addr=listen,
+                etcd_endpoint=f"127.0.0.1:{self.config.etcd_client_port}",
+            )  # fmt: skip
+            self.dir.wipe()
+            root = RootCA(ca_cert, ca_key)
+            node_key, key_pem = new_key()
+            cert = issue(root, new_csr(node_key), state.node_id, "manager", state.swarm_id,
+                         [host_of(advertise)])  # fmt: skip
+            write_certs(self.dir.certs, root.cert_pem, cert, encrypt_key(key_pem, data_key))
+            self.keys.create(data_key, key if b.autolock else None)
+            peer_url = f"https://{host_of(advertise)}:{self.config.etcd_peer_port}"
+            try:
+                await restore_snapshot(b.snapshot, self.dir.etcd, state.node_id, peer_url)
+                await self._start_swarm(state)
+                assert self.store is not None
+                addr = advertise
+                await self.store.modify(Node, {
+                    n.id: (lambda n: _this_manager(n, addr)) if n.id == state.node_id
+                    else _drop_manager_status
+                    for n in self.store.nodes()
+                    if n.id == state.node_id or n.manager_status is not None
+                })  # fmt: skip
+            except BaseException:
+                await self._stop_swarm()
+                self.dir.wipe()
+                self.keys.forget()
+                raise
+            self.dir.save(state)
+            self.state = state
+            log.info("swarm %s restored from a backup: this node is its only manager",
+                     state.swarm_id)  # fmt: skip
             return state.node_id
 
     async def join(self, req: dict[str, Any]) -> None:
@@ -509,7 +653,7 @@ class Daemon:
             self.networks = None
             self.dir.wipe()
             self.keys.forget()
-            self._locked = False
+            self._locked = self._removed = False
             self.state = None
             took = asyncio.get_running_loop().time() - started
             log.info("left the swarm in %.1f s", took)
@@ -539,6 +683,43 @@ class Daemon:
                     log.warning("removing a task container: %s", r)
         except Exception as e:  # noqa: BLE001 - best effort
             log.warning("removing task containers: %s", e)
+
+
+def _this_manager(node: Node, addr: str) -> bool:
+    """The restored manager's node object: a manager at its new address."""
+    node.spec.role = "manager"
+    node.manager_status = ManagerStatus(leader=False, reachability="reachable", addr=addr)
+    return True
+
+
+async def restore_snapshot(snapshot: bytes, data_dir: Path, name: str, peer_url: str) -> None:
+    """etcd's own restore (`etcdctl snapshot restore`, Debian's etcd-client): a new
+    one-member cluster's data directory from a snapshot."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=data_dir.parent) as tmp:
+        path = Path(tmp) / "snapshot.db"
+        path.write_bytes(snapshot)
+        proc = await asyncio.create_subprocess_exec(
+            shutil.which("etcdctl") or "/usr/bin/etcdctl", "snapshot", "restore", str(path),
+            "--data-dir", str(data_dir), "--name", name,
+            "--initial-cluster", f"{name}={peer_url}",
+            "--initial-advertise-peer-urls", peer_url,
+            env={**os.environ, "ETCDCTL_API": "3"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise DaemonError(f"etcdctl snapshot restore failed: {out.decode(errors='replace')}")
+    data_dir.chmod(0o700)
+
+
+def _drop_manager_status(node: Node) -> bool:
+    """A manager that is no longer an etcd member: no manager status (Docker shows its role
+    still manager, its MANAGER STATUS empty)."""
+    if node.manager_status is None:
+        return False
+    node.manager_status = None
+    return True
 
 
 def _stacks(task: asyncio.Task[None]) -> str:

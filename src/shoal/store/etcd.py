@@ -6,6 +6,7 @@ Only this module knows etcd's wire types; the rest of shoal sees keys, bytes and
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -198,6 +199,13 @@ class Etcd:
         await self._client.clusterstub.MemberRemove(
             rpc.MemberRemoveRequest(ID=member_id), timeout=self._client._timeout
         )
+
+    async def snapshot(self) -> bytes:
+        """The whole database as etcd's `Maintenance.Snapshot` streams it (what `etcdctl
+        snapshot restore` takes)."""
+        buf = io.BytesIO()
+        await self._client.snapshot(buf)
+        return buf.getvalue()
 
     async def update_peer_url(self, peer_url: str) -> None:
         """This member's advertised peer URL (a swarm made before managers could join
