@@ -143,7 +143,9 @@ class Daemon:
 
     async def barrier(self) -> None:
         store = self.store
-        if self._locked or store is None or not store.synced.is_set() or not store.quorate:
+        if self._locked or self._removed or store is None:
+            return  # control() answers with the reason
+        if not store.synced.is_set() or not store.quorate:
             return  # control() answers with the reason
         await store.barrier()
 
