@@ -66,8 +66,7 @@ class MirroredStore:
         self.quorate = True  # the backend answers reads only a quorum answers (`watch_quorum`)
         self._guards: tuple[Guard, ...] = ()
         self._mirror = _Mirror()
-        self._barrier_next: asyncio.Future[int] | None = None  # waiters for the next request
-        self._barrier_sent = False  # a revision request is in flight
+        self._barriers = _Barriers()  # shared with the fenced copies, as the mirror
 
     @property
     def revision(self) -> int:
@@ -120,10 +119,11 @@ class MirroredStore:
         joins the next request sent after it arrived (never one already in flight, which
         could have been answered before a write the caller already saw acknowledged). Raises
         NoLeader when the backend does not answer in `timeout`."""
-        if self._barrier_next is None:
-            self._barrier_next = asyncio.get_running_loop().create_future()
-        wanted = self._barrier_next
-        if not self._barrier_sent:
+        b = self._barriers
+        if b.next is None:
+            b.next = asyncio.get_running_loop().create_future()
+        wanted = b.next
+        if not b.sent:
             self._send_barrier()
         try:
             async with asyncio.timeout(timeout):
@@ -135,9 +135,10 @@ class MirroredStore:
             raise NoLeader() from e
 
     def _send_barrier(self) -> None:
-        answer, self._barrier_next = self._barrier_next, None
+        b = self._barriers
+        answer, b.next = b.next, None
         assert answer is not None
-        self._barrier_sent = True
+        b.sent = True
 
         async def ask() -> None:
             try:
@@ -146,8 +147,8 @@ class MirroredStore:
                 answer.set_exception(e)
                 answer.exception()  # retrieved: no "never retrieved" warning without waiters
             finally:
-                self._barrier_sent = False
-                if self._barrier_next is not None:
+                b.sent = False
+                if b.next is not None:
                     self._send_barrier()
 
         asyncio.get_running_loop().create_task(ask())
@@ -324,6 +325,15 @@ def _delete(obj: Meta) -> Delete:
 
 
 Decoder = Callable[[str, str, KV], Meta]
+
+
+class _Barriers:
+    """The read barriers' state: the waiters for the next revision request, and whether one
+    is in flight."""
+
+    def __init__(self) -> None:
+        self.next: asyncio.Future[int] | None = None
+        self.sent = False
 
 
 class _Mirror:
