@@ -70,4 +70,4 @@ async def create(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(routes: Routes) -> None:
-    routes.add("POST", "/containers/create", create)
+    routes.add("POST", "/containers/create", create, fresh=False)

@@ -68,14 +68,28 @@ async def read_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def with_barrier(handler: Handler) -> Handler:
+    """`handler` run after the node's read barrier: on a manager, it then sees every write
+    acknowledged by any manager before the request came (Docker sends every control call to
+    its leader, so its answers never lag behind)."""
+
+    async def after_barrier(request: web.Request) -> web.StreamResponse:
+        await node_of(request).barrier()
+        return await handler(request)
+
+    return after_barrier
+
+
 class Routes:
-    """The route table: each route answers with and without the API version prefix."""
+    """The route table: each route answers with and without the API version prefix. Routes
+    answer from the cluster state after the read barrier (`with_barrier`) unless added with
+    `fresh=False` (those that do not read it, or must answer without a quorum)."""
 
     def __init__(self) -> None:
         self.table: list[tuple[str, str, Handler]] = []
 
-    def add(self, method: str, path: str, handler: Handler) -> None:
-        self.table.append((method, path, handler))
+    def add(self, method: str, path: str, handler: Handler, fresh: bool = True) -> None:
+        self.table.append((method, path, with_barrier(handler) if fresh else handler))
 
     def install(self, app: web.Application) -> None:
         for method, path, handler in self.table:

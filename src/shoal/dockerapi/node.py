@@ -43,6 +43,13 @@ class LocalNode(Protocol):
         and its "Swarm is encrypted and needs to be unlocked" one while locked."""
         ...
 
+    async def barrier(self) -> None:
+        """On a manager that can answer control calls: wait until its view of the cluster
+        state has every write acknowledged anywhere before the call (so a read sent to any
+        manager sees what another one acknowledged). Raises Docker's no-leader error when the
+        store cannot tell; does nothing on other nodes (`control()` refuses there)."""
+        ...
+
     def known_managers(self) -> list[dict[str, str]]:
         """`RemoteManagers` as this manager last knew them (`NodeID`, `Addr`), quorum or
         not."""

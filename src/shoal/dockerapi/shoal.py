@@ -37,4 +37,4 @@ async def restore(request: web.Request) -> web.StreamResponse:
 
 def add_routes(routes: Routes) -> None:
     routes.add("POST", "/shoal/swarm/backup", backup)
-    routes.add("POST", "/shoal/swarm/restore", restore)
+    routes.add("POST", "/shoal/swarm/restore", restore, fresh=False)

@@ -61,9 +61,9 @@ async def unlock(request: web.Request) -> web.StreamResponse:
 
 def add_routes(routes: Routes) -> None:
     routes.add("GET", "/swarm", inspect)
-    routes.add("POST", "/swarm/init", init)
-    routes.add("POST", "/swarm/join", join)
-    routes.add("POST", "/swarm/leave", leave)
+    routes.add("POST", "/swarm/init", init, fresh=False)
+    routes.add("POST", "/swarm/join", join, fresh=False)
+    routes.add("POST", "/swarm/leave", leave, fresh=False)
     routes.add("POST", "/swarm/update", update)
     routes.add("GET", "/swarm/unlockkey", unlock_key)
-    routes.add("POST", "/swarm/unlock", unlock)
+    routes.add("POST", "/swarm/unlock", unlock, fresh=False)

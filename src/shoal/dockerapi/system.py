@@ -65,7 +65,7 @@ async def info(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(routes: Routes) -> None:
-    routes.add("GET", "/_ping", ping)
-    routes.add("HEAD", "/_ping", ping)
-    routes.add("GET", "/version", version)
-    routes.add("GET", "/info", info)
+    routes.add("GET", "/_ping", ping, fresh=False)
+    routes.add("HEAD", "/_ping", ping, fresh=False)
+    routes.add("GET", "/version", version, fresh=False)
+    routes.add("GET", "/info", info, fresh=False)

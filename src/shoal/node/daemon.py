@@ -143,6 +143,14 @@ class Daemon:
             raise NoLeader()
         return self.store
 
+    async def barrier(self) -> None:
+        store = self.store
+        if self._locked or self._removed or store is None:
+            return  # control() answers with the reason
+        if not store.synced.is_set() or not store.quorate:
+            return  # control() answers with the reason
+        await store.barrier()
+
     def known_managers(self) -> list[dict[str, str]]:
         if self.store is None:
             return []

@@ -15,6 +15,9 @@ from shoal.api.models import Attachment, Config, Meta, Network, Node, Secret, Se
 from shoal.store.seal import Sealer
 
 PREFIX = "/shoal/"
+# Every key shoal writes starts with this (`/shoal/`, `/shoal-leader`, `/shoal-sessions/`):
+# the mirror watches it all so that its revision keeps up with etcd's.
+WATCH_PREFIX = "/shoal"
 KINDS: dict[str, type[Meta]] = {
     "swarm": Swarm,
     "nodes": Node,

@@ -1,8 +1,10 @@
 """`Store` over a key-value backend: a mirror loaded at one revision and kept current by one
 prefix watch from the next (the informer pattern), and compare-and-swap writes.
 
-Writers wait until the mirror has seen their own write. A watch failure reloads the mirror
-and sends the differences as events, so subscribers never miss a change.
+Writers wait until the mirror has seen their own write; `barrier()` waits until it has seen
+every write committed anywhere before the call (the API's reads are linearizable). A watch
+failure reloads the mirror and sends the differences as events, so subscribers never miss a
+change.
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ from shoal.api.models import (
     Task,
     timestamp,
 )
-from shoal.store.kinds import KINDS, PREFIX, SENSITIVE, decode, encode, key_of, kind_of
+from shoal.store.kinds import (
+    KINDS,
+    PREFIX,
+    SENSITIVE,
+    WATCH_PREFIX,
+    decode,
+    encode,
+    key_of,
+    kind_of,
+)
 from shoal.store.kv import KV, MAX_TXN_OPS, Delete, Guard, KVBackend, Op, Put
 from shoal.store.seal import Sealer
 from shoal.store.store import Change, Event, Events
@@ -39,6 +50,7 @@ T = TypeVar("T", bound=Meta)
 
 QUORUM_PERIOD = 0.5  # seconds between quorum checks
 QUORUM_TIMEOUT = 1.0  # seconds a quorum check may take
+BARRIER_TIMEOUT = 2.5  # seconds a read barrier may take (as a write: etcd.WRITE_TIMEOUT)
 
 
 class MirroredStore:
@@ -54,6 +66,7 @@ class MirroredStore:
         self.quorate = True  # the backend answers reads only a quorum answers (`watch_quorum`)
         self._guards: tuple[Guard, ...] = ()
         self._mirror = _Mirror()
+        self._barriers = _Barriers()  # shared with the fenced copies, as the mirror
 
     @property
     def revision(self) -> int:
@@ -99,6 +112,47 @@ class MirroredStore:
         sealed = self._mirror.values.get(key)
         return None if sealed is None else self._sealer.open(sealed, key)
 
+    async def barrier(self, timeout: float = BARRIER_TIMEOUT) -> None:
+        """Wait until the mirror has every write committed (by any manager) before this call:
+        ask the backend for its revision (a linearizable read, which only a quorum answers)
+        and wait for the mirror to reach it. Concurrent callers share one request: a caller
+        joins the next request sent after it arrived (never one already in flight, which
+        could have been answered before a write the caller already saw acknowledged). Raises
+        NoLeader when the backend does not answer in `timeout`."""
+        b = self._barriers
+        if b.next is None:
+            b.next = asyncio.get_running_loop().create_future()
+        wanted = b.next
+        if not b.sent:
+            self._send_barrier()
+        try:
+            async with asyncio.timeout(timeout):
+                revision = await asyncio.shield(wanted)
+                await self._mirror.wait_for(revision, timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - no answer, or the mirror is not following
+            raise NoLeader() from e
+
+    def _send_barrier(self) -> None:
+        b = self._barriers
+        answer, b.next = b.next, None
+        assert answer is not None
+        b.sent = True
+
+        async def ask() -> None:
+            try:
+                answer.set_result(await self.kv.status())
+            except Exception as e:  # noqa: BLE001 - handed to every waiter
+                answer.set_exception(e)
+                answer.exception()  # retrieved: no "never retrieved" warning without waiters
+            finally:
+                b.sent = False
+                if b.next is not None:
+                    self._send_barrier()
+
+        asyncio.get_running_loop().create_task(ask())
+
     # ------------------------------------------------------------------ events
 
     def subscribe(self) -> Events:
@@ -118,7 +172,9 @@ class MirroredStore:
                 revision, kvs = await self.kv.load(PREFIX)
                 self._mirror.reset(revision, kvs, self._decode)
                 self.synced.set()
-                async for changes in self.kv.watch(PREFIX, revision + 1):
+                # Every key of shoal's (leader, session claims too), so that the mirror's
+                # revision follows etcd's: `barrier` waits for the revision etcd names.
+                async for changes in self.kv.watch(WATCH_PREFIX, revision + 1):
                     self._mirror.apply(changes, self._decode)
             except asyncio.CancelledError:
                 raise
@@ -271,6 +327,15 @@ def _delete(obj: Meta) -> Delete:
 Decoder = Callable[[str, str, KV], Meta]
 
 
+class _Barriers:
+    """The read barriers' state: the waiters for the next revision request, and whether one
+    is in flight."""
+
+    def __init__(self) -> None:
+        self.next: asyncio.Future[int] | None = None
+        self.sent = False
+
+
 class _Mirror:
     """The objects by kind and ID, tasks indexed by service and node, the revision they are
     at, and the subscribers to their changes."""
@@ -317,6 +382,8 @@ class _Mirror:
         self._notify()
 
     def _put(self, kv: KV, decode: Decoder) -> Event | None:
+        if not kv.key.startswith(PREFIX):
+            return None  # a key outside the state (the leader's, a session claim)
         kind, _, id = kv.key[len(PREFIX) :].partition("/")
         if kind not in self.objects:
             if kv.value is None:
