@@ -4,13 +4,30 @@ commands and HTTP requests on the lab hosts, and what the tests ask of services 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import secrets
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from support import Cli, lab_cli
 
 from shoal.lab.lab import Lab as LabState
 from shoal.lab.state import load
+
+
+def lab_up(
+    prefix: str, docker_cli: Callable[..., tuple[int, str, str]], managers: int, workers: int
+) -> Iterator[Lab]:
+    """A fresh lab of `managers` + `workers` (named `<prefix><random>`) for a module's tests,
+    removed afterwards, whatever happened (`yield from` it in a module-scoped fixture)."""
+    name = prefix + secrets.token_hex(3)
+    nodes = [f"m{i}" for i in range(1, managers + 1)] + [f"w{i}" for i in range(1, workers + 1)]
+    try:
+        up = lab_cli("up", "--name", name, "--managers", str(managers), "--workers", str(workers))
+        assert up.returncode == 0, f"up failed:\n{up.stdout}\n{up.stderr}"
+        yield Lab(name, docker_cli, nodes)
+    finally:
+        down = lab_cli("down", "--name", name)
+        assert down.returncode == 0, down.stderr
 
 
 class Lab:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Callable, Iterator
 
 import pytest
-from support import Cli, lab_cli, wait_for
-from swarmlab import Lab
+from support import Cli, wait_for
+from swarmlab import Lab, lab_up
 
 pytestmark = pytest.mark.e2e
 
@@ -23,14 +22,7 @@ NO_LEADER = "The swarm does not have a leader."
 
 @pytest.fixture(scope="module")
 def lab(docker_cli: Callable[..., tuple[int, str, str]]) -> Iterator[Lab]:
-    name = "fnc" + secrets.token_hex(3)
-    try:
-        up = lab_cli("up", "--name", name, "--managers", "3", "--workers", "2")
-        assert up.returncode == 0, f"up failed:\n{up.stdout}\n{up.stderr}"
-        yield Lab(name, docker_cli, MANAGERS + WORKERS)
-    finally:
-        down = lab_cli("down", "--name", name)
-        assert down.returncode == 0, down.stderr
+    yield from lab_up("fnc", docker_cli, managers=3, workers=2)
 
 
 def worker_containers(lab: Lab) -> dict[str, str]:

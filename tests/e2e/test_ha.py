@@ -8,14 +8,13 @@ is back as it was)."""
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
-from support import Cli, lab_cli, wait_for
-from swarmlab import Lab
+from support import Cli, wait_for
+from swarmlab import Lab, lab_up
 
 pytestmark = pytest.mark.e2e
 
@@ -40,14 +39,7 @@ QUORUM = (
 
 @pytest.fixture(scope="module")
 def lab(docker_cli: Callable[..., tuple[int, str, str]]) -> Iterator[Lab]:
-    name = "ha" + secrets.token_hex(3)
-    try:
-        up = lab_cli("up", "--name", name, "--managers", "3", "--workers", "2")
-        assert up.returncode == 0, f"up failed:\n{up.stdout}\n{up.stderr}"
-        yield Lab(name, docker_cli, MANAGERS + WORKERS)
-    finally:
-        down = lab_cli("down", "--name", name)
-        assert down.returncode == 0, down.stderr
+    yield from lab_up("ha", docker_cli, managers=3, workers=2)
 
 
 def manager_status(cli: Cli) -> dict[str, str]:

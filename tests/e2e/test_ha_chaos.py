@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import secrets
 import threading
 import time
 import urllib.parse
@@ -21,8 +20,8 @@ from typing import Any
 
 import pytest
 from halab import MANAGERS, answering, leader, manager_status
-from support import lab_cli, parse_time, wait_for
-from swarmlab import Lab
+from support import parse_time, wait_for
+from swarmlab import Lab, lab_up
 
 from shoal.lab.api import api_json
 
@@ -39,14 +38,7 @@ KEPT = ("kept-a", "kept-b")  # made before the chaos; must all be there after
 
 @pytest.fixture(scope="module")
 def lab(docker_cli: Callable[..., tuple[int, str, str]]) -> Iterator[Lab]:
-    name = "hc" + secrets.token_hex(3)
-    try:
-        up = lab_cli("up", "--name", name, "--managers", "3", "--workers", "3")
-        assert up.returncode == 0, f"up failed:\n{up.stdout}\n{up.stderr}"
-        yield Lab(name, docker_cli, MANAGERS + WORKERS)
-    finally:
-        down = lab_cli("down", "--name", name)
-        assert down.returncode == 0, down.stderr
+    yield from lab_up("hc", docker_cli, managers=3, workers=3)
 
 
 class Sampler:

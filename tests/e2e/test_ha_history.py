@@ -8,7 +8,6 @@ barrier of `docs/design/store.md`)."""
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections import Counter
@@ -16,8 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from halab import MANAGERS, answering, kill_and_restart, leader
-from support import lab_cli
-from swarmlab import Lab
+from swarmlab import Lab, lab_up
 
 from shoal.testing.history import READ, WRITE, Outcome, check
 from shoal.testing.recorder import Recorder
@@ -32,14 +30,7 @@ PACE = 0.05  # seconds each client pauses between read-update-read rounds
 
 @pytest.fixture(scope="module")
 def lab(docker_cli: Callable[..., tuple[int, str, str]]) -> Iterator[Lab]:
-    name = "hh" + secrets.token_hex(3)
-    try:
-        up = lab_cli("up", "--name", name, "--managers", "3", "--workers", "0")
-        assert up.returncode == 0, f"up failed:\n{up.stdout}\n{up.stderr}"
-        yield Lab(name, docker_cli, MANAGERS)
-    finally:
-        down = lab_cli("down", "--name", name)
-        assert down.returncode == 0, down.stderr
+    yield from lab_up("hh", docker_cli, managers=3, workers=0)
 
 
 def test_histories_stay_linearizable_while_the_leader_dies(lab: Lab) -> None:

@@ -6,13 +6,12 @@ the loss of quorum, `node rm` of a manager); the leader demoted: another leads, 
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from support import lab_cli, wait_for
-from swarmlab import Lab
+from support import wait_for
+from swarmlab import Lab, lab_up
 from test_ha import answering, leader, manager_status
 
 pytestmark = pytest.mark.e2e
@@ -24,14 +23,7 @@ WORKER_ERROR = "This node is not a swarm manager. Worker nodes can't be used"
 
 @pytest.fixture(scope="module")
 def lab(docker_cli: Callable[..., tuple[int, str, str]]) -> Iterator[Lab]:
-    name = "hr" + secrets.token_hex(3)
-    try:
-        up = lab_cli("up", "--name", name, "--managers", "3", "--workers", "1")
-        assert up.returncode == 0, f"up failed:\n{up.stdout}\n{up.stderr}"
-        yield Lab(name, docker_cli, (*MANAGERS, "w1"))
-    finally:
-        down = lab_cli("down", "--name", name)
-        assert down.returncode == 0, down.stderr
+    yield from lab_up("hr", docker_cli, managers=3, workers=1)
 
 
 def containers(lab: Lab, short: str) -> dict[str, str]:

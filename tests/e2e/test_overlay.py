@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -16,8 +15,8 @@ from typing import Any
 
 import docker
 import pytest
-from support import lab_cli, wait_for
-from swarmlab import Lab
+from support import wait_for
+from swarmlab import Lab, lab_up
 
 from shoal.lab import procs
 
@@ -28,14 +27,7 @@ NODES = ("m1", "w1", "w2")
 
 @pytest.fixture(scope="module")
 def lab(docker_cli: Callable[..., tuple[int, str, str]]) -> Iterator[Lab]:
-    name = "ov" + secrets.token_hex(3)
-    try:
-        up = lab_cli("up", "--name", name, "--managers", "1", "--workers", "2")
-        assert up.returncode == 0, f"up failed:\n{up.stdout}\n{up.stderr}"
-        yield Lab(name, docker_cli, NODES)
-    finally:
-        down = lab_cli("down", "--name", name)
-        assert down.returncode == 0, down.stderr
+    yield from lab_up("ov", docker_cli, managers=1, workers=2)
 
 
 def shoal_netns(lab: Lab, short: str) -> list[str]:

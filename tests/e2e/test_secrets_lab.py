@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import lab_cli, wait_for
-from swarmlab import Lab
+from support import wait_for
+from swarmlab import Lab, lab_up
 
 from shoal.lab.state import DEFAULT_BASE
 
@@ -24,14 +24,7 @@ PLAIN = "need-to-know-" + secrets.token_hex(12)
 
 @pytest.fixture(scope="module")
 def lab(docker_cli: Callable[..., tuple[int, str, str]]) -> Iterator[Lab]:
-    name = "sec" + secrets.token_hex(3)
-    try:
-        up = lab_cli("up", "--name", name, "--managers", "1", "--workers", "2")
-        assert up.returncode == 0, f"up failed:\n{up.stdout}\n{up.stderr}"
-        yield Lab(name, docker_cli, NODES)
-    finally:
-        down = lab_cli("down", "--name", name)
-        assert down.returncode == 0, down.stderr
+    yield from lab_up("sec", docker_cli, managers=1, workers=2)
 
 
 def on_disk(root: Path, text: str) -> list[str]:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import lab_cli, wait_for
-from swarmlab import Lab
+from support import wait_for
+from swarmlab import Lab, lab_up
 
 from shoal.lab.state import base_dir
 
@@ -29,14 +29,7 @@ IDLE = ("sh", "-c", 'trap "exit 0" TERM; while :; do sleep 0.2; done')
 
 @pytest.fixture(scope="module")
 def lab(docker_cli: Callable[..., tuple[int, str, str]]) -> Iterator[Lab]:
-    name = "vol" + secrets.token_hex(3)
-    try:
-        up = lab_cli("up", "--name", name, "--managers", "1", "--workers", "2")
-        assert up.returncode == 0, f"up failed:\n{up.stdout}\n{up.stderr}"
-        yield Lab(name, docker_cli, NODES)
-    finally:
-        down = lab_cli("down", "--name", name)
-        assert down.returncode == 0, down.stderr
+    yield from lab_up("vol", docker_cli, managers=1, workers=2)
 
 
 @pytest.fixture

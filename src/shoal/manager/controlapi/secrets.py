@@ -12,7 +12,6 @@ import base64
 import binascii
 import logging
 import posixpath
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -35,13 +34,12 @@ from shoal.api.models import (
     secret_path,
 )
 from shoal.api.naming import new_id
+from shoal.api.validation import validate_config_or_secret_name
 from shoal.manager.controlapi.filters import Filters
 from shoal.manager.controlapi.lookup import resolve
 from shoal.store.store import Store
 
 log = logging.getLogger(__name__)
-
-_NAME = re.compile(r"^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -107,20 +105,9 @@ def _spec(kind: Kind, body: Any) -> SecretSpec | ConfigSpec:
     return spec
 
 
-def _validate_name(name: str) -> None:
-    """swarmkit `validateConfigOrSecretAnnotations`."""
-    if not name:
-        raise InvalidArgument("name must be provided")
-    if len(name) > 64 or not _NAME.match(name):
-        raise InvalidArgument(
-            "invalid name, only 64 [a-zA-Z0-9-_.] characters allowed, and the start and end "
-            "character must be [a-zA-Z0-9]"
-        )
-
-
 def validate(store: Store, kind: Kind, body: Any) -> Payload:
     spec = _spec(kind, body)
-    _validate_name(spec.name)
+    validate_config_or_secret_name(spec.name)
     driver = getattr(spec, "driver", None)
     if driver is not None and driver.name:
         # No secret store plugins here: Docker's answer for a plugin it does not have.

@@ -120,16 +120,7 @@ def make_cluster_app(
         )  # fmt: skip
         await store.create(node)
         log.info("node %s (%s) joined as a %s", node_id, req.Hostname, role)
-        answer = JoinAnswer(
-            NodeID=node_id,
-            Certificate=cert.decode(),
-            RootCA=authority.cert_pem.decode(),
-            SwarmID=swarm.id,
-            Managers=managers_of(store),
-            DataKey=data_key if role == "manager" else None,
-            EtcdCluster=cluster,
-        )
-        return web.Response(text=answer.model_dump_json(), content_type="application/json")
+        return _answer(store, node_id, cert, authority.cert_pem, swarm.id, role, data_key, cluster)
 
     async def session(request: web.Request) -> web.StreamResponse:
         peer = _peer_identity(request)
@@ -186,16 +177,7 @@ def make_cluster_app(
 
             await store.modify(Node, {node_id: member})
         log.info("node %s has a %s certificate now", node_id, role)
-        answer = JoinAnswer(
-            NodeID=node_id,
-            Certificate=cert.decode(),
-            RootCA=authority.cert_pem.decode(),
-            SwarmID=swarm.id,
-            Managers=managers_of(store),
-            DataKey=data_key if role == "manager" else None,
-            EtcdCluster=cluster,
-        )
-        return web.Response(text=answer.model_dump_json(), content_type="application/json")
+        return _answer(store, node_id, cert, authority.cert_pem, swarm.id, role, data_key, cluster)
 
     app.router.add_get("/ca", root_ca)
     app.router.add_post("/join", join)
@@ -304,6 +286,30 @@ async def _attach(
         answer = Attached(id=message.id, error=str(e) or "no address in time")
     with contextlib.suppress(ConnectionError):
         await send(answer)
+
+
+def _answer(
+    store: Store,
+    node_id: str,
+    cert: bytes,
+    ca_pem: bytes,
+    swarm_id: str,
+    role: str,
+    data_key: bytes,
+    cluster: dict[str, str],
+) -> web.Response:
+    """A join's (or a renewal's) answer: a manager's carries the data key and its etcd
+    cluster too."""
+    answer = JoinAnswer(
+        NodeID=node_id,
+        Certificate=cert.decode(),
+        RootCA=ca_pem.decode(),
+        SwarmID=swarm_id,
+        Managers=managers_of(store),
+        DataKey=data_key if role == "manager" else None,
+        EtcdCluster=cluster,
+    )
+    return web.Response(text=answer.model_dump_json(), content_type="application/json")
 
 
 def _peer_identity(request: web.Request) -> tuple[str, str, str] | None:
