@@ -3,7 +3,8 @@ CLI: the managers as `docker node ls` and `docker info` show them; the leader's 
 in the middle of a scale, which ends with exactly the replicas asked for; seed J2's sequence
 (one manager stopped: nothing changes; a second one: Docker's no-leader error on the
 survivor while the tasks run on and a published port answers; both started again: the swarm
-is back as it was)."""
+is back as it was); every manager stopped (the workers serve on); a manager whose state was
+wiped, refused until the old one is removed; every host stopped and started."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def leader(lab: Lab, asking: str = "m1") -> str:
     return found[0].removeprefix(f"{lab.name}-")
 
 
-def answering(lab: Lab, among: tuple[str, ...]) -> Cli:
+def answering(lab: Lab, among: tuple[str, ...], timeout: float = 30) -> Cli:
     """The CLI of a manager of `among` whose control calls work."""
 
     def one() -> Cli | None:
@@ -64,7 +65,7 @@ def answering(lab: Lab, among: tuple[str, ...]) -> Cli:
                 return lab.cli[short]
         return None
 
-    found: Cli = wait_for(one, 30, what=f"a manager of {among} answering")
+    found: Cli = wait_for(one, timeout, what=f"a manager of {among} answering")
     return found
 
 
@@ -184,3 +185,82 @@ def test_seed_j2_managers_stopped_one_by_one(lab: Lab) -> None:
     rows = {r["Hostname"]: r["Status"] for r in cli.json_lines("node", "ls")}
     assert set(rows.values()) == {"Ready"}, rows
     cli.rm("web")
+
+
+def worker_containers(lab: Lab) -> dict[str, str]:
+    """Task container ID → StartedAt on every worker's engine."""
+    out = {}
+    for short in WORKERS:
+        ids = lab.cli[short].ok("ps", "-q", "--no-trunc", "--filter",
+                                "label=com.docker.swarm.task.id").split()  # fmt: skip
+        for cid in ids:
+            out[cid] = lab.cli[short].ok("inspect", "--format", "{{.State.StartedAt}}", cid)
+    return out
+
+
+def test_every_manager_stopped_the_workers_serve_on(lab: Lab) -> None:
+    """With all three managers down, the workers' tasks keep running and the published port
+    keeps answering on the workers; the managers back, nothing restarts."""
+    cli = answering(lab, MANAGERS)
+    cli.converge("steady", "--replicas", "4", "--constraint", "node.role==worker",
+                 "--publish", f"{PORT + 1}:80", lab.whoami)  # fmt: skip
+    before = worker_containers(lab)
+    try:
+        for short in MANAGERS:
+            lab.lab("stop", lab.node(short))
+        for short in WORKERS:
+            assert "Hostname:" in lab.http(short, PORT + 1), short
+        assert worker_containers(lab) == before
+    finally:
+        for short in MANAGERS:
+            lab.lab("start", lab.node(short))
+    cli = answering(lab, MANAGERS, timeout=60)
+    wait_for(lambda: cli.service_row("steady")["Replicas"] == "4/4", 60, what="steady 4/4")
+    assert worker_containers(lab) == before  # not one task restarted
+    cli.rm("steady")
+
+
+def test_a_manager_without_its_state_is_refused_until_removed(lab: Lab) -> None:
+    """A manager's host that comes back with its state wiped is outside the swarm; joining
+    it again is refused until the old manager is demoted and removed (its etcd member would
+    otherwise be counted twice), then it joins."""
+    cli = answering(lab, ("m1", "m2"))
+    old_id = json.loads(cli.ok("node", "inspect", lab.node("m3")))[0]["ID"]
+    token = cli.ok("swarm", "join-token", "-q", "manager").strip()
+    lab.lab("stop", lab.node("m3"))
+    state = lab.hosts.node(lab.node("m3")).shoald_state
+    lab.host("m3", "rm", "-rf", f"{state}/swarm")
+    lab.lab("start", lab.node("m3"))
+    m3 = lab.cli["m3"]
+    assert m3.ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
+    join = ("swarm", "join", "--token", token, "--advertise-addr", lab.addr("m3"),
+            f"{lab.addr('m1')}:2377")  # fmt: skip
+    rc, _, err = m3.run(*join)
+    assert rc != 0 and f"docker node demote {old_id}" in err and "docker node rm" in err, err
+    cli.ok("node", "demote", old_id)
+    wait_for(lambda: cli.run("node", "rm", old_id)[0] == 0, 30, what="the old manager removed")
+    m3.ok(*join)
+    wait_for(lambda: sorted(manager_status(cli).values()) == ["Leader", "Reachable",
+             "Reachable"], 60, what="three managers again")  # fmt: skip
+
+
+def test_every_host_stopped_and_started(lab: Lab) -> None:
+    """The whole cluster stopped (every host, managers and workers) and started again: the
+    swarm is back as it was, its services running as specified."""
+    cli = answering(lab, MANAGERS)
+    cli.converge("again", "--replicas", "3", "--constraint", "node.role==worker", lab.busybox,
+                 "sleep", "3600")  # fmt: skip
+    services = cli.json_lines("service", "ls")
+    hosts = MANAGERS + WORKERS
+    for short in hosts:
+        lab.lab("stop", lab.node(short))
+    for short in hosts:
+        lab.lab("start", lab.node(short))
+    cli = answering(lab, MANAGERS, timeout=90)
+    wait_for(lambda: cli.service_row("again")["Replicas"] == "3/3", 90, what="again 3/3")
+    assert [(s["ID"], s["Name"]) for s in cli.json_lines("service", "ls")] == [
+        (s["ID"], s["Name"]) for s in services
+    ]
+    wait_for(lambda: {r["Status"] for r in cli.json_lines("node", "ls")} == {"Ready"}, 60,
+             what="every node ready")  # fmt: skip
+    cli.rm("again")

@@ -83,6 +83,8 @@ from shoal.store.seal import Sealer, new_unlock_key
 log = logging.getLogger(__name__)
 
 AVAILABILITIES = ("active", "pause", "drain")
+ETCD_START_TIMEOUT = 60.0  # seconds a new member (init, join) may take to answer
+RESTART_PATIENCE = 20.0  # seconds a restart waits for the store before the API serves
 STOP_TIMEOUT = 10.0  # seconds the swarm parts get to stop (leave, shutdown)
 REMOVE_TIMEOUT = 15.0  # seconds for each engine call removing task containers on leave
 
@@ -184,7 +186,11 @@ class Daemon:
                 await networks.serve()  # dockerd waits for its plugin, locked or not
                 return
             self.keys.open()
-        await self._start_swarm(self.state)
+        # Started again: the other managers may not be up yet (a whole cluster started host
+        # by host), so the member may wait for a quorum as long as it takes; the API serves
+        # meanwhile (control calls answer that there is no leader), as dockerd does after its
+        # 20 s wait for the swarm.
+        await self._start_swarm(self.state, patience=RESTART_PATIENCE)
 
     async def unlock(self, unlock_key: str) -> None:
         """`POST /swarm/unlock`: open the data key with the unlock key, start the swarm (carried
@@ -234,22 +240,32 @@ class Daemon:
         await self._stop_swarm()
         await self._engine.close()
 
-    async def _start_swarm(self, state: LocalState, force_new_cluster: bool = False) -> None:
+    async def _start_swarm(
+        self, state: LocalState, force_new_cluster: bool = False, patience: float | None = None
+    ) -> None:
         """Start the swarm parts; return once a manager's store is loaded (or raise what
-        went wrong while starting)."""
+        went wrong while starting). With `patience`, return after that many seconds at most
+        and let a manager's parts wait for their etcd quorum in the background, however long."""
         ready = asyncio.Event()
         networks = self.networks = self._node_networks(state)
         if state.role == "manager":
-            run = self._run_manager(state, networks, ready, force_new_cluster)
+            etcd_wait = None if patience is not None else ETCD_START_TIMEOUT
+            run = self._run_manager(state, networks, ready, force_new_cluster, etcd_wait)
         else:
             run = self._run_worker(state, networks)
             ready.set()
         self._group = asyncio.create_task(run)
         waiter = asyncio.create_task(ready.wait())
-        done, _ = await asyncio.wait({waiter, self._group}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {waiter, self._group}, timeout=patience, return_when=asyncio.FIRST_COMPLETED
+        )
         if self._group in done:
             waiter.cancel()
             self._group.result()
+        elif not done:
+            waiter.cancel()
+            log.warning("no quorum of managers yet after %.0f s: the API serves meanwhile, "
+                        "control calls answer that there is no leader", patience or 0)  # fmt: skip
 
     def _node_networks(self, state: LocalState) -> NodeNetworks:
         return NodeNetworks(
@@ -262,7 +278,10 @@ class Daemon:
         networks: NodeNetworks,
         ready: asyncio.Event,
         force_new_cluster: bool = False,
+        etcd_wait: float | None = None,
     ) -> None:
+        """`etcd_wait`: how long the member may take to answer (None: as long as it takes,
+        for a quorum of managers started one by one)."""
         assert self.keys.data_key is not None
         peer_key = self.config.exec_root / "etcd" / "peer.key"
         write_plain_key(self.dir.certs, self.keys.data_key, peer_key)
@@ -278,7 +297,8 @@ class Daemon:
             tg.create_task(self._watch_removed(member))
             await member.started.wait()
             removed = asyncio.ensure_future(member.removed.wait())
-            waiting = asyncio.ensure_future(_wait_etcd(etcd))  # a learner answers once promoted
+            # a learner answers once promoted
+            waiting = asyncio.ensure_future(_wait_etcd(etcd, etcd_wait))
             await asyncio.wait({removed, waiting}, return_when=asyncio.FIRST_COMPLETED)
             if not waiting.done():  # removed from its cluster: serve nothing but say why
                 waiting.cancel()
@@ -877,14 +897,15 @@ async def _promote_learners(etcd: Etcd) -> None:
         await asyncio.sleep(PROMOTE_PERIOD)
 
 
-async def _wait_etcd(etcd: Etcd, timeout: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _wait_etcd(etcd: Etcd, timeout: float | None) -> None:
+    """Until the member answers a linearizable read (None: however long it takes)."""
+    deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
     while True:
         try:
             await etcd.connect()
             await etcd.status()
             return
-        except Exception:  # noqa: BLE001 - still starting
-            if asyncio.get_running_loop().time() > deadline:
+        except Exception:  # noqa: BLE001 - still starting, or no quorum yet
+            if deadline is not None and asyncio.get_running_loop().time() > deadline:
                 raise
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1 if deadline is not None else 0.5)

@@ -16,6 +16,16 @@ from aetcd import rpc, utils
 
 from shoal.store.kv import KV, Guard, Op, Put
 
+
+class MemberExists(Exception):
+    """A member with that peer URL is in the cluster already, under another name: a manager
+    whose host came back without its state (its data wiped) and joins again."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
 ADD_WAIT = 30.0  # seconds a member add waits for the member added before it
 # Seconds a write may take. A write sent just as etcd's leader died waits for etcd's own
 # request timeout (7 s) before it fails, although a new leader takes writes after about one:
@@ -153,6 +163,9 @@ class Etcd:
         promoted). Returns the `--initial-cluster` it starts with: name → peer URL of every
         member (a member added before but never started has no name: it is left out)."""
         existing = {m.peer_url: m for m in await self.members()}
+        old = existing.get(peer_url)
+        if old is not None and old.name and old.name != name:
+            raise MemberExists(old.name)
         deadline = asyncio.get_running_loop().time() + ADD_WAIT
         while peer_url not in existing:
             try:

@@ -25,7 +25,7 @@ from typing import Protocol
 import pydantic
 from aiohttp import WSMsgType, web
 
-from shoal.api.errors import INVALID_JOIN_TOKEN, InvalidArgument, ShoalError
+from shoal.api.errors import INVALID_JOIN_TOKEN, FailedPrecondition, InvalidArgument, ShoalError
 from shoal.api.models import ManagerStatus, Node, NodeDescription, NodeSpec, NodeStatus
 from shoal.api.naming import new_id
 from shoal.ca.authority import identity, issue
@@ -51,6 +51,7 @@ from shoal.rpc.messages import (
     StatusReport,
     Stopping,
 )
+from shoal.store.etcd import MemberExists
 from shoal.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,12 @@ def make_cluster_app(
         if role == "manager":
             try:
                 cluster = await membership.add_learner(node_id, req.EtcdPeerURL)
+            except MemberExists as e:
+                return _refuse(FailedPrecondition(
+                    f"a manager at {req.ClusterAddr} (node {e.name}) is still a member of the "
+                    f"swarm's cluster store: demote it (docker node demote {e.name}) and remove "
+                    f"it (docker node rm {e.name}) before this host joins again"
+                ))  # fmt: skip
             except Exception as e:  # noqa: BLE001 - no quorum, a refused peer URL
                 log.warning("node %s could not join as a manager: %s", node_id, e)
                 return _error(503, f"could not add the manager to the cluster: {e}")
