@@ -13,10 +13,10 @@ managers keep their default availability; the service is constrained to the work
    a. **the leader's host** is SIGKILLed as ``shoal lab kill NODE`` does it. From the kill:
       ``docker service scale -d web=N`` (11 and 10 in turn) against a surviving manager,
       each attempt killed after ``--attempt-timeout`` (2) s and retried at once, until one
-      succeeds; ``GET /nodes`` (what ``docker node ls`` shows) on every survivor every
-      ``--poll`` (0.2) s, ``--poll-timeout`` (1) s each: when a new Leader shows, how long
-      no answer came, whether a worker is ever shown not Ready (until ``--linger`` (8) s
-      after the new Leader);
+      succeeds, and when the scaled count runs; ``GET /nodes`` (what ``docker node ls``
+      shows) on every survivor every ``--poll`` (0.2) s, ``--poll-timeout`` (1) s each:
+      when a new Leader shows, how long no answer came, whether a worker is ever shown not
+      Ready (until ``--linger`` (8) s after the new Leader);
    b. **a non-leader manager's host**, the same: the scale, and whether the Leader changes;
    after each kill the host is started again (``shoal lab start NODE``) and the trial goes
    on when every manager is Reachable and every node Ready (that time is reported too);
@@ -55,8 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--poll-timeout", type=float, default=1.0, help="client timeout of a GET /nodes")
     p.add_argument("--attempt-timeout", type=float, default=2.0,
                    help="client timeout of one `docker service scale` attempt")  # fmt: skip
-    p.add_argument("--linger", type=float, default=8.0,
-                   help="seconds to keep watching after the new Leader (workers shown not Ready?)")
+    p.add_argument(
+        "--linger",
+        type=float,
+        default=8.0,
+        help="seconds to keep watching after the new Leader (workers shown not Ready?)",
+    )
     p.add_argument("--settle", type=float, default=2.0, help="seconds before each kill")
     p.add_argument("--timeout", type=float, default=120.0, help="per-phase timeout in seconds")
     runs.add_lab_options(p)

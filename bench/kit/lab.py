@@ -1,5 +1,6 @@
-"""``BenchLab``: one ``shoal lab`` (1 manager, or ``managers`` of them, + N workers, each host with its own network
-namespace, dockerd and shoald) running one system's swarm, for the multi-node benchmarks.
+"""``BenchLab``: one ``shoal lab`` (1 manager, or ``managers`` of them, + N workers, each
+host with its own network namespace, dockerd and shoald) running one system's swarm, for
+the multi-node benchmarks.
 
 * ``shoal``  — ``shoal lab up``: shoal's own swarm (``swarm init`` on m1's shoald, workers
   joined). The API is m1's shoald socket.
@@ -101,7 +102,8 @@ class BenchLab:
         m1 = self.managers[0]
         docker_ok(self.engine_host(m1), "swarm", "init", "--advertise-addr", self.addr(m1))
         self.timings["swarm_init_s"] = round(time.monotonic() - t0, 2)
-        tokens = {role: docker_ok(self.engine_host(m1), "swarm", "join-token", "-q", role)[0].strip()
+        m1_engine = self.engine_host(m1)
+        tokens = {role: docker_ok(m1_engine, "swarm", "join-token", "-q", role)[0].strip()
                   for role in ("worker", "manager")}  # fmt: skip
 
         def join(node: str, role: str = "worker") -> None:

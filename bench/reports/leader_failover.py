@@ -13,12 +13,14 @@ from kit.report import NAMES, dig, fmt, percentile, print_table, ratio
 ROWS: list[tuple[str, str, str]] = [  # kind, label, path in a trial
     ("leader", "`service scale` to a survivor succeeds", "scale.ok_s"),
     ("leader", "… attempts until then", "scale.attempts"),
+    ("leader", "… the scaled count running", "scaled_running_s"),
     ("leader", "a survivor's `node ls` shows a new Leader", "new_leader_s"),
     ("leader", "… both survivors show it", "new_leader_all_s"),
     ("leader", "longest wait for a `GET /nodes` answer", "longest_unanswered_s"),
     ("leader", "host started → all Reachable/Ready", "whole_again_s"),
     ("follower", "`service scale` to a survivor succeeds", "scale.ok_s"),
     ("follower", "… attempts until then", "scale.attempts"),
+    ("follower", "… the scaled count running", "scaled_running_s"),
     ("follower", "longest wait for a `GET /nodes` answer", "longest_unanswered_s"),
     ("follower", "host started → all Reachable/Ready", "whole_again_s"),
 ]

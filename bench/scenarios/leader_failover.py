@@ -16,7 +16,15 @@ import time
 from collections import Counter
 from typing import Any
 
-from kit.docker import SERVICE, api_get, docker_cli, docker_ok
+from kit.docker import (
+    SERVICE,
+    api_get,
+    docker_cli,
+    docker_ok,
+    is_running,
+    service_status,
+    service_tasks,
+)
 from kit.lab import BenchLab, unique_name
 from kit.poll import wait_running
 from kit.report import fmt
@@ -90,6 +98,19 @@ def scale_until_ok(
     return {"ok_s": None, "attempts": attempts, "errors": dict(errors)}
 
 
+def scaled_running(host: str, target: int, t0: float, args: argparse.Namespace) -> float | None:
+    """Seconds after t0 until the service runs exactly the scaled count (the orchestrator
+    and scheduler acted on the accepted scale): tasks desired and observed running, and
+    ``ServiceStatus`` target/target."""
+    while time.monotonic() - t0 < args.timeout:
+        with contextlib.suppress(Exception):
+            running = sum(1 for t in service_tasks(host, timeout=1.0) if is_running(t))
+            if running == target and service_status(host, timeout=1.0) == (target, target):
+                return round(time.monotonic() - t0, 3)
+        time.sleep(0.1)
+    return None
+
+
 def current_view(lab: BenchLab, nodes: list[str]) -> dict[str, dict[str, Any]]:
     last: Exception | None = None
     for n in nodes:
@@ -145,6 +166,7 @@ def one_kill(lab: BenchLab, args: argparse.Namespace, kind: str, k: int) -> dict
     out["kill_s"] = round(time.monotonic() - t0, 3)
     out["scale"] = scale_until_ok(lab.api_of(survivors[0]), target, t0, args.attempt_timeout,
                                   t0 + args.timeout)  # fmt: skip
+    out["scaled_running_s"] = scaled_running(lab.api_of(survivors[0]), target, t0, args)
 
     def new_leader_at(w: NodesWatch) -> float | None:
         return next((a for _s, a, v in w.samples if isinstance(v, dict)
@@ -203,7 +225,8 @@ def one_kill(lab: BenchLab, args: argparse.Namespace, kind: str, k: int) -> dict
     out["whole_again_s"] = round(out["start_s"] + wait_whole(lab, survivors[0], args.timeout), 3)
     wait_running(lab.api_of(survivors[0]), target, args.timeout, 0.3)
     log(f"  {kind} {out['victim']} killed (leader {out['old_leader']}): scale ok "
-        f"{fmt(out['scale']['ok_s'])} ({out['scale']['attempts']} attempts), new leader "
+        f"{fmt(out['scale']['ok_s'])} ({out['scale']['attempts']} attempts), {target} running "
+        f"{fmt(out['scaled_running_s'])}, new leader "
         f"{fmt(out['new_leader_s'])}, leader changed {out['leader_changed']}, workers not "
         f"ready {out['workers_not_ready'] or 'never'}; whole again {fmt(out['whole_again_s'])} "
         "after the start")  # fmt: skip
