@@ -13,6 +13,7 @@ import os
 import time
 from typing import Any
 
+from kit.docker import count_containers
 from kit.lab import BenchLab, unique_name
 from kit.report import percentile
 from kit.runs import log
@@ -161,8 +162,10 @@ def run_system(system: str, args: argparse.Namespace, res: dict[str, Any]) -> No
                 f"(p50 {res['create']['p50_ms']} ms); waiting for {want} tasks")  # fmt: skip
             wait_all_running(lab.api_of(leader), want, args.timeout)
             res["all_running_s"] = round(time.monotonic() - t0, 2)
-            per = lab.containers_by_node(lab.workers)
-            res["containers_per_worker"] = {lab.short(k): v for k, v in per.items()}
+            res["containers_per_worker"] = {  # every running container there is a task's
+                lab.short(w): count_containers(lab.engine_host(w), label=None, timeout=10)
+                for w in lab.workers
+            }
             log(f"  {want} tasks running after {res['all_running_s']}s: "
                 f"{res['containers_per_worker']}")  # fmt: skip
             time.sleep(args.settle)
@@ -173,12 +176,12 @@ def run_system(system: str, args: argparse.Namespace, res: dict[str, Any]) -> No
                 host = lab.api_of(node)
                 for name, path in READS:
                     r = measure_read(host, path, args.samples, args.warmup)
-                    res["results"][f"{name}.{role}"] = r
+                    res["results"].setdefault(name, {})[role] = r
                     log(f"  GET {path} on the {role}: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} "
                         f"ms ({r['bytes']} bytes)")  # fmt: skip
                 # the leader scales the first `samples` services up, the follower back down
                 r = measure_writes(host, ids, args.write_samples, 0, args.replicas, up=(k == 0))
-                res["results"][f"update.{role}"] = r
+                res["results"].setdefault("update", {})[role] = r
                 log(f"  POST /services/{{id}}/update on the {role}: p50 {r['p50_ms']} ms, "
                     f"p99 {r['p99_ms']} ms, failed {r['failed']}")  # fmt: skip
             res["loadavg_end"] = list(os.getloadavg())
