@@ -9,12 +9,13 @@ Per system, one ``shoal lab`` of ``--managers`` (3) managers + ``--workers`` (2)
    one after the other through ``POST /services/create`` on the leader: the lab's
    ``busybox:1`` idling (``sh -c 'trap "exit 0" TERM; sleep 86400 & wait'``), constrained to
    the workers; wait until every task runs (``ServiceStatus.RunningTasks`` summed);
-2. on the leader, then on a follower, one request at a time: ``GET /services?status=true``
-   and ``GET /tasks`` ``--samples`` (200) times each (after ``--warmup`` (5)), then
-   ``--write-samples`` (100) ``POST /services/{id}/update?version=V`` — a scale change of
-   the next service (the leader's scale ``--replicas`` + 1, the follower's back; the
-   ``GET /services/{id}`` for the version is not timed). Wall time of each request on the
-   manager's unix socket, p50 / p99 / max;
+2. one request at a time, on the leader, then on a follower: ``GET /services?status=true``
+   and ``GET /tasks`` ``--samples`` (200) times each (after ``--warmup`` (5)); then, on the
+   leader, ``--write-samples`` (100) ``POST /services/{id}/update?version=V`` — a scale
+   change of the next service to ``--replicas`` + 1 (the ``GET /services/{id}`` for the
+   version is not timed) —, a wait until the new tasks run and ``--settle`` s, and the same
+   on the follower, scaling them back. Wall time of each request on the manager's unix
+   socket, p50 / p99 / max;
 3. ``shoal lab down``.
 
     python bench/api_latency.py [--services 200] [--replicas 2] [--samples 200]

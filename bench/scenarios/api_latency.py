@@ -172,18 +172,27 @@ def run_system(system: str, args: argparse.Namespace, res: dict[str, Any]) -> No
             _st, svcs = api_json(lab.api_of(leader), "GET", "/services", timeout=30)
             ids = sorted(s["ID"] for s in svcs if (s["Spec"].get("Labels") or {}).get("bench"))
             res["results"] = {}
-            for k, (role, node) in enumerate((("leader", leader), ("follower", follower))):
+            roles = (("leader", leader), ("follower", follower))
+            for role, node in roles:  # the reads first, on a quiet cluster
                 host = lab.api_of(node)
                 for name, path in READS:
                     r = measure_read(host, path, args.samples, args.warmup)
                     res["results"].setdefault(name, {})[role] = r
                     log(f"  GET {path} on the {role}: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} "
                         f"ms ({r['bytes']} bytes)")  # fmt: skip
-                # the leader scales the first `samples` services up, the follower back down
-                r = measure_writes(host, ids, args.write_samples, 0, args.replicas, up=(k == 0))
+            for k, (role, node) in enumerate(roles):
+                # the leader scales the first `write_samples` services up, the follower back
+                # down; between the two, the cluster converges again
+                r = measure_writes(lab.api_of(node), ids, args.write_samples, 0, args.replicas,
+                                   up=(k == 0))  # fmt: skip
                 res["results"].setdefault("update", {})[role] = r
                 log(f"  POST /services/{{id}}/update on the {role}: p50 {r['p50_ms']} ms, "
                     f"p99 {r['p99_ms']} ms, failed {r['failed']}")  # fmt: skip
+                if k == 0:
+                    t1 = time.monotonic()
+                    wait_all_running(lab.api_of(leader), want + args.write_samples, args.timeout)
+                    res["scaled_up_running_s"] = round(time.monotonic() - t1, 2)
+                    time.sleep(args.settle)
             res["loadavg_end"] = list(os.getloadavg())
         finally:  # before `shoal lab down` removes them
             with contextlib.suppress(Exception):
