@@ -1,13 +1,15 @@
-"""``BenchLab``: one ``shoal lab`` (1 manager + N workers, each host with its own network
-namespace, dockerd and shoald) running one system's swarm, for the multi-node benchmarks.
+"""``BenchLab``: one ``shoal lab`` (1 manager, or ``managers`` of them, + N workers, each
+host with its own network namespace, dockerd and shoald) running one system's swarm, for
+the multi-node benchmarks.
 
 * ``shoal``  — ``shoal lab up``: shoal's own swarm (``swarm init`` on m1's shoald, workers
   joined). The API is m1's shoald socket.
 * ``docker`` — ``shoal lab up --no-swarm`` (identical hosts; their shoald runs but is in no
   swarm and idles), then Docker's own swarm mode straight on the engines:
   ``docker swarm init --advertise-addr <m1>`` against m1's dockerd socket
-  (``shoal lab env --engine``), ``docker swarm join`` of every worker's dockerd. The API
-  is m1's dockerd socket.
+  (``shoal lab env --engine``), ``docker swarm join`` of every worker's dockerd (the other
+  managers first, one at a time, with the manager token). The API is m1's dockerd socket;
+  ``api_of(node)`` is any manager's.
 * ``plain``  — ``--no-swarm`` and nothing more (the ``docker run`` floor).
 
 Both swarms keep their default settings (dispatcher heartbeat: Docker 5 s, shoal 1 s). The
@@ -46,11 +48,13 @@ def unique_name(tag: str, system: str) -> str:
 
 class BenchLab:
     def __init__(
-        self, system: str, name: str, workers: int, *, keep: bool = False, log_level: str = ""
-    ) -> None:
+        self, system: str, name: str, workers: int, *, keep: bool = False, log_level: str = "",
+        managers: int = 1,
+    ) -> None:  # fmt: skip
         if system not in ("shoal", "docker", "plain"):
             raise ValueError(system)
         self.system, self.name, self.workers_n, self.keep = system, name, workers, keep
+        self.managers_n = managers
         self.log_level = log_level
         self.state: LabState | None = None
         self.timings: dict[str, float] = {}
@@ -77,7 +81,8 @@ class BenchLab:
     def up(self) -> None:
         """`shoal lab up` (with or without shoal's swarm); then Docker's swarm if asked."""
         t0 = time.monotonic()
-        argv = ["up", "--name", self.name, "--managers", "1", "--workers", str(self.workers_n)]
+        argv = ["up", "--name", self.name, "--managers", str(self.managers_n),
+                "--workers", str(self.workers_n)]  # fmt: skip
         if self.system != "shoal":
             argv.append("--no-swarm")
         p = self.lab_cli(*argv)
@@ -97,18 +102,23 @@ class BenchLab:
         m1 = self.managers[0]
         docker_ok(self.engine_host(m1), "swarm", "init", "--advertise-addr", self.addr(m1))
         self.timings["swarm_init_s"] = round(time.monotonic() - t0, 2)
-        token = docker_ok(self.engine_host(m1), "swarm", "join-token", "-q", "worker")[0].strip()
+        m1_engine = self.engine_host(m1)
+        tokens = {role: docker_ok(m1_engine, "swarm", "join-token", "-q", role)[0].strip()
+                  for role in ("worker", "manager")}  # fmt: skip
 
-        def join(node: str) -> None:
+        def join(node: str, role: str = "worker") -> None:
             docker_ok(
                 self.engine_host(node), "swarm", "join", "--advertise-addr", self.addr(node),
-                "--token", token, f"{self.addr(m1)}:2377",
+                "--token", tokens[role], f"{self.addr(m1)}:2377",
             )  # fmt: skip
 
+        for m in self.managers[1:]:  # one at a time: each raft join is a configuration change
+            join(m, "manager")
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(join, self.workers))
         self.timings["swarm_join_s"] = round(time.monotonic() - t0, 2)
-        log(f"  Docker swarm: init + {len(self.workers)} joins in {self.timings['swarm_join_s']}s")
+        log(f"  Docker swarm: init + {len(self.all_nodes) - 1} joins in "
+            f"{self.timings['swarm_join_s']}s")  # fmt: skip
 
     def down(self) -> None:
         if self.keep:
@@ -164,6 +174,10 @@ class BenchLab:
         m1 = self.managers[0]
         return self.shoald_host(m1) if self.system == "shoal" else self.engine_host(m1)
 
+    def api_of(self, node: str) -> str:
+        """The swarm API of a manager: its shoald (shoal) or its dockerd (Docker)."""
+        return self.shoald_host(node) if self.system == "shoal" else self.engine_host(node)
+
     @property
     def registry(self) -> str:
         return self.st.registry_addr
@@ -184,8 +198,9 @@ class BenchLab:
 
     # ---------------------------------------------------------------- swarm helpers
 
-    def nodes(self) -> list[dict[str, Any]]:
-        nodes: list[dict[str, Any]] = api_get(self.api_host, "/nodes")
+    def nodes(self, host: str | None = None, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """``GET /nodes`` from host (default: the API, m1)."""
+        nodes: list[dict[str, Any]] = api_get(host or self.api_host, "/nodes", timeout)
         return nodes
 
     def node_ids(self) -> dict[str, str]:

@@ -98,3 +98,15 @@ def print_medians_note(rounds: int) -> None:
     if rounds > 1:
         print(f"medians over {rounds} rounds (min–max in brackets); Docker / shoal: time "
               "ratio, > 1: shoal faster\n")  # fmt: skip
+
+
+def percentile(vals: Sequence[float], p: float) -> float | None:
+    """The p-th percentile (0–100) by linear interpolation between the closest ranks (with
+    few values, p99 is close to the maximum); None for no values."""
+    if not vals:
+        return None
+    xs = sorted(vals)
+    k = (len(xs) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return round(xs[lo] + (xs[hi] - xs[lo]) * (k - lo), 4)
