@@ -215,7 +215,11 @@ async def _serve_session(
     if not isinstance(hello, Hello):
         log.warning("node %s: the session must open with hello, not %s", node_id, hello.type)
         return
-    session = await dispatcher.register(node_id, hello.description, hello.addr or remote, role)
+    try:
+        session = await dispatcher.register(node_id, hello.description, hello.addr or remote, role)
+    except Exception as e:  # noqa: BLE001 - no quorum, no lease yet: the agent comes back
+        log.warning("node %s: session not opened: %s", node_id, e)
+        return
     send_lock = asyncio.Lock()
 
     async def send(message: rpc_messages.ToAgent) -> None:
