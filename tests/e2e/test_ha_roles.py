@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from halab import manager_status
 from support import wait_for
 from swarmlab import Lab, lab_up
-from test_ha import answering, leader, manager_status
+from test_ha import answering, leader
 
 pytestmark = pytest.mark.e2e
 
