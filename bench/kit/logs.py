@@ -78,6 +78,18 @@ def copy_logs(pairs: Iterable[tuple[Path, Path]]) -> None:
                 shutil.copy(src, dst)
 
 
+def keep_shoald_logs(res: dict[str, Any], log: Path, etcd_log: Path, keep: str | None) -> None:
+    """After a round on one shoald: its log's findings in `res`, and, with `keep` (a
+    directory), copies of its and its etcd's logs there."""
+    with contextlib.suppress(Exception):
+        res["shoald_log"] = shoald_findings(log, etcd_log)
+    if keep:
+        dst = Path(keep)
+        dst.mkdir(parents=True, exist_ok=True)
+        tag = f"-round{res.get('round', 1)}"
+        copy_logs([(log, dst / f"shoald{tag}.log"), (etcd_log, dst / f"etcd{tag}.log")])
+
+
 ROUTINE = re.compile(r"cleaning up after shim disconnected|cleanup warnings ")
 WARNINGS = re.compile(r" (WARNING|ERROR|CRITICAL) |Traceback|level=(warning|error|fatal)")
 

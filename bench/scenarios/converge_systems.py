@@ -9,13 +9,12 @@ import argparse
 import contextlib
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from kit.docker import docker_ok
 from kit.engine import bench_shoald, engine_pids, new_engine, wait_node_ready
 from kit.lab import BenchLab, unique_name
-from kit.logs import copy_logs, shoald_findings
+from kit.logs import keep_shoald_logs
 from kit.runs import log
 
 from shoal.testing.images import WHOAMI_1
@@ -49,14 +48,7 @@ def run_shoal(args: argparse.Namespace, res: dict[str, Any]) -> None:
                          "etcd": shoald.etcd_pid(), **engine_pids(eng)},
             )  # fmt: skip
         finally:
-            with contextlib.suppress(Exception):
-                res["shoald_log"] = shoald_findings(shoald.log, etcd_log)
-            if args.keep_logs:
-                dst = Path(args.keep_logs)
-                dst.mkdir(parents=True, exist_ok=True)
-                tag = f"-round{res.get('round', 1)}"
-                copy_logs([(shoald.log, dst / f"shoald{tag}.log"),
-                           (etcd_log, dst / f"etcd{tag}.log")])  # fmt: skip
+            keep_shoald_logs(res, shoald.log, etcd_log, args.keep_logs)
 
 
 def run_docker_swarm(args: argparse.Namespace, res: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from kit.docker import (
     task_containers,
 )
 from kit.engine import bench_shoald, engine_pids, new_engine, wait_node_ready
-from kit.logs import copy_logs, generic, shoald_findings
+from kit.logs import generic, keep_shoald_logs
 from kit.poll import Firsts, Poller, wait_gone
 from kit.procs import cpu_delta, cpu_now, resources
 from kit.report import fmt
@@ -417,14 +417,7 @@ def run_shoal(args: argparse.Namespace, res: dict[str, Any]) -> None:
                          "etcd": shoald.etcd_pid(), **engine_pids(eng)},
             )  # fmt: skip
         finally:
-            with contextlib.suppress(Exception):
-                res["shoald_log"] = shoald_findings(shoald.log, etcd_log)
-            if args.keep_logs:
-                dst = Path(args.keep_logs)
-                dst.mkdir(parents=True, exist_ok=True)
-                tag = f"-round{res.get('round', 1)}"
-                copy_logs([(shoald.log, dst / f"shoald{tag}.log"),
-                           (etcd_log, dst / f"etcd{tag}.log")])  # fmt: skip
+            keep_shoald_logs(res, shoald.log, etcd_log, args.keep_logs)
 
 
 def run_docker_swarm(args: argparse.Namespace, res: dict[str, Any]) -> None:

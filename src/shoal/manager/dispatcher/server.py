@@ -130,14 +130,10 @@ def make_cluster_app(
         return _answer(store, node_id, cert, authority.cert_pem, swarm.id, role, data_key, cluster)
 
     async def session(request: web.Request) -> web.StreamResponse:
-        peer = _peer_identity(request)
-        if peer is None:
-            return _error(403, "a node certificate is needed")
-        node_id, ou, swarm_id = peer
-        swarm = store.swarm()
-        if swarm is None or swarm_id != swarm.id or store.get(Node, node_id) is None:
-            log.warning("refused session of node %s: not a member of this swarm", node_id)
-            return _error(403, f"node {node_id} is not a member of this swarm")
+        known = _member(request, store)
+        if isinstance(known, web.Response):
+            return known
+        node_id, ou, _ = known
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=64 * 1024**2)
         await ws.prepare(request)
         role = ROLES.get(ou)
@@ -145,14 +141,12 @@ def make_cluster_app(
         return ws
 
     async def renew(request: web.Request) -> web.Response:
-        peer = _peer_identity(request)
-        if peer is None:
-            return _error(403, "a node certificate is needed")
-        node_id, _ou, swarm_id = peer
+        known = _member(request, store)
+        if isinstance(known, web.Response):
+            return known
+        node_id, _, node = known
         swarm = store.swarm()
-        node = store.get(Node, node_id)
-        if swarm is None or swarm_id != swarm.id or node is None:
-            return _error(403, f"node {node_id} is not a member of this swarm")
+        assert swarm is not None
         try:
             req = RenewRequest.model_validate_json(await request.read())
         except pydantic.ValidationError:
@@ -321,6 +315,21 @@ def _answer(
         EtcdCluster=cluster,
     )
     return web.Response(text=answer.model_dump_json(), content_type="application/json")
+
+
+def _member(request: web.Request, store: Store) -> tuple[str, str, Node] | web.Response:
+    """(node ID, role OU, node) of the peer's certificate, if it is a node this swarm still
+    knows; else the 403 answer."""
+    peer = _peer_identity(request)
+    if peer is None:
+        return _error(403, "a node certificate is needed")
+    node_id, ou, swarm_id = peer
+    swarm = store.swarm()
+    node = store.get(Node, node_id)
+    if swarm is None or swarm_id != swarm.id or node is None:
+        log.warning("refused session of node %s: not a member of this swarm", node_id)
+        return _error(403, f"node {node_id} is not a member of this swarm")
+    return node_id, ou, node
 
 
 def _peer_identity(request: web.Request) -> tuple[str, str, str] | None:
