@@ -8,11 +8,14 @@ import logging
 import os
 import signal
 from pathlib import Path
+from typing import NoReturn
 
 from aiohttp import web
 
+from shoal.api.errors import ShoalError
 from shoal.dockerapi.app import make_app
 from shoal.node.daemon import Daemon, DaemonConfig
+from shoal.store.etcd import ClientTLS, endpoint_address
 
 DEFAULT_HOST = "unix:///run/shoal/docker.sock"
 
@@ -33,6 +36,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--etcd-client-port", type=int, default=2379)
     p.add_argument("--etcd-peer-port", type=int, default=2380)
+    p.add_argument(
+        "--etcd-endpoints", default="",
+        help="an external etcd cluster for the swarm's state, instead of an embedded member on "
+        "each manager: comma-separated client URLs (https://HOST:2379,…)",
+    )  # fmt: skip
+    p.add_argument("--etcd-cacert", type=Path, help="the CA of the external etcd's certificates")
+    p.add_argument("--etcd-cert", type=Path, help="this client's certificate (external etcd)")
+    p.add_argument("--etcd-key", type=Path, help="this client's key (external etcd)")
     p.add_argument("--log-level", default="info")
     p.add_argument(
         "--experimental", action="store_true",
@@ -41,7 +52,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def etcd_settings(args: argparse.Namespace) -> tuple[list[str], ClientTLS | None]:
+    """The external etcd cluster of the flags, checked (no endpoints: embedded members)."""
+    endpoints = [e.strip() for e in args.etcd_endpoints.split(",") if e.strip()]
+    files = (args.etcd_cacert, args.etcd_cert, args.etcd_key)
+    if not endpoints:
+        if any(files):
+            _die("--etcd-cacert, --etcd-cert and --etcd-key go with --etcd-endpoints")
+        return [], None
+    for e in endpoints:
+        try:
+            endpoint_address(e)
+        except ValueError as err:
+            _die(str(err))
+    if not all(e.startswith("https://") for e in endpoints):
+        _die("--etcd-endpoints must be https:// URLs (the swarm's keys travel there)")
+    if args.etcd_cacert is None or (args.etcd_cert is None) != (args.etcd_key is None):
+        _die("an external etcd needs --etcd-cacert, and --etcd-cert with --etcd-key")
+    for f in files:
+        if f is not None and not f.is_file():
+            _die(f"{f}: no such file")
+    return endpoints, ClientTLS(args.etcd_cacert, args.etcd_cert, args.etcd_key)
+
+
+def _die(message: str) -> NoReturn:
+    raise SystemExit(f"shoald: {message}")
+
+
 async def serve(args: argparse.Namespace) -> None:
+    endpoints, tls = etcd_settings(args)
     daemon = Daemon(
         DaemonConfig(
             state_dir=args.state_dir,
@@ -49,10 +88,15 @@ async def serve(args: argparse.Namespace) -> None:
             engine_host=args.engine,
             etcd_client_port=args.etcd_client_port,
             etcd_peer_port=args.etcd_peer_port,
+            etcd_endpoints=endpoints,
+            etcd_tls=tls,
         )
     )
     args.state_dir.mkdir(parents=True, exist_ok=True)
-    await daemon.start()
+    try:
+        await daemon.start()
+    except ShoalError as e:
+        _die(str(e))
     runner = web.AppRunner(
         make_app(daemon, args.experimental), access_log=None, handler_cancellation=True
     )

@@ -27,10 +27,18 @@ log = logging.getLogger(__name__)
 
 class Manager:
     def __init__(
-        self, store: Store, kv: KVBackend, node_id: str, clock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        kv: KVBackend,
+        node_id: str,
+        clock: Callable[[], float] = time.time,
+        membership: Membership | None = None,
     ) -> None:
+        """`membership`: the managers' own etcd members (None: the store is not theirs, an
+        external etcd cluster or a fake)."""
         self.store = store
         self.kv = kv
+        self.membership = membership
         self.clock = clock
         self.node_id = node_id
         self.election = Election(kv, node_id)
@@ -49,8 +57,9 @@ class Manager:
                     tg.create_task(Scheduler(store, self.clock).run())
                     tg.create_task(Reaper(store).run())
                     tg.create_task(NodeMonitor(store, lambda: holders(self.kv), self.clock).run())
-                    membership = self.kv if isinstance(self.kv, Membership) else None
-                    tg.create_task(RoleManager(store, membership, self.node_id, self.clock).run())
+                    tg.create_task(
+                        RoleManager(store, self.membership, self.node_id, self.clock).run()
+                    )
                     await self.election.hold()
                     raise _LostLease
             except* (_LostLease, Deposed):

@@ -25,8 +25,11 @@ SELF_REMOVAL = 5.0  # seconds a reachable demoted manager gets to remove its mem
 
 
 class EtcdMember(Protocol):
-    id: int
-    name: str
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ from shoal.node.addresses import SWARM_PORT, advertise_address, host_of, route_a
 from shoal.node.keys import LocalKeys
 from shoal.node.networks import NodeNetworks
 from shoal.node.state import LocalState, SwarmDir
-from shoal.store.etcd import Etcd
+from shoal.store.etcd import ClientTLS, Etcd
 from shoal.store.mirrored import MirroredStore
 from shoal.store.seal import Sealer, new_unlock_key
 
@@ -84,6 +84,8 @@ log = logging.getLogger(__name__)
 
 AVAILABILITIES = ("active", "pause", "drain")
 ETCD_START_TIMEOUT = 60.0  # seconds a new member (init, join) may take to answer
+EXTERNAL_ETCD_TIMEOUT = 10.0  # seconds an external etcd cluster may take to answer
+SWARM_KEYS = "/shoal/swarm/"
 RESTART_PATIENCE = 20.0  # seconds a restart waits for the store before the API serves
 STOP_TIMEOUT = 10.0  # seconds the swarm parts get to stop (leave, shutdown)
 REMOVE_TIMEOUT = 15.0  # seconds for each engine call removing task containers on leave
@@ -96,6 +98,9 @@ class DaemonConfig:
     engine_host: str = "unix:///var/run/docker.sock"
     etcd_client_port: int = 2379
     etcd_peer_port: int = 2380
+    # An external etcd cluster instead of an embedded member (`--etcd-endpoints`).
+    etcd_endpoints: list[str] = field(default_factory=list)
+    etcd_tls: ClientTLS | None = None
 
 
 class Daemon:
@@ -179,6 +184,7 @@ class Daemon:
         if self.state is None:
             return
         if self.state.role == "manager":
+            self._check_store_flags(self.state)
             if self.keys.locked():
                 self._locked = True
                 log.warning("swarm is locked (autolock): `docker swarm unlock` starts it")
@@ -191,6 +197,42 @@ class Daemon:
         # meanwhile (control calls answer that there is no leader), as dockerd does after its
         # 20 s wait for the swarm.
         await self._start_swarm(self.state, patience=RESTART_PATIENCE)
+
+    def _check_store_flags(self, state: LocalState) -> None:
+        """A manager keeps its swarm where it was made: an embedded member must never be
+        started for a swarm on an external cluster (it would make a new, empty one)."""
+        if state.external_etcd and not self.config.etcd_endpoints:
+            raise DaemonError(
+                "this manager's swarm keeps its state in an external etcd cluster: start "
+                "shoald with --etcd-endpoints (and --etcd-cacert, --etcd-cert, --etcd-key)"
+            )
+        if not state.external_etcd and self.config.etcd_endpoints:
+            raise DaemonError(
+                "this manager's swarm keeps its state in the managers' own etcd members: "
+                "start shoald without --etcd-endpoints"
+            )
+
+    def _etcd(self, state: LocalState) -> Etcd:
+        if state.external_etcd:
+            return Etcd(self.config.etcd_endpoints, tls=self.config.etcd_tls)
+        return Etcd(state.etcd_endpoint)
+
+    async def _swarm_in_external_etcd(self) -> str | None:
+        """The ID of the swarm the external etcd cluster holds, if any (before this node
+        makes or joins one there)."""
+        etcd = Etcd(self.config.etcd_endpoints, tls=self.config.etcd_tls)
+        try:
+            await _wait_etcd(etcd, EXTERNAL_ETCD_TIMEOUT)
+            _, kvs = await etcd.load(SWARM_KEYS)
+        except Exception as e:  # noqa: BLE001 - said in the user's terms
+            raise DaemonError(
+                f"the etcd cluster at {', '.join(self.config.etcd_endpoints)} does not "
+                f"answer: {e or type(e).__name__}"
+            ) from e
+        finally:
+            with contextlib.suppress(Exception):
+                await etcd.close()
+        return kvs[0].key.removeprefix(SWARM_KEYS) if kvs else None
 
     async def unlock(self, unlock_key: str) -> None:
         """`POST /swarm/unlock`: open the data key with the unlock key, start the swarm (carried
@@ -283,41 +325,27 @@ class Daemon:
         """`etcd_wait`: how long the member may take to answer (None: as long as it takes,
         for a quorum of managers started one by one)."""
         assert self.keys.data_key is not None
-        peer_key = self.config.exec_root / "etcd" / "peer.key"
-        write_plain_key(self.dir.certs, self.keys.data_key, peer_key)
-        config = self._member_config(state, peer_key)
-        config.force_new_cluster = force_new_cluster
-        member = Member(config)
-        etcd = Etcd(state.etcd_endpoint)
+        etcd = self._etcd(state)
         store = self.store = MirroredStore(etcd, Sealer(self.keys.data_key))
         dispatcher = self.dispatcher = Dispatcher(store, Claims(etcd, state.node_id))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(networks.run())  # first: dockerd waits for the plugin to start
-            tg.create_task(member.run())
-            tg.create_task(self._watch_removed(member))
-            await member.started.wait()
-            removed = asyncio.ensure_future(member.removed.wait())
-            # a learner answers once promoted
-            waiting = asyncio.ensure_future(_wait_etcd(etcd, etcd_wait))
-            await asyncio.wait({removed, waiting}, return_when=asyncio.FIRST_COMPLETED)
-            if not waiting.done():  # removed from its cluster: serve nothing but say why
-                waiting.cancel()
-                ready.set()
-                await asyncio.Event().wait()
-            removed.cancel()
-            waiting.result()
-            with contextlib.suppress(Exception):  # a swarm made when peers were on loopback
-                await etcd.update_peer_url(config.peer_url)
+            if state.external_etcd:
+                await _wait_etcd(etcd, etcd_wait)
+            else:
+                await self._start_member(tg, state, etcd, force_new_cluster, etcd_wait, ready)
             tg.create_task(store.run())
             tg.create_task(store.watch_quorum())
             await store.synced.wait()
             ready.set()
-            manager = self._manager = Manager(store, etcd, state.node_id)
+            membership = None if state.external_etcd else etcd  # an external one is etcd's
+            manager = self._manager = Manager(store, etcd, state.node_id, membership=membership)
             tg.create_task(manager.run())
             tg.create_task(self._follow_role(store, state.node_id))
             tg.create_task(dispatcher.run())
-            tg.create_task(_promote_learners(etcd))
-            tg.create_task(self._serve_cluster_port(state, store, dispatcher, etcd))
+            if membership is not None:
+                tg.create_task(_promote_learners(etcd))
+            tg.create_task(self._serve_cluster_port(state, store, dispatcher, membership))
             tg.create_task(self._follow_swarm(store))
             addr = host_of(state.advertise_addr)
             tg.create_task(
@@ -325,6 +353,38 @@ class Daemon:
                     state, networks, lambda d: dispatcher.register(state.node_id, d, addr)
                 )
             )
+
+    async def _start_member(
+        self,
+        tg: asyncio.TaskGroup,
+        state: LocalState,
+        etcd: Etcd,
+        force_new_cluster: bool,
+        etcd_wait: float | None,
+        ready: asyncio.Event,
+    ) -> None:
+        """This manager's own etcd member, started in `tg`; returns once it answers (a
+        learner: once promoted). One removed from its cluster serves nothing but says why."""
+        assert self.keys.data_key is not None
+        peer_key = self.config.exec_root / "etcd" / "peer.key"
+        write_plain_key(self.dir.certs, self.keys.data_key, peer_key)
+        config = self._member_config(state, peer_key)
+        config.force_new_cluster = force_new_cluster
+        member = Member(config)
+        tg.create_task(member.run())
+        tg.create_task(self._watch_removed(member))
+        await member.started.wait()
+        removed = asyncio.ensure_future(member.removed.wait())
+        waiting = asyncio.ensure_future(_wait_etcd(etcd, etcd_wait))
+        await asyncio.wait({removed, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiting.done():
+            waiting.cancel()
+            ready.set()
+            await asyncio.Event().wait()
+        removed.cancel()
+        waiting.result()
+        with contextlib.suppress(Exception):  # a swarm made when peers were on loopback
+            await etcd.update_peer_url(config.peer_url)
 
     async def _watch_removed(self, member: Member) -> None:
         """This manager's member was removed from its etcd cluster while it was away (a
@@ -427,10 +487,10 @@ class Daemon:
         manager; the worker parts stop (task containers keep running) and the manager parts
         start, adopting them as after a restart."""
         addr = host_of(state.advertise_addr)
-        peer_url = f"https://{addr}:{self.config.etcd_peer_port}"
         answer, key_pem = await bootstrap.renew(
-            state.managers, self.dir.certs, addr, state.advertise_addr, peer_url
-        )
+            state.managers, self.dir.certs, addr, state.advertise_addr,
+            self._peer_url(state.advertise_addr),
+        )  # fmt: skip
         if answer.DataKey is None:
             return  # demoted again meanwhile
         await self._stop_for_role_change()
@@ -439,7 +499,9 @@ class Daemon:
         shutil.rmtree(self.dir.etcd, ignore_errors=True)
         self.keys.create(answer.DataKey, None)  # wrapped once it sees autolock is on
         state.role = "manager"
-        state.etcd_endpoint = f"127.0.0.1:{self.config.etcd_client_port}"
+        fields = self._store_fields()
+        state.external_etcd = fields.get("external_etcd", False)
+        state.etcd_endpoint = fields["etcd_endpoint"]
         state.etcd_cluster = answer.EtcdCluster
         state.managers = answer.Managers or state.managers
         self.dir.save(state)
@@ -460,10 +522,11 @@ class Daemon:
             return  # promoted again meanwhile
         if self._manager is not None and self._manager.is_leader:
             await self._manager.election.resign()  # the others campaign at once
-        if isinstance(store.kv, Etcd):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(store.kv.hand_over(), 2)
-        await _leave_etcd_cluster(store.kv)
+        if not state.external_etcd:  # its own member hands over and leaves the cluster
+            if isinstance(store.kv, Etcd):
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(store.kv.hand_over(), 2)
+            await _leave_etcd_cluster(store.kv)
         await self._stop_for_role_change()
         write_certs(self.dir.certs, answer.RootCA.encode(), answer.Certificate.encode(), key_pem)
         shutil.rmtree(self.dir.etcd, ignore_errors=True)
@@ -471,6 +534,7 @@ class Daemon:
         self.keys.forget()
         state.role = "worker"
         state.etcd_endpoint = ""
+        state.external_etcd = False
         state.etcd_cluster = {}
         state.managers = answer.Managers or others
         self.dir.save(state)
@@ -505,12 +569,17 @@ class Daemon:
         return tls_info((self.dir.certs / "ca.crt").read_bytes())
 
     async def _serve_cluster_port(
-        self, state: LocalState, store: MirroredStore, dispatcher: Dispatcher, etcd: Etcd
+        self,
+        state: LocalState,
+        store: MirroredStore,
+        dispatcher: Dispatcher,
+        membership: Etcd | None,
     ) -> None:
-        """2377/tcp: joins and agent sessions, TLS with this manager's node certificate."""
+        """2377/tcp: joins and agent sessions, TLS with this manager's node certificate
+        (`membership`: the embedded members' cluster, which a manager joining joins)."""
         # Agent sessions never end by themselves: give open connections 1 s, not aiohttp's 60.
         runner = web.AppRunner(
-            make_cluster_app(store, dispatcher, etcd, self.keys.data_key or b""),
+            make_cluster_app(store, dispatcher, membership, self.keys.data_key or b""),
             access_log=None,
             shutdown_timeout=1.0,
         )
@@ -563,8 +632,16 @@ class Daemon:
                 role="manager",
                 advertise_addr=advertise,
                 listen_addr=listen,
-                etcd_endpoint=f"127.0.0.1:{self.config.etcd_client_port}",
+                **self._store_fields(),
             )
+            if state.external_etcd:
+                held = await self._swarm_in_external_etcd()
+                if held is not None:
+                    raise Conflict(
+                        f"the etcd cluster at {', '.join(self.config.etcd_endpoints)} holds "
+                        f"swarm {held} already: join it (docker swarm join), or make this "
+                        "swarm on another etcd cluster"
+                    )
             self.dir.wipe()
             description = await describe(self._engine)
             root = new_root_ca()
@@ -591,6 +668,20 @@ class Daemon:
             self.state = state
             return state.node_id
 
+    def _store_fields(self) -> dict[str, Any]:
+        """Where a manager made here keeps the swarm: its own member (on loopback) or the
+        external cluster of `--etcd-endpoints`."""
+        if self.config.etcd_endpoints:
+            return {"external_etcd": True, "etcd_endpoint": ""}
+        return {"etcd_endpoint": f"127.0.0.1:{self.config.etcd_client_port}"}
+
+    def _peer_url(self, advertise: str) -> str:
+        """Where this manager's own etcd member would listen for its peers ("" on an
+        external cluster: there is no member of its own)."""
+        if self.config.etcd_endpoints:
+            return ""
+        return f"https://{host_of(advertise)}:{self.config.etcd_peer_port}"
+
     async def _force_new_cluster(self, req: dict[str, Any]) -> str:
         """`swarm init --force-new-cluster` on a manager: its etcd member starts once with
         etcd's `--force-new-cluster` (a one-member cluster from its own data), the swarm
@@ -605,6 +696,12 @@ class Daemon:
                 raise SwarmLocked()
             if state.role != "manager":
                 raise NotAcceptable(NOT_A_MANAGER_WORKER)
+            if state.external_etcd:
+                raise BadRequest(
+                    "this swarm keeps its state in an external etcd cluster, whose quorum is "
+                    "etcd's own: recover that cluster (etcd's --force-new-cluster on one of its "
+                    "members) and the managers serve again"
+                )
             given = req.get("AdvertiseAddr") or ""
             if given:
                 wanted = advertise_address(given, req.get("ListenAddr") or state.listen_addr)
@@ -657,6 +754,11 @@ class Daemon:
         async with self._lock:
             if self.state is not None:
                 raise NotAcceptable(ALREADY_IN_SWARM)
+            if self.config.etcd_endpoints:
+                raise BadRequest(
+                    "a restore makes this node the only manager of the swarm, on an etcd member "
+                    "of its own: start shoald without --etcd-endpoints to restore here"
+                )
             b = backup.load(data)
             data_key, ca_cert, ca_key = backup.open_backup(b, key)
             listen = req.get("ListenAddr") or f"0.0.0.0:{SWARM_PORT}"
@@ -712,7 +814,7 @@ class Daemon:
             advertise = advertise_address(given, listen)
             description = await describe(self._engine)
             self.dir.wipe()
-            peer_url = f"https://{host_of(advertise)}:{self.config.etcd_peer_port}"
+            peer_url = self._peer_url(advertise)
             answer = await bootstrap.join(
                 manager,
                 str(req.get("JoinToken") or ""),
@@ -724,15 +826,24 @@ class Daemon:
                 etcd_peer_url=peer_url,
             )
             manager_role = answer.DataKey is not None
+            if manager_role and self.config.etcd_endpoints:
+                held = await self._swarm_in_external_etcd()
+                if held != answer.SwarmID:
+                    raise BadRequest(
+                        f"the etcd cluster at {', '.join(self.config.etcd_endpoints)} holds "
+                        f"{'swarm ' + held if held else 'no swarm'}, not this swarm "
+                        f"({answer.SwarmID}): give shoald the swarm's etcd endpoints (then "
+                        f"`docker node rm {answer.NodeID}` on a manager, and join again)"
+                    )
             state = LocalState(
                 node_id=answer.NodeID,
                 swarm_id=answer.SwarmID,
                 role="manager" if manager_role else "worker",
                 advertise_addr=advertise,
                 listen_addr=listen,
-                etcd_endpoint=f"127.0.0.1:{self.config.etcd_client_port}" if manager_role else "",
                 managers=answer.Managers or [manager],
                 etcd_cluster=answer.EtcdCluster,
+                **(self._store_fields() if manager_role else {}),
             )
             if answer.DataKey is not None:  # wrapped once the swarm says autolock is on
                 self.keys.create(answer.DataKey, None)
@@ -761,10 +872,15 @@ class Daemon:
             if self.state.role == "manager" and not force:  # workers leave without --force
                 quorate = self.store is not None and self.store.quorate
                 store = self.store if quorate else None
-                raise NotAcceptable(controlapi_swarm.leave_refusal(store, self.state.node_id))
+                raise NotAcceptable(controlapi_swarm.leave_refusal(
+                    store, self.state.node_id, raft=not self.state.external_etcd
+                ))  # fmt: skip
             node_id = self.state.node_id
             if self.state.role == "manager" and self.store is not None:
-                await _leave_etcd_cluster(self.store.kv)
+                if self.state.external_etcd:
+                    await _erase_if_last(self.store, node_id)
+                else:
+                    await _leave_etcd_cluster(self.store.kv)
             started = asyncio.get_running_loop().time()
             networks = self.networks
             served = self._locked and networks is not None  # locked: only the plugin runs
@@ -880,6 +996,21 @@ async def _leave_etcd_cluster(kv: object) -> None:
                 log.info("this manager's etcd member left the cluster")
     except Exception as e:  # noqa: BLE001 - leaving goes on
         log.warning("leaving the etcd cluster: %s", e)
+
+
+async def _erase_if_last(store: MirroredStore, node_id: str) -> None:
+    """The last manager of a swarm on an external etcd cluster leaves (`--force`): the
+    swarm's keys go, as Docker's last manager takes the swarm's state with it."""
+    if not isinstance(store.kv, Etcd) or not store.quorate:
+        return
+    if any(n.spec.role == "manager" and n.id != node_id for n in store.nodes()):
+        return
+    try:
+        async with asyncio.timeout(5):
+            await store.kv.delete_all()
+        log.info("the last manager left: the swarm's keys are erased from the etcd cluster")
+    except Exception as e:  # noqa: BLE001 - leaving goes on
+        log.warning("erasing the swarm from the etcd cluster: %s", e)
 
 
 PROMOTE_PERIOD = 1.0  # seconds between looks for learners to promote

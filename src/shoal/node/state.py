@@ -18,7 +18,8 @@ class LocalState:
     role: str  # manager | worker
     advertise_addr: str  # host:port of the cluster port
     listen_addr: str
-    etcd_endpoint: str = ""
+    etcd_endpoint: str = ""  # the embedded member's client address (loopback)
+    external_etcd: bool = False  # a manager on the external cluster of `--etcd-endpoints`
     managers: list[str] = field(default_factory=list)  # cluster-port addresses, for workers
     # A manager that joined: the etcd cluster its member first started in (name → peer URL).
     etcd_cluster: dict[str, str] = field(default_factory=dict)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,14 @@ class Shoald:
         etcd_ports: tuple[int, int] | None = None,
         in_engine_ns: bool = True,
         new_session: bool = False,
+        args: Sequence[str] = (),
     ) -> None:
         self.engine = engine
         self.log_level = log_level or ("debug" if os.environ.get("SHOAL_TEST_DEBUG") else "info")
         self.etcd_ports = etcd_ports  # (client, peer); None: etcd's defaults
         self.in_engine_ns = in_engine_ns
         self.new_session = new_session
+        self.args = list(args)  # more flags (an external etcd's)
         self.dir = Path(tempfile.mkdtemp(prefix="shoald-", dir=os.environ.get("SHOAL_TEST_TMPDIR")))
         self.state_dir = state_dir or self.dir / "state"
         self.exec_root = self.dir / "exec"
@@ -66,7 +69,7 @@ class Shoald:
         if self.etcd_ports is not None:
             argv += ["--etcd-client-port", str(self.etcd_ports[0]),
                      "--etcd-peer-port", str(self.etcd_ports[1])]  # fmt: skip
-        argv += ["--log-level", self.log_level]
+        argv += ["--log-level", self.log_level, *self.args]
         with open(self.log, "ab") as out:
             kw: dict[str, Any] = dict(
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,

@@ -61,12 +61,20 @@ async def update(
     return await store.update(swarm)
 
 
-def leave_refusal(store: Store | None, node_id: str) -> str:
+def leave_refusal(store: Store | None, node_id: str, raft: bool = True) -> str:
     """Why a manager may not leave without `--force`, in Docker's words (moby's `Leave`):
     the last manager erases the swarm; one whose leaving breaks the quorum says how many
     managers are left; the others the general warning. `store` None: no quorum now (the
-    counts unknown, as Docker's without a leader)."""
+    counts unknown, as Docker's without a leader). `raft` False: the managers are not the
+    store's quorum (an external etcd cluster is), so only the last one is told more."""
     msg = "You are attempting to leave the swarm on a node that is participating as a manager. "
+    if store is not None and not raft:
+        if not any(n.spec.role == "manager" and n.id != node_id for n in store.nodes()):
+            return msg + (
+                "Removing the last manager erases all current state of the swarm. Use "
+                "`--force` to ignore this message. "
+            )
+        return msg + "Use `--force` to suppress this message."
     if store is not None:
         statuses = {n.id: n.manager_status for n in store.nodes() if n.manager_status}
         reachable = len(

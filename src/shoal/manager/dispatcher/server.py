@@ -72,10 +72,12 @@ class Membership(Protocol):
 
 
 def make_cluster_app(
-    store: Store, dispatcher: Dispatcher, membership: Membership, data_key: bytes
+    store: Store, dispatcher: Dispatcher, membership: Membership | None, data_key: bytes
 ) -> web.Application:
     """`membership` and `data_key`: what a manager that joins gets (its etcd member is added
-    to the cluster, as a learner; the swarm's data key, over this TLS connection)."""
+    to the cluster, as a learner; the swarm's data key, over this TLS connection).
+    `membership` None: the swarm's store is an external etcd cluster, which every manager
+    reaches by itself."""
     app = web.Application(client_max_size=8 * 1024**2)
 
     async def root_ca(request: web.Request) -> web.Response:
@@ -90,8 +92,10 @@ def make_cluster_app(
         if swarm is None:
             return _error(503, "this manager has no swarm")
         role = role_of(req.JoinToken, swarm.join_tokens.worker, swarm.join_tokens.manager)
-        if role == "manager" and not (req.Addr and req.ClusterAddr and req.EtcdPeerURL):
+        if role == "manager" and not (req.Addr and req.ClusterAddr):
             return _refuse(InvalidArgument("a manager joins with its addresses"))
+        if role == "manager" and (refusal := _store_mismatch(membership, req.EtcdPeerURL)):
+            return refusal
         if role is None:
             return _refuse(InvalidArgument(INVALID_JOIN_TOKEN))
         if req.Availability not in ("active", "pause", "drain"):
@@ -104,7 +108,7 @@ def make_cluster_app(
         except ValueError as e:
             return _refuse(InvalidArgument(f"invalid certificate request: {e}"))
         cluster: dict[str, str] = {}
-        if role == "manager":
+        if role == "manager" and membership is not None:
             try:
                 cluster = await membership.add_learner(node_id, req.EtcdPeerURL)
             except MemberExists as e:
@@ -152,8 +156,10 @@ def make_cluster_app(
         except pydantic.ValidationError:
             return _error(400, "invalid renew request")
         role = node.spec.role
-        if role == "manager" and not (req.Addr and req.ClusterAddr and req.EtcdPeerURL):
+        if role == "manager" and not (req.Addr and req.ClusterAddr):
             return _refuse(InvalidArgument("a manager needs its addresses"))
+        if role == "manager" and (refusal := _store_mismatch(membership, req.EtcdPeerURL)):
+            return refusal
         authority = ca.load(store)
         try:
             cert = issue(authority, req.CSR.encode(), node_id, role, swarm.id,
@@ -163,7 +169,8 @@ def make_cluster_app(
         cluster: dict[str, str] = {}
         if role == "manager":
             try:
-                cluster = await membership.add_learner(node_id, req.EtcdPeerURL)
+                if membership is not None:
+                    cluster = await membership.add_learner(node_id, req.EtcdPeerURL)
             except Exception as e:  # noqa: BLE001 - no quorum, a refused peer URL
                 log.warning("node %s could not become a manager: %s", node_id, e)
                 return _error(503, f"could not add the manager to the cluster: {e}")
@@ -188,6 +195,22 @@ def make_cluster_app(
 
 
 ROLES = {"swarm-manager": "manager", "swarm-worker": "worker"}  # certificate OU → role
+
+
+def _store_mismatch(membership: Membership | None, peer_url: str) -> web.Response | None:
+    """A manager to be must keep the swarm where the others do: in an etcd member of its
+    own (it names the member's peer URL) or in the swarm's external etcd cluster (none)."""
+    if membership is None and peer_url:
+        return _refuse(FailedPrecondition(
+            "this swarm keeps its state in an external etcd cluster: start shoald on the new "
+            "manager with --etcd-endpoints (and --etcd-cacert, --etcd-cert, --etcd-key) naming it"
+        ))  # fmt: skip
+    if membership is not None and not peer_url:
+        return _refuse(FailedPrecondition(
+            "this swarm keeps its state in the managers' own etcd members: start shoald on the "
+            "new manager without --etcd-endpoints"
+        ))  # fmt: skip
+    return None
 
 
 async def _serve_session(
