@@ -15,14 +15,20 @@ from shoal.lab.state import load
 
 
 def lab_up(
-    prefix: str, docker_cli: Callable[..., tuple[int, str, str]], managers: int, workers: int
+    prefix: str,
+    docker_cli: Callable[..., tuple[int, str, str]],
+    managers: int,
+    workers: int,
+    *options: str,
 ) -> Iterator[Lab]:
-    """A fresh lab of `managers` + `workers` (named `<prefix><random>`) for a module's tests,
-    removed afterwards, whatever happened (`yield from` it in a module-scoped fixture)."""
+    """A fresh lab of `managers` + `workers` (named `<prefix><random>`; more `shoal lab up`
+    options) for a module's tests, removed afterwards, whatever happened (`yield from` it in a
+    module-scoped fixture)."""
     name = prefix + secrets.token_hex(3)
     nodes = [f"m{i}" for i in range(1, managers + 1)] + [f"w{i}" for i in range(1, workers + 1)]
     try:
-        up = lab_cli("up", "--name", name, "--managers", str(managers), "--workers", str(workers))
+        up = lab_cli("up", "--name", name, "--managers", str(managers), "--workers", str(workers),
+                     *options)  # fmt: skip
         assert up.returncode == 0, f"up failed:\n{up.stdout}\n{up.stderr}"
         yield Lab(name, docker_cli, nodes)
     finally:

@@ -77,13 +77,20 @@ def up(
     workers: int = typer.Option(2, "--workers", "-w", help="number of workers"),
     swarm: bool = typer.Option(True, "--swarm/--no-swarm", help="init and join the swarm"),
     images: bool = typer.Option(True, "--images/--no-images", help="push the lab images"),
+    external_etcd: bool = typer.Option(
+        False,
+        "--external-etcd",
+        help="keep the swarm in an etcd cluster apart (3 members on the registry host, TLS) "
+        "instead of the managers' own members: shoald --etcd-endpoints",
+    ),  # fmt: skip
 ) -> None:
     """Create the lab (or complete and start it: idempotent) and print its nodes.
 
     Exit status 3: the hosts are up but some swarm join or image push failed (reported)."""
     typer.echo(f"shoal lab: up {name} (managers: {managers}, workers: {workers})", err=True)
     try:
-        result = ops.up(name, managers, workers, swarm=swarm, images=images, progress=_progress)
+        result = ops.up(name, managers, workers, swarm=swarm, images=images,
+                        external_etcd=external_etcd, progress=_progress)  # fmt: skip
     except (LabError, RuntimeError, OSError) as e:
         _fail(f"{e}\n(the lab is left as it is: `shoal lab up` again, or `shoal lab down`)")
         return

@@ -11,10 +11,14 @@ the same host); `shoald_args()` the flags that point a shoald at the cluster.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from shoal.ca.authority import issue, new_csr, new_key, new_root_ca
 
@@ -122,3 +126,34 @@ class ExternalEtcd:
                                 f"{self.host}:{self.client_port(i)}; see {self.log(i)}"
                             ) from None
                 time.sleep(0.1)
+
+
+class Spawner(Protocol):
+    def spawn(self, argv: Sequence[str], log: str, env: dict[str, str] | None = None) -> int: ...
+
+    def socket(self, family: int = ..., type: int = ...) -> socket.socket: ...
+
+
+def start(host: Spawner, cluster: ExternalEtcd, pids: Sequence[int]) -> list[int]:
+    """The cluster's members in `host` (a lab host), those of `pids` that still run kept;
+    returns their pids once every member listens."""
+    binary = shutil.which("etcd") or "/usr/bin/etcd"
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+    running = [p for p in pids if _is_etcd(p)]
+    if len(running) < cluster.members:
+        for p in running:  # some died: all again, from their data
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        running = [
+            host.spawn(cluster.argv(i, binary), str(cluster.log(i)), env)
+            for i in range(cluster.members)
+        ]
+    cluster.wait_listening(host.socket)
+    return running
+
+
+def _is_etcd(pid: int) -> bool:
+    try:
+        return b"etcd" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return False

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from shoal.lab import network, procs, registry
+from shoal.lab import etcd, network, procs, registry
 from shoal.lab.node import LabNode
 from shoal.lab.state import (
     MAX_MANAGERS,
@@ -112,6 +112,7 @@ def up(
     *,
     swarm: bool = True,
     images: bool = True,
+    external_etcd: bool = False,
     progress: Progress = quiet,
 ) -> UpResult:
     check_name(name)
@@ -125,6 +126,13 @@ def up(
             for i in range(1, count + 1):
                 node = st.new_node(role, i)
                 st.nodes.setdefault(node.name, node)
+        if external_etcd and not st.external_etcd:
+            if st.nodes and any(n.swarm for n in st.nodes.values()):
+                raise LabError(f"lab {name} has its swarm on the managers' own etcd members: "
+                               "`shoal lab down` it first")  # fmt: skip
+            st.external_etcd = True
+        if st.external_etcd:
+            st.etcd().make_certs()  # before any shoald starts: its flags name the files
         lab.save()
         lab.write_hosts()
         progress(f"lab {name}: subnet {st.subnet}, bridge {st.bridge}")
@@ -149,6 +157,10 @@ def up(
             if not (running and registry.answers(reg.host, addr, login=True)):
                 reg.state.auth_registry_pid = registry.start(reg.host, addr, htpasswd=htpasswd)
                 lab.save()
+            if st.external_etcd:
+                reg.state.etcd_pids = etcd.start(reg.host, st.etcd(), reg.state.etcd_pids)
+                lab.save()
+                progress(f"etcd: {', '.join(st.etcd().endpoints())} (the swarm's store)")
 
         def start_node(node: LabNode) -> None:
             node.start()

@@ -129,6 +129,8 @@ class LabNode:
                 "--engine", self.engine.host,
                 "--log-level", os.environ.get("SHOAL_LAB_LOG_LEVEL", "info"),
             ]  # fmt: skip
+            if self.lab.external_etcd:  # every node: a worker may be promoted
+                argv += self.lab.etcd().shoald_args()
             self.state.shoald_pid = self.host.spawn(argv, self.shoald_log, env)
             self.save()
 

@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoal.lab.etcd import ExternalEtcd
+
 DEFAULT_BASE = "/var/lib/shoal-lab"
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
 SUBNET_PREFIX = "10.211"  # lab N gets 10.211.N.0/24
@@ -70,6 +72,7 @@ class NodeState:
     shoald_pid: int | None = None
     registry_pid: int | None = None
     auth_registry_pid: int | None = None
+    etcd_pids: list[int] = field(default_factory=list)  # the registry host's etcd members
     cgroup_dirs: list[str] = field(default_factory=list)
     partitioned: bool = False
     swarm: str = ""  # what `up` last did about the swarm: "", "init", "joined", "join failed: …"
@@ -88,6 +91,7 @@ class LabState:
     nodes: dict[str, NodeState] = field(default_factory=dict)  # in creation order
     registry_user: str = REGISTRY_USER  # of the registry that wants a login
     registry_password: str = ""  # made by `up`; `shoal lab registry --auth --password` sets it
+    external_etcd: bool = False  # `up --external-etcd`: the swarm on an etcd cluster of its own
 
     # -------------------------------------------------------------- derived names
 
@@ -118,6 +122,11 @@ class LabState:
     @property
     def auth_registry_addr(self) -> str:
         return f"{SUBNET_PREFIX}.{self.index}.2:{AUTH_REGISTRY_PORT}"
+
+    def etcd(self) -> ExternalEtcd:
+        """The lab's external etcd cluster (`up --external-etcd`), on the registry host."""
+        host = f"{SUBNET_PREFIX}.{self.index}.2"
+        return ExternalEtcd(self.dir / self.registry_name / "etcd", host)
 
     @property
     def comment(self) -> str:
