@@ -80,6 +80,10 @@ def test_force_new_cluster_on_the_survivor(lab: Lab) -> None:
              what="workers ready")  # fmt: skip
     assert worker_containers(lab) == before
     assert cli.service_row("web")["Replicas"] == "4/4"
+    # A dead old manager, no etcd member now, is removed once Down (as Docker allows).
+    wait_for(lambda: nodes_status(cli)[lab.node("m3")] == "Down", 60, what="m3 Down")
+    cli.ok("node", "rm", lab.node("m3"))
+    assert lab.node("m3") not in nodes_status(cli)
 
     # An old manager started again does not disturb the new cluster: it refuses, and says so.
     lab.lab("start", lab.node("m2"))

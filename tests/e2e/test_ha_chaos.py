@@ -1,10 +1,10 @@
 """Chaos on 3 managers and 3 workers: a rolling update of 30 replicas (`whoami:1` →
 `whoami:2`, stop-first, parallelism 3, a 2 s delay) while a random manager — the leader or
-not — is SIGKILLed, and started again 2 s later, every 10 s for a minute (the issue asks for
-two minutes; one keeps the default suite's wall time reasonable). Then the service is exactly
-its spec (30 running tasks of `:2` in slots 1..30, one container each), no slot ever had two
-running containers of different tasks when the worker engines were sampled every second
-during the chaos and after, and nothing made before is lost (services, secrets, networks)."""
+not — is SIGKILLed, and started again 2 s later, every 10 s for two minutes. Then the
+service is exactly its spec (30 running tasks of `:2` in slots 1..30, one container each),
+no slot ever had two running containers of different tasks when the worker engines were
+sampled every second during the chaos and after, and nothing made before is lost (services,
+secrets, networks)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.e2e
 
 WORKERS = ("w1", "w2", "w3")
 REPLICAS = 30
-CHAOS = 60.0  # seconds of managers killed
+CHAOS = 120.0  # seconds of managers killed
 PERIOD = 10.0  # seconds between kills
 DOWN = 2.0  # seconds a killed manager stays down (the next kill does not wait for it to be
 # reachable again: two may be out at once, the swarm without a quorum for a moment)

@@ -84,7 +84,7 @@ def can_remove_member(nodes: Iterable[Node], node_id: str) -> bool:
 
 async def remove(store: Store, ref: str, force: bool) -> None:
     node = get(store, ref)
-    if node.spec.role == "manager" or (node.manager_status is not None):
+    if node.manager_status is not None:  # still an etcd member (SwarmKit: of the raft)
         raise FailedPrecondition(
             f"node {node.id} is a cluster manager and is a member of the raft cluster. "
             "It must be demoted to worker before removal"
