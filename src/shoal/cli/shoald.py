@@ -14,7 +14,8 @@ from aiohttp import web
 
 from shoal.api.errors import ShoalError
 from shoal.dockerapi.app import make_app
-from shoal.node.daemon import Daemon, DaemonConfig
+from shoal.node.daemon import Daemon
+from shoal.node.parts import DaemonConfig
 from shoal.store.etcd import ClientTLS, endpoint_address
 
 DEFAULT_HOST = "unix:///run/shoal/docker.sock"
