@@ -347,7 +347,9 @@ class _Mirror:
         self.tasks_by_service: dict[str, dict[str, Task]] = defaultdict(dict)
         self.tasks_by_node: dict[str, dict[str, Task]] = defaultdict(dict)
         self.subscribers: set[Events] = set()
-        self._revision_changed = asyncio.Condition()
+        # Writers and barriers waiting for a revision: woken before the subscribers hear of
+        # the change, so that a call answers before the leader's loops act on it.
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     def reset(self, revision: int, kvs: list[KV], decode: Decoder) -> None:
         old = {kind: dict(objs) for kind, objs in self.objects.items()}
@@ -368,8 +370,8 @@ class _Mirror:
             for id, before in old[kind].items():
                 if id not in objs:
                     events.append(Event(kind, id, before, None))
-        self._publish(events)
         self._notify()
+        self._publish(events)
 
     def apply(self, changes: list[KV], decode: Decoder) -> None:
         events = []
@@ -378,8 +380,8 @@ class _Mirror:
             if ev is not None:
                 events.append(ev)
             self.revision = max(self.revision, kv.mod_revision)
-        self._publish(events)
         self._notify()
+        self._publish(events)
 
     def _put(self, kv: KV, decode: Decoder) -> Event | None:
         if not kv.key.startswith(PREFIX):
@@ -422,18 +424,26 @@ class _Mirror:
                 q.put_nowait(events)
 
     def _notify(self) -> None:
-        async def wake() -> None:
-            async with self._revision_changed:
-                self._revision_changed.notify_all()
-
-        asyncio.get_running_loop().create_task(wake())
+        waiting = []
+        for revision, fut in self._waiters:
+            if revision <= self.revision:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                waiting.append((revision, fut))
+        self._waiters = waiting
 
     async def wait_for(self, revision: int, timeout: float = 10.0) -> None:
         """Until the mirror has caught up with `revision`."""
-
-        async def caught_up() -> None:
-            async with self._revision_changed:
-                await self._revision_changed.wait_for(lambda: self.revision >= revision)
-
-        if self.revision < revision:
-            await asyncio.wait_for(caught_up(), timeout)
+        if self.revision >= revision:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        entry = (revision, fut)
+        self._waiters.append(entry)
+        try:
+            async with asyncio.timeout(timeout):
+                await fut
+        finally:
+            if not fut.done():
+                fut.cancel()
+                self._waiters = [w for w in self._waiters if w is not entry]

@@ -110,8 +110,21 @@ def _name_taken(store: Store, name: str, except_id: str | None = None) -> bool:
 
 
 def _check_ports(store: Store, spec: ServiceSpec, service_id: str = "") -> None:
+    """Only a spec that publishes ports is checked, against only the services that have some
+    (as Docker JSON: the shared check's input)."""
+    if spec.endpoint_spec is None or not spec.endpoint_spec.ports:
+        return
     check_port_conflicts(
-        spec.to_api(), [s.to_api() for s in store.services()], service_id=service_id
+        spec.to_api(),
+        (s.to_api() for s in store.services() if _has_ports(s)),
+        service_id=service_id,
+    )
+
+
+def _has_ports(service: Service) -> bool:
+    return bool(
+        (service.spec.endpoint_spec and service.spec.endpoint_spec.ports)
+        or (service.endpoint and service.endpoint.ports)
     )
 
 
