@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 from shoal.api.defaults import insert_defaults
-from shoal.api.models import Task
+from shoal.api.models import Service, ServiceSpec, Task, Version
+from shoal.dockerapi.http import ApiJSON, with_field
 from shoal.dockerapi.logs import decorate, details, frame
 from shoal.dockerapi.proxy import engine_path
 
@@ -59,3 +61,25 @@ def test_insert_defaults_fills_only_absent_objects() -> None:
     }  # fmt: skip
     assert "EndpointSpec" not in out
     assert spec["UpdateConfig"] == {"Parallelism": 4} and "Resources" not in spec["TaskTemplate"]
+
+
+def test_stored_objects_json_is_kept_per_version() -> None:
+    texts = ApiJSON(limit=3)
+    svc = Service(id="s1", spec=ServiceSpec(name="web"), version=Version(index=7))
+    first = texts.of(svc)
+    assert json.loads(first) == svc.to_api()
+    svc.spec.name = "changed in place"  # a stored version never changes: the text is kept
+    assert texts.of(svc) is first
+    newer = Service(id="s1", spec=ServiceSpec(name="api"), version=Version(index=8))
+    assert json.loads(texts.of(newer))["Spec"]["Name"] == "api"
+    unstored = Service(id="s2", spec=ServiceSpec(name="x"))  # no version: never kept
+    assert json.loads(texts.of(unstored))["Spec"]["Name"] == "x"
+    for i in range(4):  # past the limit it starts over
+        texts.of(Service(id=f"t{i}", spec=ServiceSpec(name="t"), version=Version(index=1)))
+    assert texts.of(svc) is not first
+
+
+def test_a_field_added_to_an_objects_text() -> None:
+    text = with_field('{"ID":"a","Spec":{}}', "ServiceStatus", {"RunningTasks": 2})
+    assert json.loads(text) == {"ID": "a", "Spec": {}, "ServiceStatus": {"RunningTasks": 2}}
+    assert list(json.loads(text))[-1] == "ServiceStatus"

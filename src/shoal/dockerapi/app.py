@@ -19,7 +19,16 @@ from shoal.dockerapi import (
     system,
     tasks,
 )
-from shoal.dockerapi.http import EXPERIMENTAL, NODE, PROXY, Handler, Routes, error_response
+from shoal.dockerapi.http import (
+    API_JSON,
+    EXPERIMENTAL,
+    NODE,
+    PROXY,
+    ApiJSON,
+    Handler,
+    Routes,
+    error_response,
+)
 from shoal.dockerapi.node import LocalNode
 from shoal.dockerapi.proxy import Proxy
 from shoal.dockerapi.system import API_VERSION, SHOAL_VERSION
@@ -56,6 +65,7 @@ def make_app(node: LocalNode, experimental: bool = False) -> web.Application:
     (the CLI enables `docker checkpoint …` by it)."""
     app = web.Application(middlewares=[errors], client_max_size=64 * 1024**2)
     app[NODE] = node
+    app[API_JSON] = ApiJSON()
     app[EXPERIMENTAL] = experimental
     proxy = app[PROXY] = Proxy(node.engine)
     app.on_startup.append(lambda _: _learn_engine(proxy))

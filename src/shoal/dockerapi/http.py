@@ -8,12 +8,13 @@ prints any other type raw).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
 
 from shoal.api.errors import BadRequest
+from shoal.api.models import Meta
 from shoal.dockerapi.node import LocalNode
 from shoal.dockerapi.proxy import Proxy
 
@@ -23,13 +24,58 @@ EXPERIMENTAL = web.AppKey("experimental", bool)  # shoald's own --experimental
 PROXY = web.AppKey("proxy", Proxy)  # the engine proxy, which knows the engine's flags
 
 
+class ApiJSON:
+    """The Docker JSON text of stored objects, kept per object version: a stored version
+    never changes, so lists (`service ls`, `service ps`, `node ls`) serialize only what
+    changed since they were last asked. At `limit` entries it starts over."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self._texts: dict[tuple[str, str, int], str] = {}
+
+    def of(self, obj: Meta) -> str:
+        index = obj.version.index if obj.version is not None else 0
+        if not index:  # not a stored version
+            return _dumps(obj.to_api())
+        key = (type(obj).__name__, obj.id, index)
+        text = self._texts.get(key)
+        if text is None:
+            if len(self._texts) >= self.limit:
+                self._texts.clear()
+            text = self._texts[key] = _dumps(obj.to_api())
+        return text
+
+
+API_JSON = web.AppKey("api_json", ApiJSON)
+
+
 def node_of(request: web.Request) -> LocalNode:
     return request.app[NODE]
 
 
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
 def json_response(data: Any, status: int = 200) -> web.Response:
-    body = json.dumps(data, separators=(",", ":")).encode()
-    return web.Response(body=body, status=status, headers={"Content-Type": "application/json"})
+    return text_response(_dumps(data), status)
+
+
+def json_list_response(request: web.Request, objs: Iterable[Meta]) -> web.Response:
+    """A JSON array of stored objects, each as `ApiJSON` keeps it."""
+    texts = request.app[API_JSON]
+    return text_response("[" + ",".join(texts.of(o) for o in objs) + "]")
+
+
+def with_field(text: str, name: str, value: Any) -> str:
+    """A JSON object's text with one more field (last)."""
+    return f"{text[:-1]},{_dumps(name)}:{_dumps(value)}}}"
+
+
+def text_response(text: str, status: int = 200) -> web.Response:
+    return web.Response(
+        body=text.encode(), status=status, headers={"Content-Type": "application/json"}
+    )
 
 
 def error_response(status: int, message: str) -> web.Response:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from shoal.dockerapi.http import Routes, json_response, node_of, query_bool, query_int, read_json
+from shoal.dockerapi.http import (
+    Routes,
+    json_list_response,
+    json_response,
+    node_of,
+    query_bool,
+    query_int,
+    read_json,
+)
 from shoal.manager.controlapi import nodes
 from shoal.manager.controlapi.filters import Filters
 
@@ -19,7 +27,7 @@ def node_ref(request: web.Request) -> str:
 async def list_nodes(request: web.Request) -> web.StreamResponse:
     store = node_of(request).control()
     found = nodes.list_nodes(store, Filters.parse(request.query.get("filters")))
-    return json_response([n.to_api() for n in found])
+    return json_list_response(request, found)
 
 
 async def inspect(request: web.Request) -> web.StreamResponse:

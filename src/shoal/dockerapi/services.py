@@ -7,12 +7,16 @@ from aiohttp import web
 from shoal.api.defaults import insert_defaults
 from shoal.dockerapi import logs
 from shoal.dockerapi.http import (
+    API_JSON,
     Routes,
+    json_list_response,
     json_response,
     node_of,
     query_bool,
     query_int,
     read_json,
+    text_response,
+    with_field,
 )
 from shoal.manager.controlapi import services
 from shoal.manager.controlapi.filters import Filters
@@ -21,14 +25,14 @@ from shoal.manager.controlapi.filters import Filters
 async def list_services(request: web.Request) -> web.StreamResponse:
     store = node_of(request).control()
     found = services.list_services(store, Filters.parse(request.query.get("filters")))
-    with_status = query_bool(request, "status")
-    out = []
-    for s in found:
-        data = s.to_api()
-        if with_status:
-            data["ServiceStatus"] = services.status(store, s).to_api()
-        out.append(data)
-    return json_response(out)
+    if not query_bool(request, "status"):
+        return json_list_response(request, found)
+    texts = request.app[API_JSON]
+    out = (
+        with_field(texts.of(s), "ServiceStatus", status.to_api())
+        for s, status in zip(found, services.statuses(store, found), strict=True)
+    )
+    return text_response("[" + ",".join(out) + "]")
 
 
 def registry_auth(request: web.Request) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from shoal.dockerapi import logs
-from shoal.dockerapi.http import Routes, json_response, node_of
+from shoal.dockerapi.http import Routes, json_list_response, json_response, node_of
 from shoal.manager.controlapi import tasks
 from shoal.manager.controlapi.filters import Filters
 
@@ -13,7 +13,7 @@ from shoal.manager.controlapi.filters import Filters
 async def list_tasks(request: web.Request) -> web.StreamResponse:
     store = node_of(request).control()
     found = tasks.list_tasks(store, Filters.parse(request.query.get("filters")))
-    return json_response([t.to_api() for t in found])
+    return json_list_response(request, found)
 
 
 async def inspect(request: web.Request) -> web.StreamResponse:

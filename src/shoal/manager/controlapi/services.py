@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from shoal.api.errors import (
@@ -238,13 +239,24 @@ async def remove(store: Store, ref: str) -> None:
     log.info("service %s (%s) removed", service.spec.name, service.id)
 
 
-def status(store: Store, service: Service) -> ServiceStatus:
+def statuses(store: Store, services: Iterable[Service]) -> Iterator[ServiceStatus]:
+    """`status` of each service, the nodes looked at once."""
+    up = _nodes_up(store)
+    return (status(store, s, up) for s in services)
+
+
+def _nodes_up(store: Store) -> set[str]:
+    return {n.id for n in store.nodes() if n.status.state != "down"}
+
+
+def status(store: Store, service: Service, up: set[str] | None = None) -> ServiceStatus:
     """`ServiceStatus` as `GET /services?status=true` shows it (SwarmKit's
     `ListServiceStatuses`): desired is the replica count of a replicated service, the
     `MaxConcurrent` of a replicated job, and for global services and jobs the tasks still
     wanted; a job counts only the tasks of its current iteration. Running tasks on nodes
-    that are down do not count."""
-    nodes = {n.id: n for n in store.nodes()}
+    that are down or gone do not count (`up`: the IDs of the others, if known)."""
+    if up is None:
+        up = _nodes_up(store)
     mode = service.spec.mode
     kind = mode.kind
     desired = 0
@@ -262,8 +274,7 @@ def status(store: Store, service: Service) -> ServiceStatus:
                 continue
             if state == TaskState.COMPLETE:
                 completed += 1
-        node = nodes.get(t.node_id or "")
-        if state == TaskState.RUNNING and node is not None and node.status.state != "down":
+        if state == TaskState.RUNNING and t.node_id in up:
             running += 1
         if is_global and t.desired_state == TaskState.RUNNING:
             desired += 1
