@@ -18,6 +18,7 @@ from shoal.store.mirrored import MirroredStore
 log = logging.getLogger(__name__)
 
 PROMOTE_PERIOD = 1.0  # seconds between looks for learners to promote
+LEAVE_PATIENCE = 20.0  # seconds a demoted manager tries to take its member out
 
 
 async def restore_snapshot(snapshot: bytes, data_dir: Path, name: str, peer_url: str) -> None:
@@ -41,19 +42,23 @@ async def restore_snapshot(snapshot: bytes, data_dir: Path, name: str, peer_url:
     data_dir.chmod(0o700)
 
 
-async def leave_cluster(kv: object) -> None:
+async def leave_cluster(kv: object) -> bool:
     """A manager that leaves takes its member out of the etcd cluster first, so that the
-    others no longer count it for their quorum (best effort: without a quorum it cannot)."""
+    others no longer count it for their quorum. Whether it is out (or was never in one);
+    without a quorum it cannot be, nor while etcd finds the cluster not healthy enough to
+    lose a voter (a member that joined moments ago)."""
     if not isinstance(kv, Etcd):
-        return
+        return True
     try:
         async with asyncio.timeout(5):
-            others = [m for m in await kv.members() if m.id != await kv.member_id()]
-            if others:
-                await kv.remove_member(await kv.member_id())
+            own = await kv.member_id()
+            if any(m.id != own for m in await kv.members()):
+                await kv.remove_member(own)
                 log.info("this manager's etcd member left the cluster")
-    except Exception as e:  # noqa: BLE001 - leaving goes on
+        return True
+    except Exception as e:  # noqa: BLE001 - said, and the caller decides
         log.warning("leaving the etcd cluster: %s", e)
+        return False
 
 
 async def erase_if_last(store: MirroredStore, node_id: str) -> None:

@@ -8,12 +8,13 @@ import contextlib
 import logging
 import shutil
 
+from shoal.api.errors import DaemonError
 from shoal.api.models import Node
 from shoal.ca.tls import encrypt_key, write_certs
 from shoal.manager.dispatcher.server import managers_of
 from shoal.node import bootstrap
 from shoal.node.addresses import host_of
-from shoal.node.clusterstore import leave_cluster
+from shoal.node.clusterstore import LEAVE_PATIENCE, leave_cluster
 from shoal.node.parts import SwarmParts
 from shoal.node.state import LocalState
 from shoal.store.etcd import Etcd
@@ -105,7 +106,7 @@ class RoleChanges(SwarmParts):
             if isinstance(store.kv, Etcd):
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(store.kv.hand_over(), 2)
-            await leave_cluster(store.kv)
+            await self._leave_etcd_cluster(store)
         await self._stop_for_role_change()
         write_certs(self.dir.certs, answer.RootCA.encode(), answer.Certificate.encode(), key_pem)
         shutil.rmtree(self.dir.etcd, ignore_errors=True)
@@ -118,6 +119,17 @@ class RoleChanges(SwarmParts):
         state.managers = answer.Managers or others
         self.dir.save(state)
         await self._start_swarm(state)
+
+    async def _leave_etcd_cluster(self, store: MirroredStore) -> None:
+        """Out of the etcd cluster before the member stops: one stopped while still counted
+        could cost the others their quorum for good (two managers, one demoted: the other
+        alone is not a majority of two, and cannot remove it without one). Out means removed
+        by this node or already by the leader's role loop."""
+        deadline = asyncio.get_running_loop().time() + LEAVE_PATIENCE
+        while not self._removed and not await leave_cluster(store.kv):
+            if asyncio.get_running_loop().time() > deadline:
+                raise DaemonError("the etcd member could not leave its cluster: not demoted yet")
+            await asyncio.sleep(0.5)
 
     async def _stop_for_role_change(self) -> None:
         """Stop the swarm parts as for a restart: the session's manager is told, task
