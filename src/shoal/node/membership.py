@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 AVAILABILITIES = ("active", "pause", "drain")
 EXTERNAL_ETCD_TIMEOUT = 10.0  # seconds an external etcd cluster may take to answer
 SWARM_KEYS = "/shoal/swarm/"
+LEAVE_TRIES = 10  # `leave --force`: tries to take the etcd member out first
 REMOVE_TIMEOUT = 15.0  # seconds for each engine call removing task containers on leave
 
 
@@ -210,8 +211,11 @@ class SwarmMembership(SwarmParts):
             if self.state.role == "manager" and self.store is not None:
                 if self.state.external_etcd:
                     await erase_if_last(self.store, node_id)
-                else:
-                    await leave_cluster(self.store.kv)
+                else:  # a few tries (a member that joined moments ago), then it goes anyway
+                    for _ in range(LEAVE_TRIES):
+                        if await leave_cluster(self.store.kv):
+                            break
+                        await asyncio.sleep(0.5)
             started = asyncio.get_running_loop().time()
             networks = self.networks
             served = self._locked and networks is not None  # locked: only the plugin runs
