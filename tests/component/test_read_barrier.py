@@ -6,59 +6,15 @@ error instead of answering from the mirror."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from shoal.api.errors import NoLeader
 from shoal.api.models import Service, ServiceSpec
 from shoal.api.naming import new_id
-from shoal.store.kv import KV, Put
-from shoal.store.mirrored import MirroredStore
-from shoal.testing.kv import MemoryKV
-from shoal.testing.store import MemoryStore
-
-LAG = 0.5  # seconds the second manager's watch lags behind
-
-
-class LaggingKV:
-    """A manager's view of the shared `MemoryKV` whose watch deliveries come `LAG` late;
-    counts the revision requests."""
-
-    def __init__(self, kv: MemoryKV) -> None:
-        self.kv = kv
-        self.status_calls = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.kv, name)
-
-    async def status(self) -> int:
-        self.status_calls += 1
-        revision = await self.kv.status()  # as etcd was when the request reached it
-        await asyncio.sleep(0.01)  # the way back
-        return revision
-
-    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[KV]]:
-        async for batch in self.kv.watch(prefix, start_revision):
-            await asyncio.sleep(LAG)
-            yield batch
-
-
-@contextlib.asynccontextmanager
-async def two_managers() -> AsyncIterator[tuple[MemoryStore, MirroredStore, LaggingKV]]:
-    async with MemoryStore() as a:
-        lagging = LaggingKV(a.memory)
-        b = MirroredStore(lagging, a._sealer)  # type: ignore[arg-type]
-        runner = asyncio.create_task(b.run())
-        await b.synced.wait()
-        try:
-            yield a, b, lagging
-        finally:
-            runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
+from shoal.store.kv import Put
+from shoal.testing.kv import LAG
+from shoal.testing.store import two_managers
 
 
 async def test_after_the_barrier_a_lagging_manager_reads_what_another_acknowledged() -> None:

@@ -27,6 +27,10 @@ class Conflict(ShoalError):
     status = 409
 
 
+class NameTaken(Conflict):
+    """Another object of the kind holds the name (the control API says it in its words)."""
+
+
 class NotAcceptable(ShoalError):
     """Swarm-state errors (`This node is not a swarm manager…`): Docker answers 503."""
 

@@ -40,8 +40,20 @@ SENSITIVE = "sensitive/"  # `/shoal/sensitive/<name>`: sealed values that are no
 T = TypeVar("T", bound=Meta)
 
 
+NAMED = frozenset({"services", "networks", "secrets", "configs"})  # names unique per kind
+NAMES = "names/"  # `/shoal/names/<kind>/<name>` → the ID of the object of that name
+
+
 def key_of(kind: str, id: str) -> str:
     return f"{PREFIX}{kind}/{id}"
+
+
+def name_key(obj: Meta) -> str | None:
+    """The key that holds `obj`'s name for it, if its kind's names are unique: written in
+    the transaction that creates it, so that two creates of one name cannot both succeed."""
+    kind = kind_of(type(obj))
+    name = getattr(getattr(obj, "spec", None), "name", "")
+    return f"{PREFIX}{NAMES}{kind}/{name}" if kind in NAMED and name else None
 
 
 def kind_of(cls: type[Meta]) -> str:

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from shoal.api.errors import Conflict, Deposed, NoLeader
+from shoal.api.errors import Conflict, Deposed, NameTaken, NoLeader
 from shoal.api.models import (
     Attachment,
     Config,
@@ -39,6 +39,7 @@ from shoal.store.kinds import (
     encode,
     key_of,
     kind_of,
+    name_key,
 )
 from shoal.store.kv import KV, MAX_TXN_OPS, Delete, Guard, KVBackend, Op, Put
 from shoal.store.seal import Sealer
@@ -263,8 +264,29 @@ class MirroredStore:
         stamp = timestamp(self.clock())
         obj.created_at = obj.created_at or stamp
         obj.updated_at = stamp
-        await self._commit([self._put(obj, expect=0)])
+        ops: list[Op] = [self._put(obj, expect=0)]
+        named = name_key(obj)
+        if named is not None:
+            ops.append(Put(named, obj.id.encode(), expect=0))
+        try:
+            await self._commit(ops)
+        except Conflict:
+            if named is None or not await self._name_taken(named, obj):
+                raise
+            await self._commit(ops)  # the name's holder was gone: its key is cleared now
         return self._stored(obj)
+
+    async def _name_taken(self, named: str, obj: Meta) -> bool:
+        """After a refused create: whether another object holds the name (NameTaken), or
+        the key outlived its object (cleared: False)."""
+        held = await self.kv.get(named)
+        if held is None or held.value is None or held.value.decode() == obj.id:
+            return False
+        holder = held.value.decode()
+        if await self.kv.get(key_of(kind_of(type(obj)), holder)) is not None:
+            raise NameTaken(f"the name is held by {holder}")
+        await self.kv.txn([Delete(named, expect=held.mod_revision)])
+        return True
 
     async def update(self, obj: T) -> T:
         obj.updated_at = timestamp(self.clock())
@@ -277,7 +299,7 @@ class MirroredStore:
         return stored
 
     async def delete(self, obj: Meta) -> None:
-        await self._commit([_delete(obj)])
+        await self._commit(_delete(obj))
 
     async def create_all(self, objs: Sequence[Meta]) -> None:
         stamp = timestamp(self.clock())
@@ -287,7 +309,7 @@ class MirroredStore:
         await self._commit_each([self._put(obj, expect=0) for obj in objs])
 
     async def delete_all(self, objs: Sequence[Meta]) -> None:
-        await self._commit_each([_delete(obj) for obj in objs])
+        await self._commit_each([op for obj in objs for op in _delete(obj)])
 
     async def put_sensitive(self, name: str, data: bytes) -> None:
         key = PREFIX + SENSITIVE + name
@@ -320,8 +342,13 @@ class MirroredStore:
         log.warning("gave up writing %d %s after conflicts", len(pending), kind)
 
 
-def _delete(obj: Meta) -> Delete:
-    return Delete(key_of(kind_of(type(obj)), obj.id), expect=obj.version.index)
+def _delete(obj: Meta) -> list[Op]:
+    """The object's key, at its version, and the key holding its name, if any."""
+    ops: list[Op] = [Delete(key_of(kind_of(type(obj)), obj.id), expect=obj.version.index)]
+    named = name_key(obj)
+    if named is not None:
+        ops.append(Delete(named))
+    return ops
 
 
 Decoder = Callable[[str, str, KV], Meta]

@@ -4,6 +4,7 @@ One revision counter for all keys; a transaction's writes share one revision; co
 `mod_revision` (0: the key must not exist) and guards on `create_revision`; watches deliver
 each transaction's changes as one batch, in order; leases expire on the event loop's clock
 (so, with looptime, on virtual time). `fail_next_txn` and `partition` let tests inject faults.
+`LaggingKV` is another manager's view of one, its watch late: a mirror that lags.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from shoal.store.kv import KV, Delete, Guard, Op, Put
 
@@ -179,3 +181,29 @@ class MemoryKV:
 
 def _now() -> float:
     return asyncio.get_running_loop().time()
+
+
+LAG = 0.5  # seconds a `LaggingKV`'s watch deliveries come late
+
+
+class LaggingKV:
+    """A manager's view of a shared `MemoryKV` whose watch deliveries come `LAG` late;
+    counts the revision requests."""
+
+    def __init__(self, kv: MemoryKV) -> None:
+        self.kv = kv
+        self.status_calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.kv, name)
+
+    async def status(self) -> int:
+        self.status_calls += 1
+        revision = await self.kv.status()  # as etcd was when the request reached it
+        await asyncio.sleep(0.01)  # the way back
+        return revision
+
+    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[KV]]:
+        async for batch in self.kv.watch(prefix, start_revision):
+            await asyncio.sleep(LAG)
+            yield batch

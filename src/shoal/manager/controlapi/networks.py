@@ -16,6 +16,7 @@ from shoal.api.errors import (
     FailedPrecondition,
     Forbidden,
     InvalidArgument,
+    NameTaken,
     NotFound,
 )
 from shoal.api.models import Network, Node, Service, spec_from_create
@@ -149,7 +150,10 @@ async def create(store: Store, body: Any) -> Network:
     network = validate(store, body)
     events = store.subscribe()
     try:
-        await store.create(network)
+        try:
+            await store.create(network)
+        except NameTaken:  # created meanwhile, through another manager
+            raise AlreadyExists(f"network {network.name} already exists") from None
         log.info("network %s (%s) created", network.name, network.id)
 
         async def allocated() -> None:

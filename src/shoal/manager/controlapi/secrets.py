@@ -20,6 +20,7 @@ from shoal.api.errors import (
     AlreadyExists,
     BadRequest,
     InvalidArgument,
+    NameTaken,
     RPCUnknown,
 )
 from shoal.api.models import (
@@ -125,7 +126,10 @@ def validate(store: Store, kind: Kind, body: Any) -> Payload:
 
 async def create(store: Store, kind: Kind, body: Any) -> Payload:
     obj = validate(store, kind, body)
-    created = await store.create(obj)
+    try:
+        created = await store.create(obj)
+    except NameTaken:  # created meanwhile, through another manager
+        raise AlreadyExists(f"{kind.what} {obj.name} already exists") from None
     log.info("%s %s (%s) created", kind.what, obj.name, obj.id)
     return created
 

@@ -22,6 +22,7 @@ from shoal.api.errors import (
     DaemonError,
     FailedPrecondition,
     InvalidArgument,
+    NameTaken,
     NotFound,
     OutOfSequence,
 )
@@ -110,6 +111,10 @@ def _name_taken(store: Store, name: str, except_id: str | None = None) -> bool:
     return any(s.spec.name == name and s.id != except_id for s in store.services())
 
 
+def _exists(name: str) -> AlreadyExists:
+    return AlreadyExists(f"name conflicts with an existing object: service {name} already exists")
+
+
 def _check_ports(store: Store, spec: ServiceSpec, service_id: str = "") -> None:
     """Only a spec that publishes ports is checked, against only the services that have some
     (as Docker JSON: the shared check's input)."""
@@ -136,15 +141,16 @@ async def create(store: Store, body: Any, registry_auth: str | None = None) -> S
     _check_ports(store, spec)
     secrets.check_references(store, spec.task_template.container_spec)
     if _name_taken(store, spec.name):
-        raise AlreadyExists(
-            f"name conflicts with an existing object: service {spec.name} already exists"
-        )
+        raise _exists(spec.name)
     service = Service(id=new_id(), spec=spec, registry_auth=registry_auth or None)
     if spec.mode.kind.endswith("job"):
         service.job_status = JobStatus(job_iteration=JobIteration(index=0), last_execution=now())
     events = store.subscribe()
     try:
-        created = await store.create(service)
+        try:
+            created = await store.create(service)
+        except NameTaken:  # created meanwhile, through another manager
+            raise _exists(spec.name) from None
         log.info("service %s (%s) created", spec.name, service.id)
         return await _allocated(store, events, created)
     finally:
