@@ -27,7 +27,8 @@ import pytest
 from shoal.lab.debian import publish, recipes
 from shoal.testing.dockerd import IsolatedEngine
 
-pytestmark = pytest.mark.e2e
+# A cold cache builds the images first (minutes): more than the default 300 s per test.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 HEAVY = bool(os.environ.get("SHOAL_TEST_HEAVY_IMAGES"))
 heavy = pytest.mark.skipif(not HEAVY, reason="mariadb + wordpress: SHOAL_TEST_HEAVY_IMAGES=1")

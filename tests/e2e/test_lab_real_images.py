@@ -12,7 +12,8 @@ import pytest
 from support import lab_cli, wait_for
 from swarmlab import Lab, lab_up
 
-pytestmark = pytest.mark.e2e
+# A cold cache builds the images first (minutes): more than the default 300 s per test.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")

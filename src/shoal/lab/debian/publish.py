@@ -12,12 +12,18 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from shoal.lab.api import UnixHTTPConnection, api_request, socket_path_of
 from shoal.lab.debian import archive
 from shoal.lab.debian import build as builder
 from shoal.lab.debian.recipes import DIGEST_LABEL, Recipe, image_digest
 from shoal.lab.registry import push
+
+PARALLEL = 3
+T = TypeVar("T")
 
 
 def has_image(host: str, ref: str, digest: str) -> bool:
@@ -77,16 +83,25 @@ def ensure(
     progress: builder.Progress = builder.quiet,
 ) -> list[str]:
     """The recipes' images in the engine at host under prefix (built if need be); the refs."""
-    refs = []
+    refs = [r.ref(prefix) for r in recipes]
     missing = [r for r in recipes if not has_image(host, r.ref(prefix), image_digest(r))]
-    built = {b.recipe.name: b for b in builder.build(missing, progress=progress)}
-    for recipe in recipes:
-        ref = recipe.ref(prefix)
-        if recipe.name in built:
-            load_image(host, built[recipe.name], [ref])
-            progress(f"{ref}: loaded")
-        refs.append(ref)
+    built = builder.build(missing, progress=progress)
+
+    def load(b: builder.Built) -> None:
+        load_image(host, b, [b.recipe.ref(prefix)])
+        progress(f"{b.recipe.ref(prefix)}: loaded")
+
+    _parallel(load, built)
     return refs
+
+
+def _parallel(fn: Callable[[T], None], items: list[T]) -> None:
+    """fn on each item, a few at a time (loads and pushes are mostly I/O and compression in
+    the engine); the first error is raised once all are done."""
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        futures = [pool.submit(fn, i) for i in items]
+    for f in futures:
+        f.result()
 
 
 def push_to_registry(
@@ -99,7 +114,10 @@ def push_to_registry(
     """The recipes' images pushed to the registry as ``registry/shoal-lab/<name>:<tag>``
     (imported into engine first when missing there); the refs."""
     refs = ensure(engine, recipes, f"{registry}/shoal-lab", progress=progress)
-    for ref in refs:
+
+    def push_one(ref: str) -> None:
         push(engine, ref)
         progress(f"{ref}: pushed")
+
+    _parallel(push_one, refs)
     return refs
