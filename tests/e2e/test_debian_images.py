@@ -173,9 +173,25 @@ def test_postgres_wants_a_password_and_stops_cleanly(box: Box) -> None:
 
     name = box.run("pg-stop", POSTGRES, env={"POSTGRES_PASSWORD": "x"})
     box.wait_log(name, "ready to accept connections", after="PostgreSQL init process complete")
-    box.docker("stop", name)
+    box.docker("stop", name)  # SIGINT: postgres's fast shutdown, as the official image
     assert box.docker("inspect", "-f", "{{.State.ExitCode}}", name).strip() == "0"
     assert "database system is shut down" in box.logs(name)
+    # Started again on its initialised PGDATA; SIGTERM (smart shutdown) stops it cleanly too.
+    # (the log so far: the setup server's start and stop, then the real server's)
+    assert box.logs(name).count("database system is shut down") == 2
+    box.docker("start", name)
+    deadline = time.monotonic() + 60
+    while box.logs(name).count("ready to accept connections") < 3:
+        assert time.monotonic() < deadline, box.logs(name)
+        time.sleep(0.2)
+    assert box.logs(name).count("init process complete") == 1
+    box.docker("kill", "--signal", "TERM", name)
+    deadline = time.monotonic() + 20
+    while box.docker("inspect", "-f", "{{.State.Status}}", name).strip() != "exited":
+        assert time.monotonic() < deadline, box.logs(name)
+        time.sleep(0.2)
+    assert box.docker("inspect", "-f", "{{.State.ExitCode}}", name).strip() == "0"
+    assert box.logs(name).count("database system is shut down") == 3
 
 
 def test_items_api_writes_and_reads_postgres(box: Box, postgres: str) -> None:

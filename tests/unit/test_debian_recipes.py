@@ -103,10 +103,13 @@ def test_every_recipe_file_is_shipped_and_the_app_compiles() -> None:
 
 
 def test_build_scripts() -> None:
-    install = build.install_script(recipes.WORDPRESS)
-    assert "apt-get install -y -q --no-install-recommends wordpress" in install
-    assert build.install_script(recipes.DEBIAN).count("apt-get install") == 0
-    setup = build.setup_script(recipes.NGINX)
+    install = recipes.install_script(recipes.WORDPRESS)
+    assert (
+        "apt-get install -y -q --no-install-recommends apache2 libapache2-mod-php php-mysql "
+        "wordpress wordpress-theme-twentytwentythree\n"
+    ) in install
+    assert recipes.install_script(recipes.DEBIAN).count("apt-get install") == 0
+    setup = recipes.setup_script(recipes.NGINX)
     assert setup.startswith("set -e\n") and "ln -sf /dev/stdout /var/log/nginx/access.log" in setup
     assert "/usr/sbin/policy-rc.d" in setup
     assert "apt-get clean" not in setup  # the .debs are a cache shared by the builds

@@ -41,7 +41,9 @@ from shoal.lab.debian.recipes import (
     SUITE,
     Recipe,
     base_key,
+    install_script,
     rootfs_key,
+    setup_script,
 )
 
 Progress = Callable[[str], None]
@@ -160,32 +162,6 @@ def _ensure_base(cache: Path, rebuild: bool, progress: Progress) -> Path:
         if old != path:
             old.unlink()
     return path
-
-
-def install_script(recipe: Recipe) -> str:
-    """The first chroot step: the packages (and the updates of the base's)."""
-    lines = [
-        "set -e",
-        "export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8",
-        "apt-get update -q",
-        "apt-get dist-upgrade -y -q",
-    ]
-    if recipe.packages:
-        lines.append(f"apt-get install -y -q --no-install-recommends {shlex.join(recipe.packages)}")
-    return "\n".join(lines) + "\n"
-
-
-def setup_script(recipe: Recipe) -> str:
-    """The second chroot step: the recipe's setup, then logs and leftovers removed (apt's
-    lists and .debs are the shared caches mounted over the rootfs's: not in the image)."""
-    return (
-        "set -e\nexport DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8\n"
-        + recipe.setup.strip()
-        + "\nrm -rf /var/cache/debconf/*-old /var/lib/dpkg/*-old \\\n"
-        "    /var/log/apt/* /var/log/dpkg.log /var/log/alternatives.log \\\n"
-        "    /var/cache/ldconfig/aux-cache /usr/sbin/policy-rc.d /shoal-build.sh\n"
-        "find /var/log -type f -name '*.log' -size +0 -delete\n"
-    )
 
 
 def _chroot(root: Path, script: str, log: Path, what: str, cache: Path) -> None:

@@ -10,8 +10,9 @@ image made of that rootfs.
 Two keys come out of a recipe:
 
 * ``rootfs_key`` — a hash of everything that goes into the rootfs tarball (the base's recipe,
-  the packages, the files, the setup script, ``BUILDER_VERSION``): the name of the cached
-  tarball, so a tarball is built once per recipe and rebuilt when the recipe changes;
+  the packages, the files, the two scripts run in the chroot, ``BUILDER_VERSION``): the name
+  of the cached tarball, so a tarball is built once per recipe and rebuilt when the recipe
+  changes;
 * ``image_digest`` — the rootfs key plus the image config: the ``shoal.lab.digest`` label of
   the imported image, so a second import into an engine that has it already is skipped, and
   a change of, say, ``Env`` loads the cached tarball again without rebuilding it.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -96,6 +98,34 @@ class Recipe:
         return f"{self.name}-{self.tag}"
 
 
+def install_script(recipe: Recipe) -> str:
+    """The first chroot step of a build (``build.py``): the packages, and the updates of
+    the base's."""
+    lines = [
+        "set -e",
+        "export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8",
+        "apt-get update -q",
+        "apt-get dist-upgrade -y -q",
+    ]
+    if recipe.packages:
+        packages = shlex.join(sorted(recipe.packages))
+        lines.append(f"apt-get install -y -q --no-install-recommends {packages}")
+    return "\n".join(lines) + "\n"
+
+
+def setup_script(recipe: Recipe) -> str:
+    """The second chroot step: the recipe's setup, then logs and leftovers removed (apt's
+    lists and .debs are the shared caches mounted over the rootfs's: not in the image)."""
+    return (
+        "set -e\nexport DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8\n"
+        + recipe.setup.strip()
+        + "\nrm -rf /var/cache/debconf/*-old /var/lib/dpkg/*-old \\\n"
+        "    /var/log/apt/* /var/log/dpkg.log /var/log/alternatives.log \\\n"
+        "    /var/cache/ldconfig/aux-cache /usr/sbin/policy-rc.d /shoal-build.sh\n"
+        "find /var/log -type f -name '*.log' -size +0 -delete\n"
+    )
+
+
 def base_key() -> str:
     return _hash({"v": BUILDER_VERSION, "suite": SUITE, "mirrors": MIRRORS, "opts": BASE_OPTIONS})
 
@@ -107,7 +137,8 @@ def rootfs_key(recipe: Recipe) -> str:
             "base": base_key(),
             "packages": sorted(recipe.packages),
             "files": [(f.path, f.mode, f.text) for f in recipe.files],
-            "setup": recipe.setup,
+            "install": install_script(recipe),
+            "setup": setup_script(recipe),
         }
     )
 
