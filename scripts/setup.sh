@@ -6,7 +6,8 @@
 #     (htpasswd: the password of the lab registry behind a login), iproute2, iptables,
 #     nftables, curl, util-linux (unshare/nsenter), tini, python3-venv, criu (for
 #     `docker checkpoint` on engines started with --experimental), iperf3, wrk and haproxy
-#     (bench/overlay.py, bench/mesh.py).
+#     (bench/overlay.py, bench/mesh.py), mmdebstrap, debian-archive-keyring and gpg (the lab's
+#     real images, `shoal lab images build`: a bookworm rootfs from Debian's mirrors).
 #     `apt-get update` only when something is missing.
 #     Services are NOT started by the install (a policy-rc.d is in place meanwhile): tests
 #     start their own dockerd/etcd in their own namespaces.
@@ -30,7 +31,8 @@ fi
 
 # ---------------------------------------------------------------- Debian packages
 packages=(docker.io etcd-server etcd-client busybox-static docker-registry apache2-utils iproute2 iptables
-          nftables curl util-linux tini ca-certificates python3 python3-venv criu iperf3 wrk haproxy)
+          nftables curl util-linux tini ca-certificates python3 python3-venv criu iperf3 wrk haproxy
+          mmdebstrap debian-archive-keyring gpg)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 
@@ -60,7 +62,7 @@ else
 fi
 
 for tool in dockerd containerd runc etcd busybox docker-registry htpasswd unshare nsenter ip \
-            iptables curl; do
+            iptables curl mmdebstrap; do
   command -v "$tool" >/dev/null 2>&1 || { say "missing after install: $tool" >&2; exit 1; }
 done
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import typer
 
+from shoal.cli.lab_images import app as images_app
 from shoal.lab import lab as ops
 from shoal.lab import status as lab_status
 from shoal.lab import teardown
@@ -22,6 +23,8 @@ app = typer.Typer(
 )
 
 DEFAULT_NAME = os.environ.get("SHOAL_LAB") or "lab"
+app.add_typer(images_app, name="images")
+
 NameOpt = typer.Option(DEFAULT_NAME, "--name", "-n", help="the lab ($SHOAL_LAB, default 'lab')")
 NodeArg = typer.Argument(..., help="a node: lab-m1, lab-w2 … (or m1, w2 with --name)")
 
@@ -83,14 +86,28 @@ def up(
         help="keep the swarm in an etcd cluster apart (3 members on the registry host, TLS) "
         "instead of the managers' own members: shoald --etcd-endpoints",
     ),  # fmt: skip
+    real_images: bool = typer.Option(
+        False,
+        "--real-images",
+        help="push the Debian-built images too (nginx, postgres, …: `shoal lab images`; "
+        "built once into their cache, minutes the first time)",
+    ),
 ) -> None:
     """Create the lab (or complete and start it: idempotent) and print its nodes.
 
     Exit status 3: the hosts are up but some swarm join or image push failed (reported)."""
     typer.echo(f"shoal lab: up {name} (managers: {managers}, workers: {workers})", err=True)
     try:
-        result = ops.up(name, managers, workers, swarm=swarm, images=images,
-                        external_etcd=external_etcd, progress=_progress)  # fmt: skip
+        result = ops.up(
+            name,
+            managers,
+            workers,
+            swarm=swarm,
+            images=images,
+            external_etcd=external_etcd,
+            real_images=[] if real_images else None,
+            progress=_progress,
+        )
     except (LabError, RuntimeError, OSError) as e:
         _fail(f"{e}\n(the lab is left as it is: `shoal lab up` again, or `shoal lab down`)")
         return

@@ -9,7 +9,9 @@
    behind a login), and every node — namespaces, ``eth0`` on the bridge, dockerd, shoald
    (``node``);
 3. in parallel: the lab images pushed to the registry (built into the first manager's
-   engine; private copies of whoami to the registry behind the login), and the swarm:
+   engine; private copies of whoami to the registry behind the login; with ``real_images``
+   also the Debian-built images of ``shoal.lab.debian``, built once into their cache), and
+   the swarm:
    ``swarm init`` on the first manager if it is in no swarm, then ``swarm join`` of the
    other managers (one at a time) and of the workers (together).
    A join that fails is recorded and reported, never hidden (``swarm.py``).
@@ -27,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.lab import etcd, network, procs, registry
+from shoal.lab.api import ping
+from shoal.lab.debian import publish, recipes
 from shoal.lab.node import LabNode
 from shoal.lab.state import (
     MAX_MANAGERS,
@@ -113,8 +117,10 @@ def up(
     swarm: bool = True,
     images: bool = True,
     external_etcd: bool = False,
+    real_images: list[str] | None = None,
     progress: Progress = quiet,
 ) -> UpResult:
+    """real_images: names of ``shoal.lab.debian`` images to push too ([] for all of them)."""
     check_name(name)
     if not 1 <= managers <= MAX_MANAGERS or not 0 <= workers <= MAX_WORKERS:
         raise LabError(f"1-{MAX_MANAGERS} managers and 0-{MAX_WORKERS} workers, please")
@@ -173,7 +179,7 @@ def up(
 
         result = UpResult(st, 0.0)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            pushed = pool.submit(_push_images, lab) if images else None
+            pushed = pool.submit(_push_images, lab, real_images, progress) if images else None
             if swarm:
                 manager_nodes = [lab.node(n) for n in lab.state.node_names("manager")]
                 worker_nodes = [lab.node(n) for n in lab.state.node_names("worker")]
@@ -208,14 +214,40 @@ def raise_first(futures: list[Any]) -> None:
         raise LabError("\n".join(str(e) for e in errors))
 
 
-def _push_images(lab: Lab) -> list[str]:
+def _push_images(lab: Lab, real_images: list[str] | None, progress: Progress) -> list[str]:
     st = lab.state
     engine = lab.node(st.node_names("manager")[0]).engine.host
     refs = registry.push_images(engine, st.registry_addr)
     private = registry.push_private(
         engine, st.registry_addr, st.auth_registry_addr, st.registry_user, st.registry_password
     )
+    if real_images is not None:
+        refs += publish.push_to_registry(
+            engine, st.registry_addr, recipes.select(real_images), progress=progress
+        )
     return refs + private
+
+
+def push_real_images(
+    lab_name: str, names: list[str] | None = None, progress: Progress = quiet
+) -> list[str]:
+    """The Debian-built images (``shoal.lab.debian``; all when names is empty) in the lab's
+    registry: built unless cached, imported into the first manager's engine, pushed."""
+    selected = recipes.select(names)
+    with locked(lab_name, create=False):
+        st = load(lab_name)
+        if st is None:
+            raise LabError(f"no lab {lab_name!r} (`shoal lab up`)")
+        lab = Lab(st)
+        reg = lab.registry_node()
+        if reg is None or not registry.answers(reg.host, st.registry_addr):
+            raise LabError(f"lab {lab_name!r}: its registry does not answer (`shoal lab up`)")
+        first = lab.node(st.node_names("manager")[0])
+        if not ping(first.engine.host):
+            raise LabError(f"lab {lab_name!r}: {first.state.name}'s engine is not running")
+        return publish.push_to_registry(
+            first.engine.host, st.registry_addr, selected, progress=progress
+        )
 
 
 def set_registry_password(lab_name: str, password: str) -> LabState:

@@ -126,7 +126,8 @@ def registry_auth(user: str = "", password: str = "", server: str = "") -> str:
     return base64.urlsafe_b64encode(json.dumps(config).encode()).decode()
 
 
-def _push(engine: str, ref: str, auth: str | None = None) -> None:
+def push(engine: str, ref: str, auth: str | None = None) -> None:
+    """Push ref from engine to the registry its name starts with."""
     name, tag = ref.rsplit(":", 1)
     auth = auth or registry_auth()
     status, body = api_request(
@@ -134,7 +135,7 @@ def _push(engine: str, ref: str, auth: str | None = None) -> None:
         "POST",
         f"/images/{urllib.parse.quote(name, safe='/:')}/push?tag={tag}",
         headers={"X-Registry-Auth": auth},
-        timeout=120.0,
+        timeout=600.0,  # the lab's Debian images are a few hundred MB
     )
     if status != 200:
         raise LabError(f"push {ref}: HTTP {status}: {body.decode(errors='replace')}")
@@ -150,7 +151,7 @@ def push_images(engine: str, registry: str) -> list[str]:
     images = image_set(f"{registry}/shoal-lab")
     ensure_images(engine, images, message="shoal lab image")
     for ref in images:
-        _push(engine, ref)
+        push(engine, ref)
     return list(images)
 
 
@@ -165,6 +166,6 @@ def push_private(engine: str, registry: str, private: str, user: str, password: 
         status, body = api_request(engine, "POST", f"/images/{registry}/{image}/tag?{query}")
         if status >= 300:
             raise LabError(f"tag {image} for {private}: HTTP {status}: {body.decode()}")
-        _push(engine, f"{private}/{image}", auth)
+        push(engine, f"{private}/{image}", auth)
         refs.append(f"{private}/{image}")
     return refs
