@@ -92,8 +92,10 @@ class MemoryKV:
             if isinstance(op, Put):
                 old = self.data.get(op.key)
                 created = old.create_revision if old else self.revision
-                kv = KV(op.key, op.value, self.revision, created)
+                kv = KV(op.key, op.value, self.revision, created, lease)
                 self.data[op.key] = kv
+                if old is not None and old.lease and old.lease in self._leases:
+                    self._leases[old.lease].keys.discard(op.key)
                 if lease:
                     self._leases[lease].keys.add(op.key)
                 changes.append(kv)
