@@ -254,11 +254,12 @@ class MirroredStore:
                 raise Deposed("this manager is no longer the leader: write refused")
 
     async def _commit_chunks(self, ops: Sequence[Op]) -> list[Op]:
-        """Commit in transactions of at most etcd's op limit; returns the ops of those that
-        conflicted."""
+        """Commit in transactions of at most etcd's op limit (which counts the comparisons
+        too: a fenced write's guard takes one); returns the ops of those that conflicted."""
         failed: list[Op] = []
-        for i in range(0, len(ops), MAX_TXN_OPS):
-            chunk = ops[i : i + MAX_TXN_OPS]
+        size = MAX_TXN_OPS - len(self._guards)
+        for i in range(0, len(ops), size):
+            chunk = ops[i : i + size]
             try:
                 await self._commit(chunk)
             except Conflict:

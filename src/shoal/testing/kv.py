@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from shoal.store.kv import KV, Delete, Guard, Op, Put
+from shoal.store.kv import KV, MAX_TXN_OPS, Delete, Guard, Op, Put
 
 
 @dataclass
@@ -72,6 +72,9 @@ class MemoryKV:
         if self._fail_txns:
             self._fail_txns -= 1
             raise ConnectionError("memory kv: transaction lost")
+        compares = len(guards) + sum(op.expect is not None for op in ops)
+        if max(compares, len(ops)) > MAX_TXN_OPS:
+            raise ValueError("etcdserver: too many operations in txn request")
         self._expire()
         await asyncio.sleep(0)  # a transaction is a round trip: others may run meanwhile
         for g in guards:
