@@ -21,9 +21,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# etcd's raft timing (milliseconds; etcd's defaults 100 / 1000): see `docs/design/cluster.md`.
+# etcd's raft timing in milliseconds (etcd's defaults: 100 / 1000; it wants the election timeout
+# at least 5 heartbeats): measured choice and overrides in `docs/design/cluster.md`.
 HEARTBEAT_MS = int(os.environ.get("SHOAL_ETCD_HEARTBEAT_MS", "100"))
-ELECTION_MS = int(os.environ.get("SHOAL_ETCD_ELECTION_MS", "1000"))
+ELECTION_MS = int(os.environ.get("SHOAL_ETCD_ELECTION_MS", "500"))
 
 
 @dataclass(frozen=True)
