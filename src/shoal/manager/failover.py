@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from shoal.api.models import Node
 from shoal.store.kv import KV
-
-log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 0.3  # seconds a connection to the leader's cluster port may take
 FAILURES = 2  # probes in a row that must fail

@@ -71,7 +71,7 @@ class Election:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - no quorum yet: try again
-                log.debug("campaign: %s", e or type(e).__name__)
+                log.debug("campaign: %s", str(e) or type(e).__name__)
                 await asyncio.sleep(RETRY)
 
     async def _claim(self) -> bool:
@@ -131,7 +131,7 @@ class Election:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001
-                log.warning("lost the leader lease: %s", e or type(e).__name__)
+                log.warning("lost the leader lease: %s", str(e) or type(e).__name__)
                 return
             if ttl <= 0:
                 log.warning("leader lease expired")
