@@ -71,3 +71,19 @@ async def test_without_its_backend_the_store_answers_no_leader_and_recovers() ->
         await asyncio.wait_for(store.synced.wait(), 5)
         await store.create(service("after"))
         assert sorted(s.spec.name for s in store.services()) == ["after", "before"]
+
+
+async def test_the_leaders_writes_of_many_objects_fit_etcds_limit() -> None:
+    """etcd counts the guard among a transaction's 128 comparisons: a fenced write of 200
+    objects must still go through (the orchestrator shutting down a 200-replica service)."""
+    async with MemoryStore(MockClock()) as store:
+        a = Election(store.memory, "manager-a")
+        await a.campaign()
+        await store.create_all([service(f"s{i}") for i in range(200)])
+
+        def relabel(s: Service) -> bool:
+            s.spec.labels = {"v": "2"}
+            return True
+
+        await store.fenced(a.guard).modify(Service, {s.id: relabel for s in store.services()})
+        assert all(s.spec.labels == {"v": "2"} for s in store.services())

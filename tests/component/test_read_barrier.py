@@ -73,3 +73,37 @@ async def test_without_an_answer_the_barrier_fails_with_no_leader() -> None:
             await b.barrier()
         a.memory.unavailable = False
         await b.barrier()
+
+
+async def test_a_barrier_refused_while_etcd_elects_a_leader_asks_again() -> None:
+    """etcd refuses a read at once when its leader changes under it (`leader changed`): the
+    barrier asks again within its time and answers once the new leader does."""
+    async with two_managers() as (a, b, _):
+        created = await a.create(Service(id=new_id(), spec=ServiceSpec(name="web")))
+        a.memory.unavailable = True
+        waiting = asyncio.create_task(b.barrier())
+        await asyncio.sleep(1.0)
+        a.memory.unavailable = False
+        await waiting
+        assert b.get(Service, created.id) is not None
+
+
+async def test_one_refused_quorum_check_refuses_no_call() -> None:
+    async with MemoryStore() as a:
+        refusals = [1]
+        status = a.memory.status
+
+        async def refused_once() -> int:
+            if refusals[0]:
+                refusals[0] -= 1
+                raise ConnectionError("etcdserver: leader changed")
+            return await status()
+
+        a.memory.status = refused_once  # type: ignore[method-assign]
+        seen = []
+        checker = asyncio.create_task(a.watch_quorum())
+        for _ in range(30):
+            await asyncio.sleep(0.1)
+            seen.append(a.quorate)
+        checker.cancel()
+        assert refusals == [0] and all(seen)

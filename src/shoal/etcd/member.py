@@ -21,6 +21,11 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# etcd's raft timing in milliseconds (etcd's defaults: 100 / 1000; it wants the election timeout
+# at least 5 heartbeats): measured choice and overrides in `docs/design/cluster.md`.
+HEARTBEAT_MS = int(os.environ.get("SHOAL_ETCD_HEARTBEAT_MS", "100"))
+ELECTION_MS = int(os.environ.get("SHOAL_ETCD_ELECTION_MS", "500"))
+
 
 @dataclass(frozen=True)
 class PeerTLS:
@@ -45,6 +50,8 @@ class MemberConfig:
     # `--force-new-cluster` (`swarm init --force-new-cluster`); later starts are normal.
     force_new_cluster: bool = False
     binary: str = field(default_factory=lambda: shutil.which("etcd") or "/usr/bin/etcd")
+    heartbeat_ms: int = HEARTBEAT_MS
+    election_ms: int = ELECTION_MS
 
     @property
     def client_url(self) -> str:
@@ -79,6 +86,8 @@ class MemberConfig:
             "--initial-cluster", ",".join(f"{n}={u}" for n, u in sorted(cluster.items())),
             "--initial-cluster-state", "existing" if self.cluster else "new",
             "--pre-vote",
+            "--heartbeat-interval", str(self.heartbeat_ms),
+            "--election-timeout", str(self.election_ms),
             *(["--force-new-cluster"] if self.force_new_cluster else []),
             *tls,
             "--auto-compaction-mode", "revision",

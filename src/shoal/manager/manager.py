@@ -13,6 +13,7 @@ from shoal.api.errors import Deposed
 from shoal.api.models import Node
 from shoal.manager.allocator.allocator import Allocator
 from shoal.manager.dispatcher.claims import holders
+from shoal.manager.failover import DeadLeader, RaftLeader
 from shoal.manager.monitor import NodeMonitor
 from shoal.manager.orchestrator.orchestrator import Orchestrator
 from shoal.manager.orchestrator.reaper import Reaper
@@ -41,7 +42,8 @@ class Manager:
         self.membership = membership
         self.clock = clock
         self.node_id = node_id
-        self.election = Election(kv, node_id)
+        raft = kv if isinstance(kv, RaftLeader) else None
+        self.election = Election(kv, node_id, judge=DeadLeader(store.nodes, raft, clock))
         self.is_leader = False
 
     async def run(self) -> None:

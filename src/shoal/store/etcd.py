@@ -309,6 +309,17 @@ class Etcd:
         resp = await self._c.maintenancestub.Status(rpc.StatusRequest(), timeout=self._timeout)
         return int(resp.header.member_id)
 
+    async def leader(self) -> str | None:
+        """The name of the member this member follows as raft leader (None: it knows of
+        none). Answered by this member alone, also without a quorum."""
+        status = await self._client.maintenancestub.Status(
+            rpc.StatusRequest(), timeout=self._client._timeout
+        )
+        lead = int(status.leader)
+        if not lead:
+            return None
+        return next((m.name for m in await self.members() if m.id == lead), None)
+
     async def remove_member(self, member_id: int) -> None:
         await self._c.clusterstub.MemberRemove(
             rpc.MemberRemoveRequest(ID=member_id), timeout=self._timeout
@@ -360,4 +371,4 @@ def _member(m: Any) -> Member:
 
 def _kv(kv: rpc.KeyValue, deleted: bool = False) -> KV:
     value = None if deleted else kv.value
-    return KV(kv.key.decode(), value, kv.mod_revision, kv.create_revision)
+    return KV(kv.key.decode(), value, kv.mod_revision, kv.create_revision, kv.lease)

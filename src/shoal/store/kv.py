@@ -24,6 +24,7 @@ class KV:
     value: bytes | None  # None: deleted
     mod_revision: int
     create_revision: int = 0
+    lease: int = 0  # the lease the key lives under (0: none)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T", bound=Meta)
 
 QUORUM_PERIOD = 0.5  # seconds between quorum checks
+QUORUM_RECHECK = 0.1  # seconds between them while there is no quorum (or a request failed)
 QUORUM_TIMEOUT = 1.0  # seconds a quorum check may take
 BARRIER_TIMEOUT = 2.5  # seconds a read barrier may take (as a write: etcd.WRITE_TIMEOUT)
 
@@ -120,20 +121,29 @@ class MirroredStore:
         joins the next request sent after it arrived (never one already in flight, which
         could have been answered before a write the caller already saw acknowledged). Raises
         NoLeader when the backend does not answer in `timeout`."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    try:
+                        revision = await asyncio.shield(self._next_barrier())
+                        break
+                    except Exception:  # noqa: BLE001 - etcd's leader changed under it: again
+                        await asyncio.sleep(QUORUM_RECHECK)
+                await self._mirror.wait_for(revision, timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - no answer, or the mirror is not following
+            raise NoLeader() from e
+
+    def _next_barrier(self) -> asyncio.Future[int]:
+        """The answer of the next revision request (sent now unless one is in flight)."""
         b = self._barriers
         if b.next is None:
             b.next = asyncio.get_running_loop().create_future()
         wanted = b.next
         if not b.sent:
             self._send_barrier()
-        try:
-            async with asyncio.timeout(timeout):
-                revision = await asyncio.shield(wanted)
-                await self._mirror.wait_for(revision, timeout)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # noqa: BLE001 - no answer, or the mirror is not following
-            raise NoLeader() from e
+        return wanted
 
     def _send_barrier(self) -> None:
         b = self._barriers
@@ -187,21 +197,29 @@ class MirroredStore:
     async def watch_quorum(self) -> None:
         """Ask the backend for its revision (a read only a quorum of etcd members answers)
         twice a second: while it cannot answer within a second, `quorate` is false and the
-        API answers Docker's quorum-loss error rather than what the mirror last saw."""
+        API answers Docker's quorum-loss error rather than what the mirror last saw. A
+        request refused at once (etcd's `leader changed` as a new leader is elected) is sent
+        again within that second, and without a quorum the check runs every 0.1 s, so that
+        calls are taken again as soon as etcd answers."""
         while True:
-            try:
-                async with asyncio.timeout(QUORUM_TIMEOUT):
-                    await self.kv.status()
-                ok = True
-            except TimeoutError:
-                ok = False
-            except Exception:  # noqa: BLE001 - etcd not answering at all
-                ok = False
+            ok = await self._quorum_answers()
             if ok != self.quorate:
                 log.warning("the cluster store %s", "has a quorum again" if ok else
                             "has no quorum: control calls are refused")  # fmt: skip
                 self.quorate = ok
-            await asyncio.sleep(QUORUM_PERIOD)
+            await asyncio.sleep(QUORUM_PERIOD if ok else QUORUM_RECHECK)
+
+    async def _quorum_answers(self) -> bool:
+        try:
+            async with asyncio.timeout(QUORUM_TIMEOUT):
+                while True:
+                    try:
+                        await self.kv.status()
+                        return True
+                    except Exception:  # noqa: BLE001 - refused at once: ask again
+                        await asyncio.sleep(QUORUM_RECHECK)
+        except TimeoutError:
+            return False
 
     def _decode(self, kind: str, id: str, kv: KV) -> Meta:
         assert kv.value is not None
@@ -237,11 +255,12 @@ class MirroredStore:
                 raise Deposed("this manager is no longer the leader: write refused")
 
     async def _commit_chunks(self, ops: Sequence[Op]) -> list[Op]:
-        """Commit in transactions of at most etcd's op limit; returns the ops of those that
-        conflicted."""
+        """Commit in transactions of at most etcd's op limit (which counts the comparisons
+        too: a fenced write's guard takes one); returns the ops of those that conflicted."""
         failed: list[Op] = []
-        for i in range(0, len(ops), MAX_TXN_OPS):
-            chunk = ops[i : i + MAX_TXN_OPS]
+        size = MAX_TXN_OPS - len(self._guards)
+        for i in range(0, len(ops), size):
+            chunk = ops[i : i + size]
             try:
                 await self._commit(chunk)
             except Conflict:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shoal.store.kv import KV, Delete, Guard, Op, Put
+from shoal.store.kv import KV, MAX_TXN_OPS, Delete, Guard, Op, Put
 
 
 @dataclass
@@ -74,6 +74,9 @@ class MemoryKV:
         if self._fail_txns:
             self._fail_txns -= 1
             raise ConnectionError("memory kv: transaction lost")
+        compares = len(guards) + sum(op.expect is not None for op in ops)
+        if max(compares, len(ops)) > MAX_TXN_OPS:
+            raise ValueError("etcdserver: too many operations in txn request")
         self._expire()
         await asyncio.sleep(0)  # a transaction is a round trip: others may run meanwhile
         for g in guards:
@@ -94,8 +97,10 @@ class MemoryKV:
             if isinstance(op, Put):
                 old = self.data.get(op.key)
                 created = old.create_revision if old else self.revision
-                kv = KV(op.key, op.value, self.revision, created)
+                kv = KV(op.key, op.value, self.revision, created, lease)
                 self.data[op.key] = kv
+                if old is not None and old.lease and old.lease in self._leases:
+                    self._leases[old.lease].keys.discard(op.key)
                 if lease:
                     self._leases[lease].keys.add(op.key)
                 changes.append(kv)
