@@ -14,7 +14,7 @@ from shoal.api.models import Service, ServiceSpec
 from shoal.api.naming import new_id
 from shoal.store.kv import Put
 from shoal.testing.kv import LAG
-from shoal.testing.store import two_managers
+from shoal.testing.store import MemoryStore, two_managers
 
 
 async def test_after_the_barrier_a_lagging_manager_reads_what_another_acknowledged() -> None:

@@ -312,9 +312,7 @@ class Etcd:
     async def leader(self) -> str | None:
         """The name of the member this member follows as raft leader (None: it knows of
         none). Answered by this member alone, also without a quorum."""
-        status = await self._client.maintenancestub.Status(
-            rpc.StatusRequest(), timeout=self._client._timeout
-        )
+        status = await self._c.maintenancestub.Status(rpc.StatusRequest(), timeout=self._timeout)
         lead = int(status.leader)
         if not lead:
             return None
