@@ -58,3 +58,17 @@ async def test_stack_networks_keep_driver_options_and_no_labels_is_null() -> Non
         assert "com.docker.network.driver.overlay.vxlanid_list" in front_r["Options"]
         assert front_r["Labels"] == {"com.docker.stack.namespace": "st"}
         assert to_resource(c.store.get(type(bare), bare.id))["Labels"] is None
+
+
+async def test_stack_rm_removes_the_network_right_after_the_services() -> None:
+    """`docker stack rm` deletes the services, then at once their networks: the tasks of a
+    deleted service, still running for a moment, do not hold the network (SwarmKit's
+    orchestrator marks them in memory before the CLI's next call)."""
+    async with SimCluster(workers=1) as c:
+        await networks.create(c.store, {"Name": "st_default", "Driver": "overlay"})
+        await c.create("st_web", TaskTemplate_networks=["st_default"])
+        await c.until(lambda: c.running("st_web"), what="st_web running")
+        web = c.service("st_web")
+        await services.remove(c.store, web.id)
+        await networks.remove(c.store, "st_default")
+        assert "st_default" not in {n.name for n in c.store.networks()}
