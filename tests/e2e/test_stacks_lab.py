@@ -28,7 +28,7 @@ NS = "com.docker.stack.namespace"
 
 @pytest.fixture(scope="module")
 def lab(docker_cli: Callable[..., tuple[int, str, str]]) -> Iterator[Lab]:
-    name = "stk" + secrets.token_hex(3)
+    name = "skst" + secrets.token_hex(3)
     try:
         up = lab_cli("up", "--name", name, "--managers", "1", "--workers", "2")
         assert up.returncode == 0, f"up failed:\n{up.stdout}\n{up.stderr}"
