@@ -313,11 +313,12 @@ def test_parsed_fields_land_on_attributes_not_extras() -> None:
 def test_undeclared_fields_are_kept_verbatim() -> None:
     spec = M.ServiceSpec.from_api(STACK_SERVICE)
     out = spec.to_api()["TaskTemplate"]["ContainerSpec"]
-    assert out["Privileges"] == {
-        "CredentialSpec": None,
-        "SELinuxContext": None,
-        "NoNewPrivileges": False,
-    }
+    # NoNewPrivileges false is left out, as Docker 20.10 shows it (it has no such field)
+    assert out["Privileges"] == {"CredentialSpec": None, "SELinuxContext": None}
+    body = copy.deepcopy(STACK_SERVICE)
+    body["TaskTemplate"]["ContainerSpec"]["Privileges"]["NoNewPrivileges"] = True
+    out = M.ServiceSpec.from_api(body).to_api()["TaskTemplate"]["ContainerSpec"]
+    assert out["Privileges"]["NoNewPrivileges"] is True
 
 
 def test_swarm_init_spec_round_trip() -> None:

@@ -95,12 +95,28 @@ async def inspect(request: web.Request) -> web.StreamResponse:
         return json_response(local)
     if local is not None:
         network = networks.find(store, _swarm_id(local)) if store is not None else None
+    else:
+        network = networks.find(store, ref) if store is not None and scope != "local" else None
+        if network is None:
+            raise NotFound(f"network {ref} not found")
+        local = await engine_network_of(request, network.id) if scope == "" else None
+    if local is not None:
         view = swarm_view(local, network)
-        return json_response(_with_peers(store, view, network) if network else view)
-    network = networks.find(store, ref) if store is not None and scope != "local" else None
-    if network is None:
-        raise NotFound(f"network {ref} not found")
-    return json_response(_with_peers(store, to_resource(network), network))
+    else:
+        assert network is not None
+        view = to_resource(network)
+    # no container of this node on it: Docker has not made it here, and shows null
+    view["Containers"] = view.get("Containers") or None
+    return json_response(_with_peers(store, view, network) if network else view)
+
+
+async def engine_network_of(request: web.Request, swarm_id: str) -> dict[str, Any] | None:
+    """The engine network running that swarm network on this node, if there is one (a swarm
+    network asked for by its swarm ID: the engine network has an ID of its own)."""
+    for r in await engine_networks(request):
+        if is_shoals(r) and _swarm_id(r) == swarm_id:
+            return await engine_network(request, r["Id"])
+    return None
 
 
 def _with_peers(store: Any, resource: dict[str, Any], network: Network) -> dict[str, Any]:

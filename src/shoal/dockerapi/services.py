@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from shoal.api.defaults import insert_defaults
@@ -35,6 +37,21 @@ async def list_services(request: web.Request) -> web.StreamResponse:
     return text_response("[" + ",".join(out) + "]")
 
 
+def for_api_version(request: web.Request, body: Any) -> Any:
+    """The spec as moby's `adjustForAPIVersion` leaves it for the client's API version: a
+    healthcheck's `StartInterval` (API 1.44) is dropped for older clients."""
+    version = request.match_info.get("version")
+    if version is None or not isinstance(body, dict):
+        return body
+    major, minor = (int(p) for p in version.split("."))
+    if (major, minor) < (1, 44):
+        container = (body.get("TaskTemplate") or {}).get("ContainerSpec")
+        health = container.get("Healthcheck") if isinstance(container, dict) else None
+        if isinstance(health, dict) and "StartInterval" in health:
+            health.pop("StartInterval")
+    return body
+
+
 def registry_auth(request: web.Request) -> str | None:
     """The client's registry credentials (`--with-registry-auth`): base64url JSON, kept as
     the client sent it."""
@@ -43,7 +60,8 @@ def registry_auth(request: web.Request) -> str | None:
 
 async def create(request: web.Request) -> web.StreamResponse:
     store = node_of(request).control()
-    service = await services.create(store, await read_json(request), registry_auth(request))
+    body = for_api_version(request, await read_json(request))
+    service = await services.create(store, body, registry_auth(request))
     return json_response({"ID": service.id, "Warnings": None}, status=201)
 
 
@@ -62,7 +80,7 @@ async def update(request: web.Request) -> web.StreamResponse:
         store,
         request.match_info["id"],
         query_int(request, "version"),
-        await read_json(request),
+        for_api_version(request, await read_json(request)),
         rollback=request.query.get("rollback") == "previous",
         registry_auth=registry_auth(request),
         auth_from=request.query.get("registryAuthFrom", "spec"),

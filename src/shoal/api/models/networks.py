@@ -113,7 +113,7 @@ def spec_from_create(body: dict[str, Any]) -> NetworkSpec:
     config_from = body.get("ConfigFrom") or None
     return NetworkSpec(
         name=body.get("Name") or "",
-        labels=body.get("Labels") or {},
+        labels=body.get("Labels") or None,  # empty: nil after SwarmKit's gRPC, null in Docker's
         driver_configuration=Driver(
             name=body.get("Driver") or "overlay", options=body.get("Options") or {}
         ),  # fmt: skip
@@ -161,8 +161,11 @@ def to_resource(network: Network) -> dict[str, Any]:
         "ConfigFrom": {"Network": spec.config_from.network if spec.config_from else ""},
         "ConfigOnly": False,
         "Containers": {},
-        "Options": (network.driver_state.options if network.driver_state else None) or {},
-        "Labels": spec.labels or {},
+        "Options": {  # the allocator's driver state, from the spec's driver options
+            **((spec.driver_configuration.options if spec.driver_configuration else None) or {}),
+            **((network.driver_state.options if network.driver_state else None) or {}),
+        },
+        "Labels": spec.labels,
     }
     return out
 

@@ -64,6 +64,9 @@ class ContainerSpec(Model):
     GO_JSON = GoJSON(
         always={"Isolation": "default"},
         omitempty=frozenset({"TTY", "OpenStdin", "ReadOnly"}),
+        # `Privileges` is kept as sent, but Docker 20.10 (API 1.41) has no `NoNewPrivileges`,
+        # which the 28.x CLI sends as false: left out at false, as Docker shows it
+        inner={"Privileges": GoJSON(omitempty=frozenset({"NoNewPrivileges"}))},
     )
 
     image: str | None = None

@@ -203,9 +203,19 @@ def in_use(store: Store, network: Network) -> str | None:
     for s in store.services():
         if network.id in targets(s):
             return f"network {network.name} is in use by service {s.id}"
+    services = {s.id for s in store.services()}
     for t in store.tasks():
-        if t.desired_state <= TaskState.COMPLETE and any(
-            (a.network_ or {}).get("ID") == network.id for a in t.networks_attachments or []
+        # swarmkit: a task that is, and is meant to be, running at most. A task whose service
+        # is gone is not counted: the orchestrator is about to shut it down (swarmkit's does
+        # it at once, in memory; `docker stack rm` removes the networks right after the
+        # services), and the node removes the network once its containers are gone
+        if (
+            t.service_id in services
+            and t.desired_state <= TaskState.RUNNING
+            and t.status.state <= TaskState.RUNNING
+            and any(
+                (a.network_ or {}).get("ID") == network.id for a in t.networks_attachments or []
+            )
         ):
             return f"network {network.name} is in use by task {t.id}"
     return None

@@ -35,7 +35,6 @@ from shoal.api.models import (
     ServiceStatus,
     UpdateStatus,
     now,
-    same_task_spec,
 )
 from shoal.api.naming import new_id, random_name
 from shoal.api.states import TaskState
@@ -70,6 +69,8 @@ def parse_spec(store: Store, body: Any) -> ServiceSpec:
     except ValueError as e:
         raise InvalidArgument(f"invalid service spec: {e}") from e
     _resolve_networks(store, spec)
+    if spec.endpoint_spec is not None and not spec.endpoint_spec.mode:
+        spec.endpoint_spec.mode = "vip"  # moby's conversion: "" is SwarmKit's 0, VIP
     if spec.endpoint_spec is not None and spec.endpoint_spec.publishes_ingress():
         if not any(n.spec.ingress for n in store.networks()):
             raise FailedPrecondition(
@@ -203,11 +204,7 @@ async def update(
     service.spec = spec
     service.previous_registry_auth = service.registry_auth
     service.registry_auth = auth or None
-    if spec.mode.kind.endswith("job") and (
-        rollback
-        or not same_task_spec(spec.task_template, service.previous_spec.task_template)
-        or spec.mode != service.previous_spec.mode
-    ):
+    if spec.mode.kind.endswith("job"):  # SwarmKit: every update of a job runs it again
         index = service.job_status.job_iteration.index + 1 if service.job_status else 0
         service.job_status = JobStatus(
             job_iteration=JobIteration(index=index), last_execution=now()
