@@ -501,6 +501,8 @@ class LocalSession:
         await self.dispatcher.report(self.node_id, statuses)
 
     async def heartbeat(self) -> float:
+        if self.closed:  # the node was given up (its heartbeats came too late), or replaced
+            raise ConnectionError("the manager closed the session")
         return self.dispatcher.heartbeat(self.node_id)
 
     async def attach(self, network_id: str, endpoint: str) -> str:
