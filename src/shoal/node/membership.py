@@ -108,9 +108,7 @@ class SwarmMembership(SwarmParts):
                 await self.store.create(node)
                 await self.store.create(Network(id=new_id(), spec=ingress_spec()))
             except BaseException:
-                await self._stop_swarm()
-                self.dir.wipe()
-                self.keys.forget()
+                await self._abandon_swarm()
                 raise
             self.dir.save(state)
             self.state = state
@@ -121,7 +119,8 @@ class SwarmMembership(SwarmParts):
         external cluster of `--etcd-endpoints`."""
         if self.config.etcd_endpoints:
             return {"external_etcd": True, "etcd_endpoint": ""}
-        return {"etcd_endpoint": f"127.0.0.1:{self.config.etcd_client_port}"}
+        loopback = f"127.0.0.1:{self.config.etcd_client_port}"
+        return {"external_etcd": False, "etcd_endpoint": loopback}
 
     def _peer_url(self, advertise: str) -> str:
         """Where this manager's own etcd member would listen for its peers ("" on an
@@ -184,10 +183,8 @@ class SwarmMembership(SwarmParts):
             try:
                 await self._start_swarm(state)
             except BaseException:
-                if manager_role:  # a manager that could not start: nothing half made stays
-                    await self._stop_swarm()
-                    self.dir.wipe()
-                    self.keys.forget()
+                if manager_role:  # a manager that could not start
+                    await self._abandon_swarm()
                     self.state = None
                 raise
 

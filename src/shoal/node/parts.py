@@ -47,6 +47,13 @@ class SwarmParts:
     _manager: Manager | None
     _role_change: asyncio.Task[None] | None
 
+    async def _abandon_swarm(self) -> None:
+        """A swarm that could not be made, joined or restored here: its parts stopped, nothing
+        half made stays (local state, certificates, keys)."""
+        await self._stop_swarm()
+        self.dir.wipe()
+        self.keys.forget()
+
     if TYPE_CHECKING:
 
         def control(self) -> MirroredStore: ...

@@ -137,9 +137,7 @@ class Recovery(SwarmParts):
                     if n.id == state.node_id or n.manager_status is not None
                 })  # fmt: skip
             except BaseException:
-                await self._stop_swarm()
-                self.dir.wipe()
-                self.keys.forget()
+                await self._abandon_swarm()
                 raise
             self.dir.save(state)
             self.state = state

@@ -80,7 +80,7 @@ class RoleChanges(SwarmParts):
         self.keys.create(answer.DataKey, None)  # wrapped once it sees autolock is on
         state.role = "manager"
         fields = self._store_fields()
-        state.external_etcd = fields.get("external_etcd", False)
+        state.external_etcd = fields["external_etcd"]
         state.etcd_endpoint = fields["etcd_endpoint"]
         state.etcd_cluster = answer.EtcdCluster
         state.managers = answer.Managers or state.managers
